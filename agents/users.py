@@ -1,0 +1,239 @@
+"""Users: segments of individual customers, each user a slot in a set of numpy arrays.
+
+A :class:`UserSegment` is one Mesa agent standing for every user who shares a plan, a
+price and a time zone. Its users live in arrays (active, intensity, experience, tenure,
+churn clock) so a day of a million users is a handful of vector operations.
+
+Each hour the segment opens sessions by its hour-of-week profile and spreads them over
+its features; the sessions meet the errors and latency of the services behind those
+features. Each day every user's experience is updated from what the segment met, each
+user churns by a hazard (experience, price, tenure), new users arrive by the acquisition
+behaviour, and bad sessions turn into support tickets.
+
+Churn uses an exponential clock: each user draws a threshold ``Exp(1)`` on arrival and
+leaves when the hazard accumulated since then passes it. That is the same law as a daily
+coin toss with ``p = 1 − exp(−hazard)``, costs no random numbers per user per day, and
+keeps a user's fate aligned between two runs with the same seed (common random numbers),
+so a comparison sees the change, not the noise.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import mesa
+import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+DAYS_PER_MONTH = 30.4375
+HOURS_PER_WEEK = 168
+
+
+class UserSegment(mesa.Agent):
+    """A segment of users with per-user state held in arrays.
+
+    Args:
+        model: the owning model.
+        name: segment name.
+        plan: plan name (``free`` is not paying; any plan with a price > 0 is).
+        n_users: users at the start.
+        price_usd_month: price per user per month, USD.
+        utc_offset_hours: the segment's time zone.
+        sessions_per_user_day: mean sessions a day of a user of intensity 1.
+        intensity_sigma: log-normal spread of per-user intensity (mean 1).
+        feature_weights: share of sessions per feature, one entry per model feature.
+        profile: behaviour with ``predict(hour_of_week)`` (relative rate, mean 1).
+        churn: behaviour with ``predict(experience, tenure_days, price)`` (daily hazard).
+        acquisition: behaviour with ``predict(price_usd_month=, active=, experience=)``.
+        tickets_per_bad_session: chance a bad session becomes a support ticket.
+        slow_session_ms: p95 latency above which a session counts as bad.
+        initial_tenure_months_mean: mean tenure of the users present at the start.
+        experience_half_life_days: half-life of the experience memory.
+        sample_size: users whose daily activity is recorded (the first slots).
+        rng: this segment's random generator.
+    """
+
+    def __init__(
+        self,
+        model: mesa.Model,
+        *,
+        name: str,
+        plan: str,
+        n_users: int,
+        price_usd_month: float,
+        utc_offset_hours: int,
+        sessions_per_user_day: float,
+        intensity_sigma: float,
+        feature_weights: NDArray[np.float64],
+        profile: Any,
+        churn: Any,
+        acquisition: Any,
+        tickets_per_bad_session: float,
+        slow_session_ms: float,
+        initial_tenure_months_mean: float,
+        experience_half_life_days: float,
+        sample_size: int,
+        rng: np.random.Generator,
+    ) -> None:
+        super().__init__(model)
+        self.name = name
+        self.plan = plan
+        self.price_usd_month = float(price_usd_month)
+        self.sessions_per_user_day = float(sessions_per_user_day)
+        self.intensity_sigma = float(intensity_sigma)
+        self.feature_weights = np.asarray(feature_weights, dtype=float)
+        self.churn = churn
+        self.acquisition = acquisition
+        self.tickets_per_bad_session = float(tickets_per_bad_session)
+        self.slow_session_ms = float(slow_session_ms)
+        self.memory = float(0.5 ** (1.0 / experience_half_life_days))
+        self.stream = rng
+        utc_hours = np.arange(HOURS_PER_WEEK)
+        self.hourly_rate = profile.predict(utc_hours + utc_offset_hours) / 24.0
+        self._allocate(max(16, int(n_users * 1.25)))
+        self._arrive(n_users, tenure_mean_days=initial_tenure_months_mean * DAYS_PER_MONTH)
+        self.sample_size = min(int(sample_size), n_users)
+        self._reset_day()
+        self.churned_today = 0
+        self.acquired_today = 0
+        self.tickets_today = 0
+
+    # ------------------------------------------------------------------ state
+
+    def _allocate(self, capacity: int) -> None:
+        """Create (or grow) the per-user arrays; new slots start inactive."""
+        old = getattr(self, "intensity", None)
+        size = 0 if old is None else old.size
+        grow = capacity - size
+
+        def extend(name: str, fill: float, dtype: type) -> None:
+            extra = np.full(grow, fill, dtype=dtype)
+            current = getattr(self, name, None)
+            setattr(self, name, extra if current is None else np.concatenate([current, extra]))
+
+        extend("intensity", 0.0, np.float32)  # 0 for an empty slot
+        extend("experience", 0.0, np.float32)  # smoothed bad sessions a day
+        extend("tenure_days", 0.0, np.float32)
+        extend("clock", 0.0, np.float32)  # hazard accumulated since arrival
+        extend("threshold", np.inf, np.float32)  # churn when clock >= threshold
+        extend("user_id", -1, np.int64)
+        free = np.arange(capacity - 1, size - 1, -1, dtype=np.int64)
+        old_free = getattr(self, "free_slots", np.empty(0, dtype=np.int64))
+        self.free_slots = np.concatenate([free, old_free])
+
+    @property
+    def active_users(self) -> int:
+        """Users currently subscribed."""
+        return self.intensity.size - self.free_slots.size
+
+    @property
+    def paying(self) -> bool:
+        """Whether this segment's users pay."""
+        return self.price_usd_month > 0
+
+    def _arrive(self, n: int, *, tenure_mean_days: float = 0.0) -> None:
+        """Place ``n`` new users in free slots (lowest slots first)."""
+        if n <= 0:
+            return
+        if n > self.free_slots.size:
+            self._allocate(2 * self.intensity.size + n)
+        slots = self.free_slots[-n:]
+        self.free_slots = self.free_slots[:-n]
+        sigma = self.intensity_sigma
+        self.intensity[slots] = self.stream.lognormal(-0.5 * sigma * sigma, sigma, size=n)
+        self.threshold[slots] = self.stream.standard_exponential(size=n, dtype=np.float32)
+        self.tenure_days[slots] = (
+            self.stream.exponential(tenure_mean_days, size=n) if tenure_mean_days > 0 else 0.0
+        )
+        self.experience[slots] = 0.0
+        self.clock[slots] = 0.0
+        self.user_id[slots] = self.model.new_user_ids(n)
+        self.intensity_total = float(self.intensity.sum(dtype=np.float64))
+
+    def _leave(self, slots: NDArray[np.int64]) -> None:
+        self.intensity[slots] = 0.0
+        self.threshold[slots] = np.inf
+        self.free_slots = np.concatenate([self.free_slots, slots[::-1]])
+
+    def _reset_day(self) -> None:
+        self.day_sessions = 0.0
+        self.day_bad = 0.0
+        self.day_latency_weighted = 0.0
+
+    # ------------------------------------------------------------------ hourly
+
+    def open_sessions(self, hour_of_week: int, surge: NDArray[np.float64]) -> NDArray:
+        """Sessions this hour on each feature (Poisson around the profile)."""
+        expected = (
+            self.intensity_total
+            * self.sessions_per_user_day
+            * self.hourly_rate[hour_of_week]
+            * self.feature_weights
+            * surge
+        )
+        return self.stream.poisson(expected).astype(float)
+
+    def meet_service(
+        self, sessions: NDArray, bad_share: NDArray, latency_p95_ms: NDArray
+    ) -> float:
+        """Take in one hour of service quality; return the hour's bad sessions."""
+        slow = latency_p95_ms > self.slow_session_ms
+        bad_share = np.where(slow, 1.0, bad_share)
+        bad = float(sessions @ bad_share)
+        total = float(sessions.sum())
+        self.day_sessions += total
+        self.day_bad += bad
+        self.day_latency_weighted += float(sessions @ latency_p95_ms)
+        return bad
+
+    # ------------------------------------------------------------------ daily
+
+    def end_day(self) -> None:
+        """Update experience, churn, arrivals and tickets at the end of a day."""
+        bad_share = self.day_bad / self.day_sessions if self.day_sessions > 0 else 0.0
+        daily_bad = np.float32(self.sessions_per_user_day * bad_share * (1.0 - self.memory))
+        self.experience *= np.float32(self.memory)
+        self.experience += daily_bad * self.intensity
+        hazard = self.churn.predict(self.experience, self.tenure_days, self.price_usd_month)
+        self.clock += hazard
+        churned = np.flatnonzero(self.clock >= self.threshold)
+        self._record_sample(churned, bad_share)
+        self._leave(churned)
+        self.tenure_days += np.float32(1.0)
+        self.churned_today = int(churned.size)
+        mean_experience = self.sessions_per_user_day * bad_share
+        expected = self.acquisition.predict(
+            price_usd_month=self.price_usd_month,
+            active=self.active_users,
+            experience=mean_experience,
+        )
+        self.acquired_today = int(self.stream.poisson(expected))
+        self._arrive(self.acquired_today)
+        if self.acquired_today == 0:
+            self.intensity_total = float(self.intensity.sum(dtype=np.float64))
+        self.tickets_today = int(self.stream.poisson(self.day_bad * self.tickets_per_bad_session))
+        self._reset_day()
+
+    def _record_sample(self, churned: NDArray[np.int64], bad_share: float) -> None:
+        """Record the day's activity of the sampled users (the first slots)."""
+        k = self.sample_size
+        if k == 0 or self.day_sessions <= 0:
+            return
+        live = np.flatnonzero(self.intensity[:k] > 0)
+        per_intensity = self.day_sessions / max(self.intensity_total, 1e-9)
+        sessions = self.stream.poisson(self.intensity[live] * per_intensity)
+        errors = self.stream.binomial(sessions, min(max(bad_share, 0.0), 1.0))
+        left = np.zeros(k, dtype=bool)
+        left[churned[churned < k]] = True
+        self.model.events.user_day(
+            segment=self.name,
+            plan=self.plan,
+            price=self.price_usd_month,
+            user=self.user_id[live],
+            sessions=sessions,
+            errors=errors,
+            latency=self.day_latency_weighted / self.day_sessions,
+            churned=left[live],
+        )

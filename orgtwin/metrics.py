@@ -1,0 +1,479 @@
+"""The run KPIs: what each one means, and how one run's telemetry becomes a summary row.
+
+:data:`KPIS` declares every KPI once (unit, which way is good, what it measures), and
+:func:`summarise` computes them all from a :class:`~orgtwin.results.RunResult` with
+vectorised polars. Rates, shares and means that have nothing to divide by are ``NaN``
+(no deploys gives a ``NaN`` change failure rate, no resolved incident a ``NaN`` MTTR);
+counts and sums of nothing are ``0``. :func:`mean_interval` and :func:`t_quantile` give
+the uncertainty of a KPI's mean across seeds (scipy-free).
+
+The series follow one convention (``entity_type`` / ``metric``; one tick is one hour):
+
+- ``segment``: ``active_users``, ``paying_users`` (gauges); ``revenue_usd``, ``churned``,
+  ``acquired``, ``tickets``, ``sessions``, ``bad_sessions`` (accrued in the tick).
+- ``service``: ``demand_rps``, ``capacity_rps``, ``utilisation``, ``replicas``,
+  ``latency_p50_ms``, ``latency_p95_ms``, ``error_rate``, ``preempted_replicas`` (gauges);
+  ``cost_usd`` (accrued in the tick).
+- ``vendor``: ``calls_rps``, ``up`` (1/0), ``error_rate`` (gauges); ``cost_usd`` (accrued).
+- ``feature``: ``latency_p95_ms`` (gauge); ``sessions``, ``requests``, ``errors`` (accrued).
+- ``team``: ``headcount``, ``oncall_size``, ``fatigue``, ``expertise``, ``pending_changes``
+  (gauges); ``changes_shipped``, ``deploys``, ``failed_deploys``, ``pages``,
+  ``off_hours_pages``, ``left``, ``hired``, ``toil_hours``, ``feature_hours`` (accrued).
+
+Incidents, pages and the DORA metrics come from the event tables, not the series.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from statistics import NormalDist
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import polars as pl
+
+from orgtwin.errors import ResultsError, TelemetryError
+
+if TYPE_CHECKING:
+    from orgtwin.results import RunResult
+
+DAYS_PER_WEEK = 7
+DAYS_PER_MONTH = 30
+LATENCY_QUANTILE = 0.95
+
+
+class Kpi(NamedTuple):
+    """How one KPI is read.
+
+    Attributes:
+        unit: the unit of the value (``"%"`` values are percentages, 0..100).
+        higher_is_better: ``True``/``False`` when a rise is good/bad, ``None`` when neither.
+        description: ``"<label>: <definition>"``; the label names the KPI in prose.
+    """
+
+    unit: str
+    higher_is_better: bool | None
+    description: str
+
+    @property
+    def label(self) -> str:
+        """The short human name of the KPI (``"Lead time for changes"``)."""
+        return self.description.split(":", 1)[0]
+
+
+KPIS: dict[str, Kpi] = {
+    "users": Kpi("users", True, "Active users: active users over all segments at the end"),
+    "users_start": Kpi("users", None, "Users at start: active users over all segments at tick 0"),
+    "churned": Kpi("users", False, "Churned users: users who left during the run"),
+    "acquired": Kpi("users", True, "Acquired users: users who joined during the run"),
+    "churn_rate_monthly_pct": Kpi(
+        "%", False, "Monthly churn: churned users per mean active user, per 30 days"
+    ),
+    "revenue_usd": Kpi("USD", True, "Revenue: revenue accrued over the run"),
+    "infra_cost_usd": Kpi("USD", False, "Infrastructure cost: service replica cost"),
+    "vendor_cost_usd": Kpi("USD", False, "Vendor cost: cost of calls to third parties"),
+    "margin_usd": Kpi("USD", True, "Margin: revenue less infrastructure and vendor cost"),
+    "availability_pct": Kpi(
+        "%", True, "Availability: share of feature requests served without error"
+    ),
+    "error_budget_used": Kpi(
+        "fraction", False, "SLO error budget used: (1 - availability) / (1 - SLO target)"
+    ),
+    "latency_p95_ms": Kpi(
+        "ms", False, "p95 latency: request-weighted 95th percentile of feature p95 latency"
+    ),
+    "incidents": Kpi("incidents", False, "Incidents: incidents started during the run"),
+    "mttr_hours": Kpi("h", False, "Mean time to restore: mean hours from start to resolution"),
+    "pages": Kpi("pages", False, "Pages: on-call pages sent"),
+    "off_hours_pages": Kpi("pages", False, "Off-hours pages: pages outside working hours"),
+    "pages_per_oncall_engineer": Kpi(
+        "pages/engineer", False, "Pages per on-call engineer: pages / mean on-call headcount"
+    ),
+    "fatigue": Kpi(
+        "0-1", False, "Fatigue: headcount-weighted mean engineer fatigue (1 is exhausted)"
+    ),
+    "attrition": Kpi("engineers", False, "Attrition: engineers who left"),
+    "tickets": Kpi("tickets", False, "Support tickets: tickets raised by users"),
+    "feature_throughput_per_week": Kpi(
+        "changes/week", True, "Feature throughput: changes shipped per week"
+    ),
+    "deploy_frequency_per_day": Kpi(
+        "deploys/day", True, "Deploy frequency: production deploys per day"
+    ),
+    "lead_time_hours": Kpi(
+        "h", False, "Lead time for changes: median hours from change ready to deployed"
+    ),
+    "change_failure_rate_pct": Kpi("%", False, "Change failure rate: share of deploys that failed"),
+    "time_to_restore_hours": Kpi(
+        "h", False, "Time to restore: median hours from incident start to resolution"
+    ),
+}
+"""Every KPI of a run summary, in the order of the summary columns."""
+
+
+def summarise(run: RunResult) -> dict[str, float]:
+    """Compute every KPI of :data:`KPIS` for one run.
+
+    Args:
+        run: one simulated run: its series and event tables.
+
+    Returns:
+        KPI name -> value, in the order of :data:`KPIS`; undefined ratios are ``NaN``.
+
+    Raises:
+        TelemetryError: an event table lacks a column the KPIs need.
+    """
+    series = run.series.filter(pl.col("metric").is_in(_SERIES_METRICS)).with_columns(
+        pl.col("entity_type", "metric").cast(pl.String)
+    )
+    sums = _sums(series)
+    out = _users(series, sums, days=run.days)
+    out |= _money(sums)
+    out |= _reliability(series, sums, slo_availability=run.slo_availability)
+    incidents = _within(run.events["incidents"], run.start, run.days)
+    out |= _people(series, sums, incidents, run.events["pages"], days=run.days)
+    out |= dora(run.events["deploys"], incidents, days=run.days)
+    return {name: float(out[name]) for name in KPIS}
+
+
+def dora(deploys: pl.DataFrame, incidents: pl.DataFrame, *, days: int) -> dict[str, float]:
+    """The four DORA metrics from deploy and incident events.
+
+    Args:
+        deploys: deploy events (:data:`orgtwin.tables.DEPLOYS`), one row per deploy.
+        incidents: incident events (:data:`orgtwin.tables.INCIDENTS`); open ones
+            (``resolved`` null) do not count towards time to restore.
+        days: length of the period the events cover, days.
+
+    Returns:
+        ``deploy_frequency_per_day`` (deploys per day), ``lead_time_hours`` (median over
+        changes, hours: a deploy of ``batch_size`` changes counts ``batch_size`` times),
+        ``change_failure_rate_pct`` (failed deploys per deploy, %) and
+        ``time_to_restore_hours`` (median over resolved incidents, hours). Lead time,
+        failure rate and time to restore are ``NaN`` when nothing defines them.
+
+    Raises:
+        ResultsError: ``days`` is not positive.
+        TelemetryError: a table lacks a needed column.
+
+    Example:
+        >>> from orgtwin import tables
+        >>> kpis = dora(tables.empty("deploys"), tables.empty("incidents"), days=7)
+        >>> kpis["deploy_frequency_per_day"], kpis["lead_time_hours"]
+        (0.0, nan)
+    """
+    if days < 1:
+        raise ResultsError(f"days must be an integer >= 1, got {days!r}")
+    _require(deploys, "deploys", ("batch_size", "failed", "lead_time_hours"))
+    n_deploys = deploys.height
+    n_failed = int(deploys["failed"].sum())
+    return {
+        "deploy_frequency_per_day": n_deploys / days,
+        "lead_time_hours": _change_weighted_median(deploys),
+        "change_failure_rate_pct": 100.0 * n_failed / n_deploys if n_deploys else math.nan,
+        "time_to_restore_hours": _median(_restore_hours(incidents)),
+    }
+
+
+# --------------------------------------------------------------------------- series KPIs
+
+_SERIES_METRICS = [
+    "active_users", "revenue_usd", "churned", "acquired", "tickets",  # segment
+    "cost_usd",  # service, vendor
+    "requests", "errors", "latency_p95_ms",  # feature
+    "headcount", "oncall_size", "fatigue", "left", "changes_shipped",  # team
+]  # fmt: skip
+
+
+def _sums(series: pl.DataFrame) -> dict[str, float]:
+    """Total of every ``entity_type.metric`` over entities and ticks (0 when absent)."""
+    totals = series.group_by("entity_type", "metric").agg(pl.col("value").sum())
+    keys = (totals["entity_type"] + "." + totals["metric"]).to_list()
+    return dict(zip(keys, totals["value"].to_list(), strict=True))
+
+
+def _per_tick(series: pl.DataFrame, entity_type: str, metric: str) -> pl.Series:
+    """Sum over entities of one metric at each tick, ordered by tick."""
+    return (
+        series.filter((pl.col("entity_type") == entity_type) & (pl.col("metric") == metric))
+        .group_by("tick")
+        .agg(pl.col("value").sum())
+        .sort("tick")["value"]
+    )
+
+
+def _paired(series: pl.DataFrame, entity_type: str, value: str, weight: str) -> pl.DataFrame:
+    """Columns ``value`` and ``weight``: two metrics of the same entity at the same tick."""
+    kind = series.filter(pl.col("entity_type") == entity_type)
+    left = kind.filter(pl.col("metric") == value).select("entity", "tick", "value")
+    right = kind.filter(pl.col("metric") == weight).select(
+        "entity", "tick", pl.col("value").alias("weight")
+    )
+    return left.join(right, on=["entity", "tick"], how="inner")
+
+
+def _users(series: pl.DataFrame, sums: dict[str, float], *, days: int) -> dict[str, float]:
+    active = _per_tick(series, "segment", "active_users")
+    churned = sums.get("segment.churned", 0.0)
+    mean_active = active.mean() if active.len() else 0.0
+    return {
+        "users": active[-1] if active.len() else 0.0,
+        "users_start": active[0] if active.len() else 0.0,
+        "churned": churned,
+        "acquired": sums.get("segment.acquired", 0.0),
+        "churn_rate_monthly_pct": (
+            100.0 * churned / mean_active / days * DAYS_PER_MONTH if mean_active else math.nan
+        ),
+        "tickets": sums.get("segment.tickets", 0.0),
+    }
+
+
+def _money(sums: dict[str, float]) -> dict[str, float]:
+    revenue = sums.get("segment.revenue_usd", 0.0)
+    infra = sums.get("service.cost_usd", 0.0)
+    vendor = sums.get("vendor.cost_usd", 0.0)
+    return {
+        "revenue_usd": revenue,
+        "infra_cost_usd": infra,
+        "vendor_cost_usd": vendor,
+        "margin_usd": revenue - infra - vendor,
+    }
+
+
+def _reliability(
+    series: pl.DataFrame, sums: dict[str, float], *, slo_availability: float
+) -> dict[str, float]:
+    requests = sums.get("feature.requests", 0.0)
+    errors = sums.get("feature.errors", 0.0)
+    availability = 1.0 - errors / requests if requests else math.nan
+    latency = _paired(series, "feature", "latency_p95_ms", "requests")
+    return {
+        "availability_pct": 100.0 * availability,
+        "error_budget_used": (1.0 - availability) / (1.0 - slo_availability),
+        "latency_p95_ms": weighted_quantile(latency["value"], latency["weight"], LATENCY_QUANTILE),
+    }
+
+
+def _people(
+    series: pl.DataFrame,
+    sums: dict[str, float],
+    incidents: pl.DataFrame,
+    pages: pl.DataFrame,
+    *,
+    days: int,
+) -> dict[str, float]:
+    _require(pages, "pages", ("off_hours",))
+    n_pages = pages.height
+    oncall = _per_tick(series, "team", "oncall_size").mean()
+    fatigue = _paired(series, "team", "fatigue", "headcount")
+    headcount = fatigue["weight"].sum()
+    restore = _restore_hours(incidents)
+    return {
+        "incidents": float(incidents.height),
+        "mttr_hours": float(restore.mean()) if restore.len() else math.nan,  # type: ignore[arg-type]
+        "pages": float(n_pages),
+        "off_hours_pages": float(pages["off_hours"].sum()),
+        "pages_per_oncall_engineer": n_pages / oncall if oncall else math.nan,
+        "fatigue": (
+            (fatigue["value"] * fatigue["weight"]).sum() / headcount if headcount else math.nan
+        ),
+        "attrition": sums.get("team.left", 0.0),
+        "feature_throughput_per_week": (
+            sums.get("team.changes_shipped", 0.0) / days * DAYS_PER_WEEK
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def weighted_quantile(values: pl.Series, weights: pl.Series, q: float) -> float:
+    """The ``q`` quantile of ``values`` where each value counts ``weights`` times.
+
+    The result is the smallest value at or below which at least ``q`` of the total weight
+    lies (the inverse of the weighted distribution function, no interpolation).
+
+    Args:
+        values: the values, any order.
+        weights: non-negative weights aligned with ``values``.
+        q: the quantile, 0..1.
+
+    Returns:
+        The quantile, or ``NaN`` when the total weight is zero.
+
+    Example:
+        >>> weighted_quantile(pl.Series([10.0, 500.0]), pl.Series([96.0, 4.0]), 0.95)
+        10.0
+    """
+    frame = pl.DataFrame({"v": values, "w": weights}).drop_nulls().drop_nans().sort("v")
+    total = frame["w"].sum()
+    if not total or total <= 0:
+        return math.nan
+    frame = frame.with_columns(cum=pl.col("w").cum_sum())
+    hit = frame.filter(pl.col("cum") >= q * total * (1.0 - 1e-12))
+    return float(hit["v"][0])
+
+
+def _change_weighted_median(deploys: pl.DataFrame) -> float:
+    """Median lead time over changes: the median of each deploy repeated batch_size times."""
+    frame = (
+        deploys.select("lead_time_hours", pl.col("batch_size").cast(pl.Int64))
+        .drop_nulls()
+        .filter(pl.col("batch_size") > 0)
+        .sort("lead_time_hours")
+        .with_columns(cum=pl.col("batch_size").cum_sum())
+    )
+    n_changes = int(frame["batch_size"].sum())
+    if n_changes == 0:
+        return math.nan
+    # 0-based positions of the middle change(s) in the expanded, sorted list.
+    middle = [(n_changes - 1) // 2, n_changes // 2]
+    picks = [frame.filter(pl.col("cum") > k)["lead_time_hours"][0] for k in middle]
+    return float(sum(picks) / 2.0)
+
+
+def _restore_hours(incidents: pl.DataFrame) -> pl.Series:
+    """Hours from start to resolution of every resolved incident."""
+    _require(incidents, "incidents", ("started", "resolved"))
+    span = (pl.col("resolved") - pl.col("started")).dt.total_seconds(fractional=True) / 3600.0
+    return incidents.filter(pl.col("resolved").is_not_null()).select(span.alias("h"))["h"]
+
+
+def _median(values: pl.Series) -> float:
+    """Median of ``values``, ``NaN`` when there are none."""
+    return float(values.median()) if values.len() else math.nan  # type: ignore[arg-type]
+
+
+def _within(incidents: pl.DataFrame, start: datetime, days: int) -> pl.DataFrame:
+    """Incidents that started in ``[start, start + days)``."""
+    _require(incidents, "incidents", ("started",))
+    end = start + timedelta(days=days)
+    return incidents.filter(pl.col("started").is_between(start, end, closed="left"))
+
+
+def _require(frame: pl.DataFrame, name: str, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise TelemetryError(
+            f"{name} table must have columns {', '.join(columns)}, "
+            f"got {', '.join(frame.columns) or 'no columns'}"
+        )
+
+
+# --------------------------------------------------------------------------- across seeds
+
+
+def mean_interval(
+    values: np.ndarray, *, confidence: float = 0.95
+) -> tuple[float | None, float | None, int]:
+    """Mean of a sample and the half width of its Student-t confidence interval.
+
+    Args:
+        values: the sample (one value per seed); non-finite values are left out.
+        confidence: coverage of the interval, 0..1 exclusive.
+
+    Returns:
+        ``(mean, half_width, n)`` over the ``n`` finite values; the mean is ``None`` when
+        ``n`` is 0 and the half width ``None`` when ``n`` is below 2.
+
+    Example:
+        >>> mean, half, n = mean_interval(np.array([1.0, 2.0, 3.0]))
+        >>> mean, round(half, 3), n
+        (2.0, 2.484, 3)
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ResultsError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    n = int(values.size)
+    if n == 0:
+        return None, None, 0
+    if n == 1:
+        return float(values[0]), None, 1
+    spread = float(values.std(ddof=1)) / math.sqrt(n)
+    return float(values.mean()), t_quantile(0.5 + confidence / 2.0, n - 1) * spread, n
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Quantile of Student's t distribution (the inverse of its distribution function).
+
+    Computed by bisection on the distribution function, which is evaluated through the
+    regularised incomplete beta function; accurate to about 1e-7 for any ``df > 0``
+    (above 1e7 degrees of freedom, the normal quantile).
+
+    Args:
+        p: probability, 0..1 exclusive.
+        df: degrees of freedom, > 0 (need not be an integer).
+
+    Returns:
+        ``t`` such that ``P(T <= t) = p``.
+
+    Raises:
+        ResultsError: ``p`` or ``df`` is out of range.
+
+    Example:
+        >>> round(t_quantile(0.975, 7), 3)
+        2.365
+    """
+    if not 0.0 < p < 1.0:
+        raise ResultsError(f"p must be between 0 and 1 (exclusive), got {p}")
+    if not df > 0.0:
+        raise ResultsError(f"df must be > 0, got {df}")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    if df > 1e7:
+        return NormalDist().inv_cdf(p)
+    low, high = 0.0, 1.0
+    while _t_cdf(high, df) < p:
+        low, high = high, high * 2.0
+    for _ in range(200):
+        middle = (low + high) / 2.0
+        if _t_cdf(middle, df) < p:
+            low = middle
+        else:
+            high = middle
+        if high - low <= 1e-12 * max(1.0, high):
+            break
+    return (low + high) / 2.0
+
+
+def _t_cdf(t: float, df: float) -> float:
+    """``P(T <= t)`` for ``t >= 0``."""
+    return 1.0 - 0.5 * _beta_inc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def _beta_inc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta function ``I_x(a, b)``."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    front = math.exp(log_front)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _beta_fraction(a, b, x) / a
+    return 1.0 - front * _beta_fraction(b, a, 1.0 - x) / b
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz's method)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    result = d
+    for m in range(1, 1000):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            result *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return result

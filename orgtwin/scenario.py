@@ -1,0 +1,532 @@
+"""The scenario format: an organisation plus the interventions that change it.
+
+A scenario file is YAML (safe-loaded) validated into the typed objects below. Every
+object forbids unknown keys, every number carries its unit in its name, and every
+bound is declared once on the field. Loading (``extends:``, error messages, reference
+checks) lives in :mod:`orgtwin.loading`; this module only declares the shapes.
+
+Time inside a scenario is measured from the scenario ``start``: ``at: 30`` is day 30,
+``at: "36h"`` is hour 36. One tick of the simulation is one hour.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+HOURS_PER_DAY = 24
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")
+_UNIT_HOURS = {"h": 1, "d": 24, "w": 168}
+
+
+def parse_hours(value: float | int | str) -> int:
+    """Convert a scenario time (days as a number, or ``"36h"``, ``"3d"``, ``"2w"``) to hours.
+
+    Args:
+        value: a number of days, or a string with unit ``h``, ``d`` or ``w``.
+
+    Returns:
+        The time in whole hours (rounded to the nearest hour).
+
+    Raises:
+        ValueError: the value is neither a number nor a duration string.
+
+    Example:
+        >>> parse_hours(1.5), parse_hours("36h"), parse_hours("2w")
+        (36, 36, 336)
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number of days or a duration like '36h', got {value!r}")
+    if isinstance(value, int | float):
+        return round(float(value) * HOURS_PER_DAY)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"must be a number of days or a duration like '36h', '3d', got {value!r}")
+    return round(float(match.group(1)) * _UNIT_HOURS[match.group(2)])
+
+
+class Spec(BaseModel):
+    """Base of every scenario object: unknown keys are errors, values are validated on set."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+Selector = Literal["*"] | list[str]
+"""Names of entities of one kind, or ``"*"`` for all of them."""
+
+
+# --------------------------------------------------------------------------- users
+
+
+class DemandProfileSpec(Spec):
+    """Hour-of-week shape of sessions, in the segment's local time (mean 1 over a week)."""
+
+    peak_hour: Annotated[int, Field(ge=0, le=23)] = 14
+    night_level: Annotated[float, Field(gt=0.0, le=1.0)] = 0.15
+    weekend_level: Annotated[float, Field(gt=0.0, le=2.0)] = 0.55
+
+
+class ChurnSpec(Spec):
+    """Daily churn hazard: a proportional-hazards form around a monthly base rate."""
+
+    base_monthly: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.03
+    experience_coef: NonNegative = 4.0
+    """Log-hazard per unit of experience (bad sessions per day, smoothed)."""
+    price_elasticity: NonNegative = 1.0
+    """Log-hazard per log of price over the reference price."""
+    tenure_coef: float = -0.35
+    """Log-hazard per log(1 + tenure in months); negative: loyal users churn less."""
+    reference_price_usd_month: NonNegative | None = None
+    """Price the base rate was measured at; defaults to the segment's starting price."""
+    experience_half_life_days: Positive = 7.0
+
+
+class AcquisitionSpec(Spec):
+    """Daily arrivals: base rate × price response + word of mouth, damped by bad experience."""
+
+    base_per_day: NonNegative = 100.0
+    price_elasticity: float = -1.2
+    word_of_mouth_per_user_day: NonNegative = 0.0002
+    experience_penalty: NonNegative = 3.0
+
+
+class SegmentSpec(Spec):
+    """A group of users sharing plan, price, time zone and behaviour."""
+
+    plan: str = "free"
+    n_users: Annotated[int, Field(ge=0, le=50_000_000)]
+    price_usd_month: NonNegative = 0.0
+    utc_offset_hours: Annotated[int, Field(ge=-12, le=14)] = 0
+    sessions_per_user_day: Positive = 1.0
+    intensity_sigma: Annotated[float, Field(ge=0.0, le=3.0)] = 0.6
+    features: dict[str, Positive]
+    """Feature → relative share of this segment's sessions."""
+    demand_profile: DemandProfileSpec = DemandProfileSpec()
+    churn: ChurnSpec = ChurnSpec()
+    acquisition: AcquisitionSpec = AcquisitionSpec()
+    tickets_per_bad_session: Probability = 0.02
+    slow_session_ms: Positive = 2000.0
+    """A session slower than this (p95, ms) counts as a bad experience."""
+    initial_tenure_months_mean: NonNegative = 12.0
+
+    @field_validator("features")
+    @classmethod
+    def _some_features(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("must name at least one feature")
+        return value
+
+
+class FeatureSpec(Spec):
+    """A product feature: sessions that use it send requests into one entry service."""
+
+    entry: str
+    requests_per_session: Positive = 5.0
+    launched: bool = True
+    """False: the feature exists but carries no traffic until a ``feature_launch``."""
+
+
+# --------------------------------------------------------------------------- services
+
+
+class LatencySpec(Spec):
+    """Latency-vs-load curve: ``base_ms × (1 + queueing_factor × u / (1 − u))``, capped."""
+
+    base_ms: Positive = 20.0
+    queueing_factor: NonNegative = 1.0
+    timeout_ms: Positive = 5000.0
+    p95_over_p50: Annotated[float, Field(ge=1.0)] = 3.0
+
+
+class AutoscaleSpec(Spec):
+    """Target-tracking autoscaling with a lag and bounds."""
+
+    enabled: bool = True
+    target_utilisation: Annotated[float, Field(gt=0.0, le=1.0)] = 0.6
+    min_replicas: Annotated[int, Field(ge=1)] = 2
+    max_replicas: Annotated[int, Field(ge=1)] = 50
+    lag_hours: Annotated[int, Field(ge=0, le=48)] = 1
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscaleSpec:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"max_replicas must be >= min_replicas ({self.min_replicas}), "
+                f"got {self.max_replicas}"
+            )
+        return self
+
+
+class ServiceSpec(Spec):
+    """A microservice: owner, capacity, latency curve, cost, dependencies."""
+
+    team: str
+    replicas: Annotated[int, Field(ge=1, le=100_000)]
+    capacity_rps_per_replica: Positive
+    replica_cost_usd_hour: NonNegative = 0.1
+    spot_share: Probability = 0.0
+    spot_discount: Probability = 0.65
+    spot_preemption_per_hour: Probability = 0.004
+    """Chance a spot replica is reclaimed in an hour at regional peak (less off-peak)."""
+    spot_recovery_hours: Annotated[int, Field(ge=1, le=48)] = 2
+    base_error_rate: Probability = 0.00005
+    latency: LatencySpec = LatencySpec()
+    autoscale: AutoscaleSpec = AutoscaleSpec()
+    calls: dict[str, NonNegative] = {}
+    """Callee service → calls per request received."""
+    vendors: dict[str, NonNegative] = {}
+    """Vendor → calls per request received."""
+
+
+class VendorSpec(Spec):
+    """A third party: latency, price, rate limit and an outage process."""
+
+    kind: str = "saas"
+    latency_ms: Positive = 100.0
+    price_usd_per_1k_calls: NonNegative = 0.0
+    rate_limit_rps: Positive | None = None
+    error_rate: Probability = 0.0001
+    outage_rate_per_month: NonNegative = 0.5
+    outage_hours_mean: Positive = 2.0
+    sla_availability: Probability = 0.999
+
+
+# --------------------------------------------------------------------------- teams
+
+
+class DeployPolicySpec(Spec):
+    """When a team ships: every hour, in fixed batches, or after an approval board meets."""
+
+    kind: Literal["continuous", "batched", "approval_board"] = "continuous"
+    every_hours: Annotated[int, Field(ge=1, le=24 * 90)] = 24
+    """Batch interval for ``batched``; meeting cadence for ``approval_board``."""
+    working_hours_only: bool = True
+
+
+class ChangeFailureSpec(Spec):
+    """Change failure probability: ``logit p = logit base + b·log(batch) + f·fatigue``."""
+
+    base: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.04
+    batch_coef: NonNegative = 1.0
+    fatigue_coef: NonNegative = 0.8
+    canary_blast_radius: Probability = 0.15
+    """Share of traffic a failed canary deploy reaches before it is rolled back."""
+
+
+class IncidentResponseSpec(Spec):
+    """Time to detect and time to restore (log-normal), shaped by fatigue and expertise."""
+
+    detect_median_hours: Positive = 0.25
+    detect_sigma: NonNegative = 0.6
+    restore_median_hours: Positive = 1.5
+    restore_sigma: NonNegative = 0.7
+    fatigue_coef: NonNegative = 0.6
+    expertise_coef: NonNegative = 0.3
+    batch_coef: NonNegative = 0.4
+    """Log restore time per log of the size of the batch that caused the incident."""
+    escalate_every_hours: Annotated[int, Field(ge=1, le=168)] = 2
+    """An unresolved incident pages again this often."""
+    deploy_incident_error_rate: Probability = 0.25
+    """Error rate a failed deploy adds to its service (before blast-radius limits)."""
+
+
+class PeopleSpec(Spec):
+    """Fatigue, attrition and hiring."""
+
+    fatigue_per_offhours_page: NonNegative = 0.25
+    """Fatigue each off-hours page adds to the paged engineer (1 ≈ exhausted)."""
+    fatigue_recovery_per_day: Probability = 0.08
+    attrition_base_yearly: Probability = 0.12
+    attrition_fatigue_coef: NonNegative = 2.0
+    hiring_lag_days: Annotated[int, Field(ge=0, le=730)] = 60
+    expertise_per_incident: NonNegative = 0.03
+    expertise_decay_per_day: Probability = 0.002
+
+
+class TeamSpec(Spec):
+    """An engineering team: people, on-call rotation, deploy policy, reliability habits."""
+
+    headcount: Annotated[int, Field(ge=1, le=10_000)]
+    oncall_size: Annotated[int, Field(ge=1, le=10_000)]
+    utc_offset_hours: Annotated[int, Field(ge=-12, le=14)] = 0
+    changes_per_engineer_day: NonNegative = 1.0
+    toil_hours_per_ticket: NonNegative = 0.5
+    pipeline_hours: Annotated[int, Field(ge=0, le=24 * 14)] = 3
+    """Hours from a finished change to deployable (review and CI)."""
+    canary: bool = False
+    deploy_policy: DeployPolicySpec = DeployPolicySpec()
+    change_failure: ChangeFailureSpec = ChangeFailureSpec()
+    incidents: IncidentResponseSpec = IncidentResponseSpec()
+    people: PeopleSpec = PeopleSpec()
+    expertise: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
+
+    @model_validator(mode="after")
+    def _rotation_fits(self) -> TeamSpec:
+        if self.oncall_size > self.headcount:
+            raise ValueError(
+                f"oncall_size must be <= headcount ({self.headcount}), got {self.oncall_size}"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- interventions
+
+
+class InterventionSpec(Spec):
+    """Common fields: when the change starts and (optionally) ends."""
+
+    at: float | str = 0
+    """Start: days from the scenario start, or a duration string like ``"36h"``."""
+    until: float | str | None = None
+    """End (exclusive); the change is reverted then. ``None``: lasts to the end."""
+    label: str | None = None
+
+    @field_validator("at", "until")
+    @classmethod
+    def _time(cls, value: float | str | None) -> float | str | None:
+        if value is None:
+            return value
+        if parse_hours(value) < 0:
+            raise ValueError(f"must be at or after the scenario start (>= 0), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> InterventionSpec:
+        if self.until is not None and parse_hours(self.until) <= parse_hours(self.at):
+            raise ValueError(f"until must be after at ({self.at!r}), got {self.until!r}")
+        return self
+
+    @property
+    def start_hour(self) -> int:
+        """Start tick (hours from the scenario start)."""
+        return parse_hours(self.at)
+
+    @property
+    def end_hour(self) -> int | None:
+        """End tick (exclusive), or ``None``."""
+        return None if self.until is None else parse_hours(self.until)
+
+
+class PriceChange(InterventionSpec):
+    """Set a new price (or scale the price) for some segments."""
+
+    kind: Literal["price_change"]
+    segments: Selector = "*"
+    price_usd_month: NonNegative | None = None
+    factor: Positive | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PriceChange:
+        if (self.price_usd_month is None) == (self.factor is None):
+            raise ValueError("needs exactly one of price_usd_month or factor")
+        return self
+
+
+class FeatureLaunch(InterventionSpec):
+    """Launch a feature: it starts carrying traffic, shipped as one large deploy.
+
+    ``dark: true`` runs the feature behind a flag: its traffic loads the services but its
+    errors stay invisible to users, and the launch deploy goes out as a canary. At
+    ``until`` a dark launch is revealed to users.
+    """
+
+    kind: Literal["feature_launch"]
+    feature: str
+    session_share: Annotated[float, Field(gt=0.0, le=5.0)] = 0.2
+    """Sessions using the feature, relative to a segment's existing sessions."""
+    launch_changes: Annotated[int, Field(ge=1, le=10_000)] = 25
+    dark: bool = False
+
+
+class ApprovalBoard(InterventionSpec):
+    """A change-approval board: changes wait for the board, which meets on a cadence."""
+
+    kind: Literal["approval_board"]
+    teams: Selector = "*"
+    meeting_every_hours: Annotated[int, Field(ge=1, le=24 * 90)] = 168
+
+
+class DeployFreeze(InterventionSpec):
+    """No deploys while it lasts; changes queue up."""
+
+    kind: Literal["deploy_freeze"]
+    teams: Selector = "*"
+
+
+class OncallRotation(InterventionSpec):
+    """Change the number of engineers sharing the on-call rotation."""
+
+    kind: Literal["oncall_rotation"]
+    teams: Selector = "*"
+    oncall_size: Annotated[int, Field(ge=1, le=10_000)]
+
+
+class Staffing(InterventionSpec):
+    """Hire or lay off engineers, or freeze hiring (leavers are not replaced)."""
+
+    kind: Literal["staffing"]
+    teams: Selector = "*"
+    headcount_change: Annotated[int, Field(ge=-10_000, le=10_000)] = 0
+    hiring_freeze: bool = False
+
+
+class AutoscalingPolicy(InterventionSpec):
+    """Change autoscaling for some services (fields left out keep their value)."""
+
+    kind: Literal["autoscaling_policy"]
+    services: Selector = "*"
+    enabled: bool | None = None
+    target_utilisation: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    min_replicas: Annotated[int, Field(ge=1)] | None = None
+    max_replicas: Annotated[int, Field(ge=1)] | None = None
+    lag_hours: Annotated[int, Field(ge=0, le=48)] | None = None
+
+
+class SpotShare(InterventionSpec):
+    """Run a share of replicas on spot instances (cheaper, preemptible)."""
+
+    kind: Literal["spot_share"]
+    services: Selector = "*"
+    spot_share: Probability
+
+
+class VendorSwap(InterventionSpec):
+    """Route every call to one vendor to another vendor declared in ``vendors``."""
+
+    kind: Literal["vendor_swap"]
+    vendor: str
+    to: str
+
+
+class VendorOutage(InterventionSpec):
+    """A vendor is down from ``at`` to ``until`` (both required)."""
+
+    kind: Literal["vendor_outage"]
+    vendor: str
+
+    @model_validator(mode="after")
+    def _bounded(self) -> VendorOutage:
+        if self.until is None:
+            raise ValueError("vendor_outage needs an end: set until")
+        return self
+
+
+class ChaosProgram(InterventionSpec):
+    """Planned failure drills in working hours: they build expertise at a small risk."""
+
+    kind: Literal["chaos_program"]
+    teams: Selector = "*"
+    drills_per_month: Annotated[float, Field(gt=0.0, le=60.0)] = 2.0
+    drill_hours: Annotated[float, Field(gt=0.0, le=24.0)] = 2.0
+    expertise_per_drill: NonNegative = 0.05
+
+
+class ErrorBudgetPolicy(InterventionSpec):
+    """Freeze a team's deploys while its services have burnt their error budget."""
+
+    kind: Literal["error_budget_policy"]
+    teams: Selector = "*"
+    window_days: Annotated[int, Field(ge=1, le=90)] = 28
+    freeze_above_budget_used: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
+
+
+class TrafficSurge(InterventionSpec):
+    """Multiply the sessions of some features (a campaign, a season, a news spike)."""
+
+    kind: Literal["traffic_surge"]
+    features: Selector = "*"
+    multiplier: Annotated[float, Field(gt=0.0, le=100.0)] = 2.0
+
+
+Intervention = Annotated[
+    PriceChange
+    | FeatureLaunch
+    | ApprovalBoard
+    | DeployFreeze
+    | OncallRotation
+    | Staffing
+    | AutoscalingPolicy
+    | SpotShare
+    | VendorSwap
+    | VendorOutage
+    | ChaosProgram
+    | ErrorBudgetPolicy
+    | TrafficSurge,
+    Field(discriminator="kind"),
+]
+INTERVENTION_KINDS: tuple[str, ...] = (
+    "price_change",
+    "feature_launch",
+    "approval_board",
+    "deploy_freeze",
+    "oncall_rotation",
+    "staffing",
+    "autoscaling_policy",
+    "spot_share",
+    "vendor_swap",
+    "vendor_outage",
+    "chaos_program",
+    "error_budget_policy",
+    "traffic_surge",
+)
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+class SloSpec(Spec):
+    """Service-level objectives the organisation holds itself to."""
+
+    availability_target: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.999
+    latency_p95_ms: Positive = 1000.0
+
+
+class TelemetrySpec(Spec):
+    """What the run records beyond KPIs."""
+
+    user_sample_per_segment: Annotated[int, Field(ge=0, le=100_000)] = 200
+    """Users per segment whose daily activity goes into the ``user_days`` table."""
+
+
+class Scenario(Spec):
+    """A whole organisation plus the interventions applied to it.
+
+    Example:
+        >>> from orgtwin import load_scenario
+        >>> sc = load_scenario("scenarios/baseline.yaml")
+        >>> sorted(sc.teams)[:2]
+        ['checkout', 'core']
+    """
+
+    name: str
+    description: str = ""
+    start: datetime = datetime(2026, 1, 5)
+    days: Annotated[int, Field(ge=1, le=3650)] = 90
+    seed: Annotated[int, Field(ge=0)] = 0
+    seeds: Annotated[int, Field(ge=1, le=1000)] = 8
+    slo: SloSpec = SloSpec()
+    telemetry: TelemetrySpec = TelemetrySpec()
+    segments: dict[str, SegmentSpec]
+    features: dict[str, FeatureSpec]
+    services: dict[str, ServiceSpec]
+    vendors: dict[str, VendorSpec] = {}
+    teams: dict[str, TeamSpec]
+    interventions: list[Intervention] = []
+    base: str | None = Field(default=None, exclude=True)
+    """Path of the scenario this one extends (set by the loader from ``extends:``)."""
+    source: str = Field(default="<scenario>", exclude=True)
+    """Where the scenario was loaded from, for messages."""
+
+    @field_validator("segments", "features", "services", "teams")
+    @classmethod
+    def _not_empty(cls, value: dict) -> dict:
+        if not value:
+            raise ValueError("must declare at least one entry")
+        return value
