@@ -93,9 +93,10 @@ class ServiceMesh:
         self.max_replicas = np.asarray(max_replicas, dtype=float).copy()
         self.lag_hours = np.asarray(lag_hours, dtype=int).copy()
         self.stream = rng
-        recovery = np.asarray(spot_recovery_hours, dtype=int)
-        self._recovery_mask = np.arange(recovery.max())[:, None] < recovery[None, :]
-        self._preempted_ring = np.zeros((recovery.max(), n))
+        self._recovery = np.asarray(spot_recovery_hours, dtype=int)
+        self._preempted_ring = np.zeros((self._recovery.max() + 1, n))
+        self._lost_before = np.zeros(n)
+        self._no_preemption = np.zeros(n)
         self._desired_ring = np.tile(self.replicas, (49, 1))
         self._position = 0
         self._index = np.arange(n)
@@ -141,10 +142,9 @@ class ServiceMesh:
         log_ok = np.log(np.maximum(own_ok, 1.0 - _MAX_ERROR)) + self.vendor_fanout @ vendor_ok
         self.error_rate = -np.expm1(self.path_operator @ log_ok)
         vendor_ms = self.vendor_fanout @ vendor_latency_ms
-        self.latency_p50_ms = self.path_operator @ (self.latency.predict(self.utilisation) + vendor_ms)
-        self.latency_p95_ms = self.path_operator @ (
-            self.latency.predict_p95(self.utilisation) + vendor_ms
-        )
+        own_p50, own_p95 = self.latency.predict_quantiles(self.utilisation)
+        self.latency_p50_ms = self.path_operator @ (own_p50 + vendor_ms)
+        self.latency_p95_ms = self.path_operator @ (own_p95 + vendor_ms)
         self.cost_usd = self.replicas * self.replica_unit_cost()
 
     def replica_unit_cost(self) -> NDArray:
@@ -154,15 +154,24 @@ class ServiceMesh:
     def _preempt(self, peak_factor: float) -> None:
         """Reclaim spot replicas; each stays lost for its service's recovery time."""
         ring = self._preempted_ring
-        slot = self._position % ring.shape[0]
+        size = ring.shape[0]
+        slot = self._position % size
+        expiring = ring[(slot - self._recovery) % size, self._index]
+        self._lost_before += self.preempted - expiring  # lost in earlier, still-recovering hours
         ring[slot] = 0.0
-        rows = (slot - np.arange(ring.shape[0])) % ring.shape[0]
-        lost = (ring[rows] * self._recovery_mask).sum(0)  # replicas reclaimed in earlier hours
-        spot_live = np.maximum(np.rint(self.replicas * self.spot_share) - lost, 0.0)
+        if not self._has_spot and not self._lost_before.any():
+            self.preempted = self._no_preemption
+            self.lost_replicas = self._lost_before
+            return
+        spot_live = np.maximum(np.rint(self.replicas * self.spot_share) - self._lost_before, 0.0)
         p = np.minimum(self.spot_preemption_per_hour * peak_factor, 1.0)
         self.preempted = self.stream.binomial(spot_live.astype(np.int64), p).astype(float)
         ring[slot] = self.preempted
-        self.lost_replicas = lost + self.preempted
+        self.lost_replicas = self._lost_before + self.preempted
+
+    @property
+    def _has_spot(self) -> bool:
+        return bool(self.spot_share.any())
 
     def autoscale(self) -> None:
         """Ask for the replicas the current demand needs; they arrive after the lag."""

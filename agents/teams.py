@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 WORK_START, WORK_END = 9, 18
 HOURS_PER_WEEK = 168
-SEVERITY_ERROR_SHARE = {1: 1.0, 2: 0.35, 3: 0.08}
+SEVERITY_ERROR_SHARE = {1: 1.0, 2: 0.25, 3: 0.04}
 RESPONDERS_PER_INCIDENT = 2.0
 PAGING_SEVERITY = 2  # incidents of this severity or worse page the on-call engineer
 
@@ -131,6 +131,7 @@ class Team(mesa.Agent):
         streams = rng.spawn(4)
         self.rng_work, self.rng_deploy, self.rng_incident, self.rng_people = streams
         self.fatigue = np.zeros(0)
+        self._mean_fatigue = 0.0
         self.attrition_clock = np.zeros(0)
         self.attrition_threshold = np.zeros(0)
         self._hire(headcount)
@@ -141,6 +142,7 @@ class Team(mesa.Agent):
         self.budget_frozen = False
         self.budget_gate: tuple[int, float] | None = None  # (window days, budget limit)
         self.pending: dict[int, deque[list[int]]] = {s: deque() for s in self.services}
+        self.pending_changes = 0  # changes waiting in all queues
         self.work_done = 0.0
         self.toil_backlog_hours = 0.0
         self.open_incidents: list[Incident] = []
@@ -162,12 +164,16 @@ class Team(mesa.Agent):
     @property
     def mean_fatigue(self) -> float:
         """Mean fatigue per engineer (0 = rested, 1 ≈ exhausted)."""
-        return float(self.fatigue.mean()) if self.fatigue.size else 0.0
+        return self._mean_fatigue
+
+    def _fatigue_changed(self) -> None:
+        self._mean_fatigue = float(self.fatigue.mean()) if self.fatigue.size else 0.0
 
     def _hire(self, n: int) -> None:
         if n <= 0:
             return
         self.fatigue = np.concatenate([self.fatigue, np.zeros(n)])
+        self._fatigue_changed()
         self.attrition_clock = np.concatenate([self.attrition_clock, np.zeros(n)])
         draws = self.rng_people.standard_exponential(n)
         self.attrition_threshold = np.concatenate([self.attrition_threshold, draws])
@@ -178,6 +184,7 @@ class Team(mesa.Agent):
         keep = np.ones(self.headcount, dtype=bool)
         keep[who] = False
         self.fatigue = self.fatigue[keep]
+        self._fatigue_changed()
         self.attrition_clock = self.attrition_clock[keep]
         self.attrition_threshold = self.attrition_threshold[keep]
 
@@ -252,6 +259,7 @@ class Team(mesa.Agent):
         for service, count in zip(self.services, per_service, strict=True):
             if count:
                 self.pending[service].append([tick, int(count)])
+        self.pending_changes += n
 
     def _may_deploy(self, tick: int, working: bool) -> bool:
         if self.freezes > 0 or self.budget_frozen:
@@ -271,6 +279,7 @@ class Team(mesa.Agent):
         chunks = []
         while queue and queue[0][0] <= tick - self.pipeline_hours:
             chunks.append(queue.popleft())
+        self.pending_changes -= sum(c for _, c in chunks)
         if extra_changes:
             chunks.append([tick, extra_changes])
         if not chunks:
@@ -353,6 +362,7 @@ class Team(mesa.Agent):
         engineer = self.on_call(tick)
         if not working and engineer >= 0:
             self.fatigue[engineer] += self.people["fatigue_per_offhours_page"]
+            self._fatigue_changed()
             self.counts[OFF_HOURS_PAGES] += 1
         self.counts[PAGES] += 1
         self.model.events.page(tick, self.name, not working, incident.incident_id)
@@ -371,6 +381,7 @@ class Team(mesa.Agent):
         self.model.close_incident(incident)
         if incident.rollback:  # the failed changes go back to the queue, as they were
             self.pending[incident.service].extendleft(reversed(incident.rollback))
+            self.pending_changes += sum(c for _, c in incident.rollback)
         if incident.cause != "chaos":
             self.expertise += self.people["expertise_per_incident"]
 
@@ -385,6 +396,7 @@ class Team(mesa.Agent):
                 window of its error-budget policy (None without a policy).
         """
         self.fatigue *= 1.0 - self.people["fatigue_recovery_per_day"]
+        self._fatigue_changed()
         self.expertise *= 1.0 - self.people["expertise_decay_per_day"]
         self._attrition(day)
         while self.hires_due and self.hires_due[0] <= day:
@@ -433,8 +445,10 @@ class Team(mesa.Agent):
 
     def series_row(self) -> tuple[float, ...]:
         """This hour's state and counts for the time series; the counts start again."""
-        pending = sum(c for q in self.pending.values() for _, c in q)
-        gauges = (self.headcount, self.oncall_size, self.mean_fatigue, self.expertise, pending)
+        gauges = (
+            self.headcount, self.oncall_size, self._mean_fatigue, self.expertise,
+            self.pending_changes,
+        )  # fmt: skip
         row = (*gauges, *self.counts)
         self.counts[:] = 0.0
         return row

@@ -164,28 +164,40 @@ class UserSegment(mesa.Agent):
 
     # ------------------------------------------------------------------ hourly
 
-    def open_sessions(self, hour_of_week: int, surge: NDArray[np.float64]) -> NDArray:
-        """Sessions this hour on each feature (Poisson around the profile)."""
-        expected = (
-            self.intensity_total
-            * self.sessions_per_user_day
-            * self.hourly_rate[hour_of_week]
-            * self.feature_weights
-            * surge
-        )
-        return self.stream.poisson(expected).astype(float)
+    def expected_sessions(self, hour_of_week: int) -> NDArray:
+        """Expected sessions this hour on each feature (before any surge)."""
+        rate = self.intensity_total * self.sessions_per_user_day * self.hourly_rate[hour_of_week]
+        return rate * self.feature_weights
 
+    @staticmethod
+    def open_sessions(
+        segments: list[UserSegment], hour_of_week: int, surge: NDArray, rng: np.random.Generator
+    ) -> NDArray:
+        """Sessions this hour of every segment on every feature (Poisson around the profile).
+
+        One draw for all segments: the hot path of the hour, batched.
+        """
+        expected = np.array([s.expected_sessions(hour_of_week) for s in segments])
+        return rng.poisson(expected * surge).astype(float)
+
+    @staticmethod
     def meet_service(
-        self, sessions: NDArray, bad_share: NDArray, latency_p95_ms: NDArray
-    ) -> float:
-        """Take in one hour of service quality; return the hour's bad sessions."""
-        slow = latency_p95_ms > self.slow_session_ms
-        bad_share = np.where(slow, 1.0, bad_share)
-        bad = float(sessions @ bad_share)
-        total = float(sessions.sum())
-        self.day_sessions += total
-        self.day_bad += bad
-        self.day_latency_weighted += float(sessions @ latency_p95_ms)
+        segments: list[UserSegment], sessions: NDArray, bad_share: NDArray, latency_p95_ms: NDArray
+    ) -> NDArray:
+        """Every segment takes in one hour of service quality; returns each one's bad sessions.
+
+        A session is bad if a request failed or the feature was slower (p95) than the
+        segment tolerates.
+        """
+        tolerance = np.array([s.slow_session_ms for s in segments])
+        share = np.where(latency_p95_ms[None, :] > tolerance[:, None], 1.0, bad_share[None, :])
+        bad = (sessions * share).sum(axis=1)
+        totals = sessions.sum(axis=1)
+        latency = sessions @ latency_p95_ms
+        for i, segment in enumerate(segments):
+            segment.day_sessions += totals[i]
+            segment.day_bad += bad[i]
+            segment.day_latency_weighted += latency[i]
         return bad
 
     # ------------------------------------------------------------------ daily

@@ -108,7 +108,12 @@ class LatencyCurve(BaseEstimator):
 
     def predict_p95(self, utilisation: ArrayLike) -> NDArray[np.float64]:
         """95th-percentile latency (ms) at each utilisation."""
-        return np.minimum(self.predict(utilisation) * self.p95_over_p50, self.timeout_ms)
+        return self.predict_quantiles(utilisation)[1]
+
+    def predict_quantiles(self, utilisation: ArrayLike) -> tuple[NDArray, NDArray]:
+        """Median and 95th-percentile latency (ms) at each utilisation, in one pass."""
+        p50 = self.predict(utilisation)
+        return p50, np.minimum(p50 * self.p95_over_p50, self.timeout_ms)
 
     @staticmethod
     def overload_error(utilisation: ArrayLike) -> NDArray[np.float64]:

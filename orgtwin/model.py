@@ -22,6 +22,7 @@ import mesa
 import numpy as np
 
 from agents.teams import Incident, Team
+from agents.users import UserSegment
 from agents.vendors import Vendor
 from orgtwin import behaviours as bh
 from orgtwin import interventions, recording, world
@@ -64,6 +65,7 @@ class OrgModel(mesa.Model):
         world.build_features(self, scenario)
         self.events = recording.EventLog(start=scenario.start, service_names=self.mesh.names)
         world.build_segments(self, scenario, seed)
+        self.sessions_rng = world.entity_rng(seed, "sessions", "all")
         world.build_vendors(self, scenario, seed)
         world.build_teams(self, scenario, seed)
         self._setup_vendor_arrays()
@@ -195,7 +197,7 @@ class OrgModel(mesa.Model):
         for action in self.actions.get(t, ()):
             action()
         hour_of_week = (t + self.hour_of_week_offset) % 168
-        sessions = np.stack([s.open_sessions(hour_of_week, self.surge) for s in self.segments])
+        sessions = UserSegment.open_sessions(self.segments, hour_of_week, self.surge, self.sessions_rng)
         feature_sessions = sessions.sum(axis=0)
         feature_requests = feature_sessions * self.requests_per_session
         external = np.bincount(
@@ -213,7 +215,7 @@ class OrgModel(mesa.Model):
         feature_p95 = mesh.latency_p95_ms[self.feature_entry]
         bad_share = -np.expm1(self.requests_per_session * np.log1p(-np.minimum(feature_error, 1 - 1e-12)))
         bad_share *= self.feature_visible
-        bad = [s.meet_service(sessions[i], bad_share, feature_p95) for i, s in enumerate(self.segments)]
+        bad = UserSegment.meet_service(self.segments, sessions, bad_share, feature_p95)
         self._account(vendor_error, calls)
         if t in self.outage_starts:
             self._open_vendor_incidents(self.outage_starts[t])
@@ -221,7 +223,8 @@ class OrgModel(mesa.Model):
             self._open_capacity_incidents()
         for team in self.teams:
             team.step()
-        self._record(t, sessions, bad, feature_sessions, feature_requests, feature_error, feature_p95, calls, vendor_error)
+        features = (feature_sessions, feature_requests, feature_error, feature_p95)
+        self._record(t, sessions, bad, features, calls, vendor_error)
         mesh.autoscale()
         if (t + 1) % 24 == 0:
             self._end_day()
@@ -241,7 +244,8 @@ class OrgModel(mesa.Model):
         self.vendor_call_totals += served[:, None] * mesh.vendor_fanout
         self.service_request_totals += served
 
-    def _record(self, t, sessions, bad, f_sessions, f_requests, f_error, f_p95, calls, v_error) -> None:  # noqa: PLR0913
+    def _record(self, t: int, sessions: np.ndarray, bad: list[float], features: tuple, calls: np.ndarray, vendor_error: np.ndarray) -> None:
+        """Write this hour's figures into the recorder's arrays (rows of tick ``t``)."""
         arrays = self.recorder.arrays
         mesh = self.mesh
         seg = arrays["segment"][t]
@@ -249,19 +253,18 @@ class OrgModel(mesa.Model):
             active = s.active_users
             paying = active if s.paying else 0
             seg[i, :3] = (active, paying, paying * s.price_usd_month / HOURS_PER_MONTH)
-            seg[i, 6:] = (sessions[i].sum(), bad[i])
-        arrays["service"][t] = np.column_stack(
-            (mesh.demand_rps, mesh.capacity_rps, mesh.utilisation, mesh.replicas,
-             mesh.latency_p50_ms, mesh.latency_p95_ms, mesh.error_rate, mesh.cost_usd,
-             mesh.preempted)
+        seg[:, 6] = sessions.sum(axis=1)
+        seg[:, 7] = bad
+        arrays["service"][t].T[:] = (
+            mesh.demand_rps, mesh.capacity_rps, mesh.utilisation, mesh.replicas,
+            mesh.latency_p50_ms, mesh.latency_p95_ms, mesh.error_rate, mesh.cost_usd,
+            mesh.preempted,
         )  # fmt: skip
-        arrays["vendor"][t] = np.column_stack(
-            (calls, self.vendor_up_now, v_error, calls * SECONDS_PER_HOUR * self.vendor_price_per_call)
-        )
-        arrays["feature"][t] = np.column_stack((f_sessions, f_requests, f_requests * f_error, f_p95))
-        team_rows = arrays["team"][t]
-        for i, team in enumerate(self.teams):
-            team_rows[i] = team.series_row()
+        vendor_cost = calls * (SECONDS_PER_HOUR * self.vendor_price_per_call)
+        arrays["vendor"][t].T[:] = (calls, self.vendor_up_now, vendor_error, vendor_cost)
+        f_sessions, f_requests, f_error, f_p95 = features
+        arrays["feature"][t].T[:] = (f_sessions, f_requests, f_requests * f_error, f_p95)
+        arrays["team"][t] = [team.series_row() for team in self.teams]
 
     # ------------------------------------------------------------------ the day
 

@@ -126,7 +126,8 @@ class EventLog:
 
     def deploys_table(self) -> pl.DataFrame:
         """The ``deploys`` table."""
-        cols = ["tick", "service", "team", "batch_size", "failed", "lead_time_hours"]
+        cols = {"tick": pl.Int64, "service": pl.String, "team": pl.String,
+                "batch_size": pl.Int64, "failed": pl.Boolean, "lead_time_hours": pl.Float64}  # fmt: skip
         frame = pl.DataFrame(self.deploys, schema=cols, orient="row")
         frame = frame.with_columns(time=self._time(pl.col("tick")))
         return frame.select(
@@ -136,15 +137,18 @@ class EventLog:
     def pages_table(self) -> pl.DataFrame:
         """The ``pages`` table."""
         frame = pl.DataFrame(
-            self.pages, schema=["tick", "team", "off_hours", "incident_id"], orient="row"
+            self.pages,
+            schema={"tick": pl.Int64, "team": pl.String, "off_hours": pl.Boolean, "incident_id": pl.Int64},
+            orient="row",
         ).with_columns(time=self._time(pl.col("tick")))
         return frame.select([pl.col(c).cast(t) for c, t in tables.PAGES.items()])
 
     def incidents_table(self) -> pl.DataFrame:
         """The ``incidents`` table (``resolved`` null for incidents open at the end)."""
-        cols = ["incident_id", "service", "team", "severity", "cause", "started", "detected",
-                "resolved"]  # fmt: skip
-        frame = pl.DataFrame(self.incidents, schema=cols, orient="row", infer_schema_length=None)
+        cols = {"incident_id": pl.Int64, "service": pl.String, "team": pl.String,
+                "severity": pl.Int64, "cause": pl.String, "started": pl.Int64,
+                "detected": pl.Int64, "resolved": pl.Int64}  # fmt: skip
+        frame = pl.DataFrame(self.incidents, schema=cols, orient="row")
         frame = frame.with_columns(
             [self._time(pl.col(c).cast(pl.Int64)).alias(c) for c in ("started", "detected", "resolved")]
         )

@@ -176,7 +176,7 @@ class ServiceSpec(Spec):
     spot_preemption_per_hour: Probability = 0.004
     """Chance a spot replica is reclaimed in an hour at regional peak (less off-peak)."""
     spot_recovery_hours: Annotated[int, Field(ge=1, le=48)] = 2
-    base_error_rate: Probability = 0.00005
+    base_error_rate: Probability = 0.00002
     latency: LatencySpec = LatencySpec()
     autoscale: AutoscaleSpec = AutoscaleSpec()
     calls: dict[str, NonNegative] = {}
@@ -192,7 +192,7 @@ class VendorSpec(Spec):
     latency_ms: Positive = 100.0
     price_usd_per_1k_calls: NonNegative = 0.0
     rate_limit_rps: Positive | None = None
-    error_rate: Probability = 0.0001
+    error_rate: Probability = 0.00005
     outage_rate_per_month: NonNegative = 0.5
     outage_hours_mean: Positive = 2.0
     sla_availability: Probability = 0.999
@@ -213,7 +213,7 @@ class DeployPolicySpec(Spec):
 class ChangeFailureSpec(Spec):
     """Change failure probability: ``logit p = logit base + b·log(batch) + f·fatigue``."""
 
-    base: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.04
+    base: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.03
     batch_coef: NonNegative = 1.0
     fatigue_coef: NonNegative = 0.8
     canary_blast_radius: Probability = 0.15
@@ -233,7 +233,7 @@ class IncidentResponseSpec(Spec):
     """Log restore time per log of the size of the batch that caused the incident."""
     escalate_every_hours: Annotated[int, Field(ge=1, le=168)] = 2
     """An unresolved incident pages again this often."""
-    deploy_incident_error_rate: Probability = 0.25
+    deploy_incident_error_rate: Probability = 0.08
     """Error rate a failed deploy adds to its service (before blast-radius limits)."""
 
 
