@@ -395,7 +395,11 @@ class Team(mesa.Agent):
             budget_used: share of the error budget the team's services used over the
                 window of its error-budget policy (None without a policy).
         """
-        self.fatigue *= 1.0 - self.people["fatigue_recovery_per_day"]
+        recovery = np.full(self.headcount, 1.0 - self.people["fatigue_recovery_per_day"])
+        on_call = self.on_call(day * 24)
+        if on_call >= 0:
+            recovery[on_call] = 1.0  # carrying the pager is no rest
+        self.fatigue *= recovery
         self._fatigue_changed()
         self.expertise *= 1.0 - self.people["expertise_decay_per_day"]
         self._attrition(day)

@@ -345,11 +345,18 @@ def _median(values: pl.Series) -> float:
     return float(values.median()) if values.len() else math.nan  # type: ignore[arg-type]
 
 
+PLANNED_CAUSES = ("chaos",)
+"""Incident causes that are planned exercises, not failures: left out of incident KPIs."""
+
+
 def _within(incidents: pl.DataFrame, start: datetime, days: int) -> pl.DataFrame:
-    """Incidents that started in ``[start, start + days)``."""
-    _require(incidents, "incidents", ("started",))
+    """Unplanned incidents that started in ``[start, start + days)``."""
+    _require(incidents, "incidents", ("started", "cause"))
     end = start + timedelta(days=days)
-    return incidents.filter(pl.col("started").is_between(start, end, closed="left"))
+    return incidents.filter(
+        pl.col("started").is_between(start, end, closed="left"),
+        ~pl.col("cause").is_in(PLANNED_CAUSES),
+    )
 
 
 def _require(frame: pl.DataFrame, name: str, columns: tuple[str, ...]) -> None:

@@ -213,7 +213,9 @@ class OrgModel(mesa.Model):
         mesh.serve(vendor_error, self.vendor_latency_ms, float(self.cloud_peak[hour_of_week]))
         feature_error = mesh.error_rate[self.feature_entry]
         feature_p95 = mesh.latency_p95_ms[self.feature_entry]
-        bad_share = -np.expm1(self.requests_per_session * np.log1p(-np.minimum(feature_error, 1 - 1e-12)))
+        bad_share = -np.expm1(
+            self.visible_requests_per_session * np.log1p(-np.minimum(feature_error, 1 - 1e-12))
+        )
         bad_share *= self.feature_visible
         bad = UserSegment.meet_service(self.segments, sessions, bad_share, feature_p95)
         self._account(vendor_error, calls)

@@ -128,7 +128,10 @@ class FeatureSpec(Spec):
     """A product feature: sessions that use it send requests into one entry service."""
 
     entry: str
-    requests_per_session: Positive = 5.0
+    requests_per_session: Positive = 25.0
+    user_visible_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
+    """Share of the requests whose failure the user notices (the rest are retried or
+    run in the background); a session is bad if any of those fails."""
     launched: bool = True
     """False: the feature exists but carries no traffic until a ``feature_launch``."""
 
@@ -142,7 +145,7 @@ class LatencySpec(Spec):
     base_ms: Positive = 20.0
     queueing_factor: NonNegative = 1.0
     timeout_ms: Positive = 5000.0
-    p95_over_p50: Annotated[float, Field(ge=1.0)] = 3.0
+    p95_over_p50: Annotated[float, Field(ge=1.0)] = 2.0
 
 
 class AutoscaleSpec(Spec):

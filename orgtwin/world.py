@@ -39,6 +39,9 @@ def build_features(model: OrgModel, scenario: Scenario) -> None:
         [model.service_index[scenario.features[n].entry] for n in names], dtype=np.int64
     )
     model.requests_per_session = np.array([scenario.features[n].requests_per_session for n in names])
+    model.visible_requests_per_session = np.array(
+        [scenario.features[n].requests_per_session * scenario.features[n].user_visible_share for n in names]
+    )
     model.feature_visible = np.ones(len(names))
     model.surge = np.ones(len(names))
 
