@@ -12,7 +12,7 @@ holds the state of every service in arrays and advances them together each hour:
 3. latency and errors: each service's own latency follows its latency-vs-load curve,
    overload is rejected as errors; latency adds up and failures compound along call
    paths, vendors included: ``log(1 − e_total) = (I − F)⁻¹ · (log(1 − e_own) + G·log(1 − e_vendor))``;
-4. autoscaling towards a target utilisation with a lag and bounds;
+4. autoscaling towards a target utilisation with a lag and bounds (before serving);
 5. cost per replica-hour, with spot replicas at a discount.
 """
 
@@ -174,8 +174,12 @@ class ServiceMesh:
         return bool(self.spot_share.any())
 
     def autoscale(self) -> None:
-        """Ask for the replicas the current demand needs; they arrive after the lag."""
-        self._position += 1
+        """Size every service for the demand it saw ``lag_hours`` ago.
+
+        Call after :meth:`route` and before :meth:`serve`: with ``lag_hours = 0`` the
+        scaler keeps up within the hour; with a lag of ``k`` the replicas serving this
+        hour were sized for the demand of ``k`` hours ago, so a steep ramp overloads.
+        """
         desired = np.ceil(
             self.demand_rps / (self.capacity_rps_per_replica * self.target_utilisation)
         )
@@ -184,6 +188,10 @@ class ServiceMesh:
         ring[self._position % ring.shape[0]] = desired
         arriving = ring[(self._position - self.lag_hours) % ring.shape[0], self._index]
         self.replicas = np.where(self.autoscale_enabled, arriving, self.replicas)
+
+    def end_hour(self) -> None:
+        """Move the mesh's clock on by one hour."""
+        self._position += 1
 
     def set_incidents(self, service: int, error_rates: list[float], capacity_loss: float) -> None:
         """Set the combined effect of the open incidents on one service."""

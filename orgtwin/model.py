@@ -4,12 +4,13 @@ Each hour, in order:
 
 1. scheduled interventions apply (or revert);
 2. user segments open sessions on features; features send requests to entry services;
-3. the service mesh routes demand through the call graph, vendors answer (or are down,
-   or rate-limit), and every service's capacity, latency, errors and cost follow;
+3. the service mesh routes demand through the call graph and autoscales (sized for the
+   demand of ``lag_hours`` ago); vendors answer (or are down, or rate-limit), and every
+   service's capacity, latency, errors and cost follow;
 4. users meet the errors and latency of the features they used;
 5. overloaded services open capacity incidents, vendor outages open vendor incidents;
 6. teams work, deploy, respond to incidents and get paged;
-7. services autoscale; the hour is recorded.
+7. the hour is recorded.
 
 At the end of each day, segments update experience, churn and arrivals and raise
 tickets, which become toil for the teams whose services caused the bad sessions; teams
@@ -205,6 +206,7 @@ class OrgModel(mesa.Model):
         )
         mesh = self.mesh
         mesh.route(external)
+        mesh.autoscale()
         calls = mesh.vendor_calls()
         self.vendor_up_now = self.vendor_up[t]
         vendor_error = Vendor.errors(
@@ -227,7 +229,7 @@ class OrgModel(mesa.Model):
             team.step()
         features = (feature_sessions, feature_requests, feature_error, feature_p95)
         self._record(t, sessions, bad, features, calls, vendor_error)
-        mesh.autoscale()
+        mesh.end_hour()
         if (t + 1) % 24 == 0:
             self._end_day()
         self.tick += 1
