@@ -11,7 +11,8 @@ holds the state of every service in arrays and advances them together each hour:
    and capacity lost to incidents; utilisation = demand / capacity;
 3. latency and errors: each service's own latency follows its latency-vs-load curve,
    overload is rejected as errors; latency adds up and failures compound along call
-   paths, vendors included: ``log(1 − e_total) = (I − F)⁻¹ · (log(1 − e_own) + G·log(1 − e_vendor))``;
+   paths, vendors included:
+   ``log(1 − e_total) = (I − F)⁻¹ · (log(1 − e_own) + G·log(1 − e_vendor))``;
 4. autoscaling towards a target utilisation with a lag and bounds (before serving);
 5. cost per replica-hour, with spot replicas at a discount.
 """
@@ -123,9 +124,7 @@ class ServiceMesh:
         """Calls per second to each vendor, from the current demand."""
         return self.demand_rps @ self.vendor_fanout
 
-    def serve(
-        self, vendor_error: NDArray, vendor_latency_ms: NDArray, peak_factor: float
-    ) -> None:
+    def serve(self, vendor_error: NDArray, vendor_latency_ms: NDArray, peak_factor: float) -> None:
         """Compute capacity, latency, errors and cost for the current demand."""
         self._preempt(peak_factor)
         live = np.maximum(self.replicas - self.lost_replicas, 0.0)

@@ -255,7 +255,9 @@ class Team(mesa.Agent):
         if n == 0:
             return
         self.work_done -= n
-        per_service = self.rng_work.multinomial(n, np.full(len(self.services), 1 / len(self.services)))
+        per_service = self.rng_work.multinomial(
+            n, np.full(len(self.services), 1 / len(self.services))
+        )
         for service, count in zip(self.services, per_service, strict=True):
             if count:
                 self.pending[service].append([tick, int(count)])

@@ -84,6 +84,8 @@ class Vendor(mesa.Agent):
         calls_rps: NDArray, up: NDArray, error_rate: NDArray, rate_limit_rps: NDArray
     ) -> NDArray:
         """Error share of every vendor's calls: down → 1; over the limit → the excess."""
-        limited = np.where(calls_rps > rate_limit_rps, 1.0 - rate_limit_rps / np.maximum(calls_rps, 1e-12), 0.0)
+        limited = np.where(
+            calls_rps > rate_limit_rps, 1.0 - rate_limit_rps / np.maximum(calls_rps, 1e-12), 0.0
+        )
         healthy = 1.0 - (1.0 - error_rate) * (1.0 - limited)
         return np.where(up, healthy, 1.0)

@@ -226,7 +226,9 @@ class VendorOutages(BaseEstimator):
         n = int(rng.poisson(rate_per_hour * horizon_hours))
         starts = np.sort(rng.integers(0, horizon_hours, size=n))
         lengths = np.maximum(1, np.rint(rng.exponential(self.hours_mean, size=n))).astype(int)
-        return [(int(s), int(min(s + d, horizon_hours))) for s, d in zip(starts, lengths, strict=True)]
+        return [
+            (int(s), int(min(s + d, horizon_hours))) for s, d in zip(starts, lengths, strict=True)
+        ]
 
 
 class ChurnHazard(BaseEstimator):
@@ -272,7 +274,10 @@ class ChurnHazard(BaseEstimator):
         self, experience: NDArray, tenure_days: NDArray, price_usd_month: float
     ) -> NDArray[np.float32]:
         """Daily hazard of each user (float32, same shape as ``experience``)."""
-        z = np.float32(self.log_base(price_usd_month)) + np.float32(self.experience_coef) * experience
+        z = (
+            np.float32(self.log_base(price_usd_month))
+            + np.float32(self.experience_coef) * experience
+        )
         z += np.float32(self.tenure_coef) * np.log1p(tenure_days * np.float32(1 / DAYS_PER_MONTH))
         return np.exp(z, out=z)
 
@@ -310,5 +315,7 @@ class Acquisition(BaseEstimator):
         price_factor = 1.0
         if ref > 0 and price_usd_month > 0:
             price_factor = (price_usd_month / ref) ** self.price_elasticity
-        wom = self.word_of_mouth_per_user_day * active * np.exp(-self.experience_penalty * experience)
+        wom = (
+            self.word_of_mouth_per_user_day * active * np.exp(-self.experience_penalty * experience)
+        )
         return float((self.base_per_day + wom) * price_factor)

@@ -87,9 +87,7 @@ def feature_launch(model: OrgModel, spec: sc.FeatureLaunch) -> tuple[Action, Act
     f = model.feature_index[spec.feature]
     entry = model.feature_entry[f]
     team = model.teams_by_name[model.services[entry].team]
-    weights = [
-        _swap_array(seg.feature_weights, [f], spec.session_share) for seg in model.segments
-    ]
+    weights = [_swap_array(seg.feature_weights, [f], spec.session_share) for seg in model.segments]
     visible = _swap_array(model.feature_visible, [f], 0.0 if spec.dark else 1.0)
     apply_traffic, revert_traffic = _chain(*weights, visible)
 

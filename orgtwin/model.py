@@ -19,6 +19,8 @@ recover, lose and hire people.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import mesa
 import numpy as np
 
@@ -42,6 +44,8 @@ class OrgModel(mesa.Model):
         scenario: the validated scenario.
         seed: the run's seed; every entity derives its own stream from it.
         days: days to simulate (default: the scenario's ``days``).
+        behaviours: replacement behaviours by key (see :func:`orgtwin.world.behaviour`),
+            e.g. a churn hazard learned from telemetry: ``{"churn/free": fitted}``.
 
     Example:
         >>> from orgtwin import load_scenario
@@ -51,7 +55,14 @@ class OrgModel(mesa.Model):
         48
     """
 
-    def __init__(self, scenario: Scenario, *, seed: int, days: int | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        seed: int,
+        days: int | None = None,
+        behaviours: Mapping[str, object] | None = None,
+    ) -> None:
         super().__init__(rng=seed)
         self.scenario = scenario
         self.seed = seed
@@ -62,6 +73,8 @@ class OrgModel(mesa.Model):
         self.hour_of_week_offset = scenario.start.weekday() * 24 + scenario.start.hour
         self._next_user_id = 0
         self._next_incident_id = 0
+        self.behaviour_overrides = dict(behaviours or {})
+        self.behaviour_keys: list[str] = []
         world.build_mesh(self, scenario, seed)
         world.build_features(self, scenario)
         self.events = recording.EventLog(start=scenario.start, service_names=self.mesh.names)
@@ -69,6 +82,7 @@ class OrgModel(mesa.Model):
         self.sessions_rng = world.entity_rng(seed, "sessions", "all")
         world.build_vendors(self, scenario, seed)
         world.build_teams(self, scenario, seed)
+        world.check_behaviour_keys(self)
         self._setup_vendor_arrays()
         self.actions = interventions.schedule(self, scenario.interventions)
         self._plan_vendor_status()
@@ -198,7 +212,9 @@ class OrgModel(mesa.Model):
         for action in self.actions.get(t, ()):
             action()
         hour_of_week = (t + self.hour_of_week_offset) % 168
-        sessions = UserSegment.open_sessions(self.segments, hour_of_week, self.surge, self.sessions_rng)
+        sessions = UserSegment.open_sessions(
+            self.segments, hour_of_week, self.surge, self.sessions_rng
+        )
         feature_sessions = sessions.sum(axis=0)
         feature_requests = feature_sessions * self.requests_per_session
         external = np.bincount(
@@ -244,11 +260,21 @@ class OrgModel(mesa.Model):
         self._budget_today[:, 0] += np.bincount(
             self.service_team, served * mesh.error_rate, minlength=len(self.teams)
         )
-        self._budget_today[:, 1] += np.bincount(self.service_team, served, minlength=len(self.teams))
+        self._budget_today[:, 1] += np.bincount(
+            self.service_team, served, minlength=len(self.teams)
+        )
         self.vendor_call_totals += served[:, None] * mesh.vendor_fanout
         self.service_request_totals += served
 
-    def _record(self, t: int, sessions: np.ndarray, bad: list[float], features: tuple, calls: np.ndarray, vendor_error: np.ndarray) -> None:
+    def _record(
+        self,
+        t: int,
+        sessions: np.ndarray,
+        bad: list[float],
+        features: tuple,
+        calls: np.ndarray,
+        vendor_error: np.ndarray,
+    ) -> None:
         """Write this hour's figures into the recorder's arrays (rows of tick ``t``)."""
         arrays = self.recorder.arrays
         mesh = self.mesh
@@ -292,7 +318,11 @@ class OrgModel(mesa.Model):
     def _route_tickets(self, n_tickets: float) -> None:
         """Tickets become toil for the teams whose services caused the bad sessions."""
         blame = self._blame_today
-        share = blame / blame.sum() if blame.sum() > 0 else np.full(len(self.teams), 1 / len(self.teams))
+        share = (
+            blame / blame.sum()
+            if blame.sum() > 0
+            else np.full(len(self.teams), 1 / len(self.teams))
+        )
         for team, k in zip(self.teams, share * n_tickets, strict=True):
             team.toil_backlog_hours += k * team.toil_hours_per_ticket
         self._blame_today = np.zeros_like(blame)

@@ -74,8 +74,12 @@ class SeriesRecorder:
                 pl.DataFrame(
                     {
                         "tick": np.repeat(np.arange(self.n_ticks, dtype=np.int32), n_e * n_m),
-                        "entity_type": entity_type.gather(np.zeros(values[..., 0].size * n_m, dtype=np.uint32)),
-                        "entity": entity_cats.gather(np.tile(np.repeat(entity_codes, n_m), self.n_ticks)),
+                        "entity_type": entity_type.gather(
+                            np.zeros(values[..., 0].size * n_m, dtype=np.uint32)
+                        ),
+                        "entity": entity_cats.gather(
+                            np.tile(np.repeat(entity_codes, n_m), self.n_ticks)
+                        ),
                         "metric": metric_cats.gather(np.tile(metric_codes, self.n_ticks * n_e)),
                         "value": values.reshape(-1),
                     }
@@ -126,19 +130,24 @@ class EventLog:
 
     def deploys_table(self) -> pl.DataFrame:
         """The ``deploys`` table."""
-        cols = {"tick": pl.Int64, "service": pl.String, "team": pl.String,
-                "batch_size": pl.Int64, "failed": pl.Boolean, "lead_time_hours": pl.Float64}  # fmt: skip
+        cols = {
+            "tick": pl.Int64, "service": pl.String, "team": pl.String,
+            "batch_size": pl.Int64, "failed": pl.Boolean, "lead_time_hours": pl.Float64,
+        }  # fmt: skip
         frame = pl.DataFrame(self.deploys, schema=cols, orient="row")
         frame = frame.with_columns(time=self._time(pl.col("tick")))
-        return frame.select(
-            [pl.col(c).cast(t) for c, t in tables.DEPLOYS.items()]
-        )
+        return frame.select([pl.col(c).cast(t) for c, t in tables.DEPLOYS.items()])
 
     def pages_table(self) -> pl.DataFrame:
         """The ``pages`` table."""
         frame = pl.DataFrame(
             self.pages,
-            schema={"tick": pl.Int64, "team": pl.String, "off_hours": pl.Boolean, "incident_id": pl.Int64},
+            schema={
+                "tick": pl.Int64,
+                "team": pl.String,
+                "off_hours": pl.Boolean,
+                "incident_id": pl.Int64,
+            },
             orient="row",
         ).with_columns(time=self._time(pl.col("tick")))
         return frame.select([pl.col(c).cast(t) for c, t in tables.PAGES.items()])
@@ -150,7 +159,10 @@ class EventLog:
                 "detected": pl.Int64, "resolved": pl.Int64}  # fmt: skip
         frame = pl.DataFrame(self.incidents, schema=cols, orient="row")
         frame = frame.with_columns(
-            [self._time(pl.col(c).cast(pl.Int64)).alias(c) for c in ("started", "detected", "resolved")]
+            [
+                self._time(pl.col(c).cast(pl.Int64)).alias(c)
+                for c in ("started", "detected", "resolved")
+            ]
         )
         return frame.sort("incident_id").select(
             [pl.col(c).cast(t) for c, t in tables.INCIDENTS.items()]

@@ -8,8 +8,8 @@ any machine and in any order.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,12 @@ def as_scenario(scenario: ScenarioLike) -> Scenario:
 
 
 def simulate(
-    scenario: ScenarioLike, *, seed: int, days: int | None = None, replicate: int = 0
+    scenario: ScenarioLike,
+    *,
+    seed: int,
+    days: int | None = None,
+    replicate: int = 0,
+    behaviours: Mapping[str, object] | None = None,
 ) -> RunResult:
     """Run one seed of a scenario and return its series, events and summary.
 
@@ -50,6 +55,7 @@ def simulate(
         seed: the run's seed (used as given, not derived).
         days: days to simulate (default: the scenario's ``days``).
         replicate: the run's index among the seeds of a multi-seed run.
+        behaviours: replacement behaviours by key (see :func:`orgtwin.world.behaviour`).
 
     Returns:
         The run's :class:`RunResult`.
@@ -57,7 +63,7 @@ def simulate(
     sc = as_scenario(scenario)
     days = sc.days if days is None else int(days)
     check_timing(sc, days)
-    model = OrgModel(sc, seed=seed, days=days)
+    model = OrgModel(sc, seed=seed, days=days, behaviours=behaviours)
     model.run()
     model.finish()
     return RunResult(
@@ -142,6 +148,7 @@ def run(
     days: int | None = None,
     seeds: int | None = None,
     seed: int | None = None,
+    behaviours: Mapping[str, object] | None = None,
 ) -> RunSet:
     """Run a scenario over several seeds.
 
@@ -150,6 +157,7 @@ def run(
         days: days per run (default: the scenario's ``days``).
         seeds: number of seeds (default: the scenario's ``seeds``).
         seed: base seed the runs' seeds derive from (default: the scenario's ``seed``).
+        behaviours: replacement behaviours by key (see :func:`orgtwin.world.behaviour`).
 
     Returns:
         A :class:`RunSet`: ``.summary`` (one row per seed), ``.series``, ``.tables``.
@@ -164,7 +172,8 @@ def run(
     n = sc.seeds if seeds is None else int(seeds)
     base = sc.seed if seed is None else int(seed)
     results = [
-        simulate(sc, seed=derive_seed(base, r), days=days, replicate=r) for r in range(n)
+        simulate(sc, seed=derive_seed(base, r), days=days, replicate=r, behaviours=behaviours)
+        for r in range(n)
     ]
     return RunSet.from_runs(results)
 

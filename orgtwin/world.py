@@ -18,10 +18,34 @@ from agents.teams import DeployPolicy, Team
 from agents.users import UserSegment
 from agents.vendors import Vendor
 from orgtwin import behaviours as bh
+from orgtwin.errors import OrgTwinError
 from orgtwin.scenario import Scenario
 
 if TYPE_CHECKING:
     from orgtwin.model import OrgModel
+
+
+def behaviour(model: OrgModel, key: str, default: object) -> object:
+    """The behaviour to use for ``key``: the caller's replacement if any, else the default.
+
+    Keys name a behaviour and, where it is per entity, the entity:
+    ``demand/<segment>``, ``churn/<segment>``, ``acquisition/<segment>``, ``latency``
+    (all services at once), ``outages/<vendor>``, ``change_failure/<team>``,
+    ``incident_timing/<team>``.
+    """
+    model.behaviour_keys.append(key)
+    return model.behaviour_overrides.get(key, default)
+
+
+def check_behaviour_keys(model: OrgModel) -> None:
+    """Refuse replacement behaviours whose key names nothing in this world."""
+    unknown = sorted(set(model.behaviour_overrides) - set(model.behaviour_keys))
+    if unknown:
+        known = ", ".join(sorted(model.behaviour_keys))
+        raise OrgTwinError(
+            f"behaviours: keys must name a behaviour of this scenario ({known}), "
+            f"got {', '.join(unknown)}"
+        )
 
 
 def entity_rng(seed: int, kind: str, name: str) -> np.random.Generator:
@@ -38,9 +62,14 @@ def build_features(model: OrgModel, scenario: Scenario) -> None:
     model.feature_entry = np.array(
         [model.service_index[scenario.features[n].entry] for n in names], dtype=np.int64
     )
-    model.requests_per_session = np.array([scenario.features[n].requests_per_session for n in names])
+    model.requests_per_session = np.array(
+        [scenario.features[n].requests_per_session for n in names]
+    )
     model.visible_requests_per_session = np.array(
-        [scenario.features[n].requests_per_session * scenario.features[n].user_visible_share for n in names]
+        [
+            scenario.features[n].requests_per_session * scenario.features[n].user_visible_share
+            for n in names
+        ]
     )
     model.feature_visible = np.ones(len(names))
     model.surge = np.ones(len(names))
@@ -57,15 +86,18 @@ def build_segments(model: OrgModel, scenario: Scenario, seed: int) -> None:
                 weights[model.feature_index[feature]] = share / total
         reference = spec.churn.reference_price_usd_month
         reference = spec.price_usd_month if reference is None else reference
-        churn = bh.ChurnHazard(
+        churn = behaviour(model, f"churn/{name}", bh.ChurnHazard(
             base_monthly=spec.churn.base_monthly,
             experience_coef=spec.churn.experience_coef,
             price_elasticity=spec.churn.price_elasticity,
             tenure_coef=spec.churn.tenure_coef,
             reference_price_usd_month=reference,
-        )
-        acquisition = bh.Acquisition(
+        ))  # fmt: skip
+        acquisition = behaviour(model, f"acquisition/{name}", bh.Acquisition(
             **spec.acquisition.model_dump(), reference_price_usd_month=spec.price_usd_month
+        ))  # fmt: skip
+        profile = behaviour(
+            model, f"demand/{name}", bh.DemandProfile(**spec.demand_profile.model_dump())
         )
         segment = UserSegment(
             model,
@@ -77,7 +109,7 @@ def build_segments(model: OrgModel, scenario: Scenario, seed: int) -> None:
             sessions_per_user_day=spec.sessions_per_user_day,
             intensity_sigma=spec.intensity_sigma,
             feature_weights=weights,
-            profile=bh.DemandProfile(**spec.demand_profile.model_dump()),
+            profile=profile,
             churn=churn,
             acquisition=acquisition,
             tickets_per_bad_session=spec.tickets_per_bad_session,
@@ -121,11 +153,15 @@ def build_mesh(model: OrgModel, scenario: Scenario, seed: int) -> None:
         spot_preemption_per_hour=column(lambda s: s.spot_preemption_per_hour),
         spot_recovery_hours=column(lambda s: s.spot_recovery_hours),
         base_error_rate=column(lambda s: s.base_error_rate),
-        latency=bh.LatencyCurve(
-            base_ms=column(lambda s: s.latency.base_ms),
-            queueing_factor=column(lambda s: s.latency.queueing_factor),
-            timeout_ms=column(lambda s: s.latency.timeout_ms),
-            p95_over_p50=column(lambda s: s.latency.p95_over_p50),
+        latency=behaviour(
+            model,
+            "latency",
+            bh.LatencyCurve(
+                base_ms=column(lambda s: s.latency.base_ms),
+                queueing_factor=column(lambda s: s.latency.queueing_factor),
+                timeout_ms=column(lambda s: s.latency.timeout_ms),
+                p95_over_p50=column(lambda s: s.latency.p95_over_p50),
+            ),
         ),
         autoscale_enabled=column(lambda s: s.autoscale.enabled),
         target_utilisation=column(lambda s: s.autoscale.target_utilisation),
@@ -151,7 +187,11 @@ def build_vendors(model: OrgModel, scenario: Scenario, seed: int) -> None:
             price_usd_per_1k_calls=spec.price_usd_per_1k_calls,
             rate_limit_rps=spec.rate_limit_rps,
             error_rate=spec.error_rate,
-            outages=bh.VendorOutages(spec.outage_rate_per_month, spec.outage_hours_mean),
+            outages=behaviour(
+                model,
+                f"outages/{name}",
+                bh.VendorOutages(spec.outage_rate_per_month, spec.outage_hours_mean),
+            ),
             sla_availability=spec.sla_availability,
             rng=entity_rng(seed, "vendor", name),
         )
@@ -183,19 +223,27 @@ def build_teams(model: OrgModel, scenario: Scenario, seed: int) -> None:
             canary=spec.canary,
             canary_blast_radius=spec.change_failure.canary_blast_radius,
             policy=DeployPolicy(policy.kind, policy.every_hours, policy.working_hours_only, anchor),
-            change_failure=bh.ChangeFailure(
-                spec.change_failure.base,
-                spec.change_failure.batch_coef,
-                spec.change_failure.fatigue_coef,
+            change_failure=behaviour(
+                model,
+                f"change_failure/{name}",
+                bh.ChangeFailure(
+                    spec.change_failure.base,
+                    spec.change_failure.batch_coef,
+                    spec.change_failure.fatigue_coef,
+                ),
             ),
-            timing=bh.IncidentTiming(
-                detect_median_hours=incidents.detect_median_hours,
-                detect_sigma=incidents.detect_sigma,
-                restore_median_hours=incidents.restore_median_hours,
-                restore_sigma=incidents.restore_sigma,
-                fatigue_coef=incidents.fatigue_coef,
-                expertise_coef=incidents.expertise_coef,
-                batch_coef=incidents.batch_coef,
+            timing=behaviour(
+                model,
+                f"incident_timing/{name}",
+                bh.IncidentTiming(
+                    detect_median_hours=incidents.detect_median_hours,
+                    detect_sigma=incidents.detect_sigma,
+                    restore_median_hours=incidents.restore_median_hours,
+                    restore_sigma=incidents.restore_sigma,
+                    fatigue_coef=incidents.fatigue_coef,
+                    expertise_coef=incidents.expertise_coef,
+                    batch_coef=incidents.batch_coef,
+                ),
             ),
             incident_error_rate=incidents.deploy_incident_error_rate,
             escalate_every_hours=incidents.escalate_every_hours,
