@@ -279,10 +279,10 @@ class OrgModel(mesa.Model):
         arrays = self.recorder.arrays
         mesh = self.mesh
         seg = arrays["segment"][t]
-        for i, s in enumerate(self.segments):
-            active = s.active_users
-            paying = active if s.paying else 0
-            seg[i, :3] = (active, paying, paying * s.price_usd_month / HOURS_PER_MONTH)
+        seg[:, 0] = [s.active_users for s in self.segments]
+        prices = np.array([s.price_usd_month for s in self.segments])
+        np.multiply(seg[:, 0], prices > 0, out=seg[:, 1])
+        np.multiply(seg[:, 1], prices / HOURS_PER_MONTH, out=seg[:, 2])
         seg[:, 6] = sessions.sum(axis=1)
         seg[:, 7] = bad
         arrays["service"][t].T[:] = (
