@@ -505,7 +505,7 @@ class Scenario(Spec):
         >>> from orgtwin import load_scenario
         >>> sc = load_scenario("scenarios/baseline.yaml")
         >>> sorted(sc.teams)[:2]
-        ['checkout', 'core']
+        ['core', 'data']
     """
 
     name: str

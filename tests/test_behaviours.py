@@ -111,7 +111,7 @@ def test_a_service_at_three_times_capacity_rejects_two_thirds():
     assert error[surge].mean() == pytest.approx(2 / 3, abs=0.01)
     assert (error[:OVERLOAD_START] == 0).all() and (error[OVERLOAD_END:] == 0).all()
     assert np.isfinite(p95).all() and (p95 <= 2000.0).all()
-    assert (p50[surge] == pytest.approx(20 * (1 + 0.98 / 0.02))), "queue full, not infinite"
+    assert p50[surge] == pytest.approx(20 * (1 + 0.98 / 0.02)), "queue full, not infinite"
     capacity = run.events["incidents"].filter(pl.col("cause") == "capacity")
     assert capacity.height == 1
     assert capacity["started"][0] == run.start + timedelta(hours=OVERLOAD_START)
