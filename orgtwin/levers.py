@@ -1,0 +1,446 @@
+"""Levers: named, bounded knobs on a scenario, and the designs that set them.
+
+A lever is a dotted path into the scenario with the values it may take::
+
+    services.*.spot_share=0..0.9:10       ten values from 0 to 0.9
+    teams.platform.oncall_size=2..8       the whole numbers 2 to 8
+    segments.pro_us.price_usd_month=12,15,19
+    teams.web.deploy_policy.kind=continuous,approval_board
+    interventions.spot_share.spot_share=0.3..0.9:4
+
+Paths name entities of a kind (``segments``, ``features``, ``services``, ``vendors``,
+``teams``) by name or ``*`` for all, then a field, possibly nested; ``interventions``
+are named by index (``interventions[0]``), label or kind. A lever sets the value
+everywhere the scenario sets that quantity for those entities: the organisation's own
+spec *and* any intervention that sets the same field on them (split if it also covers
+other entities), so ``services.*.spot_share`` means "this spot share, whatever the
+scenario does", not "this spot share until an intervention says otherwise".
+
+Designs: :func:`grid` (every combination) and :func:`latin_hypercube` (``n`` points,
+each lever's range cut into ``n`` strata, one point per stratum).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from orgtwin.errors import ScenarioError
+from orgtwin.loading import check_references
+from orgtwin.scenario import Scenario
+
+Design = Literal["grid", "lhs"]
+ENTITY_KINDS = ("segments", "features", "services", "vendors", "teams")
+_SELECTOR_OF = {"segments": "segments", "services": "services", "teams": "teams",
+                "features": "features"}  # fmt: skip
+_RANGE = re.compile(
+    r"^\s*(-?[\d.]+(?:e-?\d+)?)\s*\.\.\s*(-?[\d.]+(?:e-?\d+)?)\s*(?::\s*(\d+))?\s*$"
+)
+DEFAULT_COUNT = 5
+MAX_POINTS = 1_000_000
+
+
+class LeverError(ScenarioError):
+    """A lever's path or values do not fit the scenario."""
+
+    def __init__(self, lever: str, problem: str, hint: str | None = None) -> None:
+        super().__init__("lever", lever, problem, hint)
+
+
+@dataclass(frozen=True)
+class Lever:
+    """A knob of a sweep: a path into the scenario and the values it may take.
+
+    Attributes:
+        path: dotted path, ``*`` allowed in place of an entity name.
+        values: explicit values (a list or categorical choices), or None for a range.
+        low: lowest value of a range.
+        high: highest value of a range.
+        count: number of evenly spaced grid levels of a range.
+        integer: whether a range takes whole numbers only.
+    """
+
+    path: str
+    values: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    count: int | None = None
+    integer: bool = False
+
+    @property
+    def is_range(self) -> bool:
+        """Whether the lever spans a numeric range (rather than listing values)."""
+        return self.values is None
+
+    def levels(self) -> list[Any]:
+        """The values a grid design takes, in order."""
+        if self.values is not None:
+            return list(self.values)
+        assert self.low is not None and self.high is not None and self.count is not None
+        if self.integer:
+            return [
+                int(v) for v in np.unique(np.rint(np.linspace(self.low, self.high, self.count)))
+            ]
+        return [float(round(v, 12)) for v in np.linspace(self.low, self.high, self.count)]
+
+    def at(self, u: np.ndarray) -> list[Any]:
+        """Values at positions ``u`` in [0, 1) of the lever's range (for sampled designs)."""
+        if self.values is not None:
+            index = np.minimum((u * len(self.values)).astype(int), len(self.values) - 1)
+            return [self.values[i] for i in index]
+        assert self.low is not None and self.high is not None
+        raw = self.low + u * (self.high - self.low)
+        if self.integer:
+            return [int(v) for v in np.floor(self.low + u * (self.high - self.low + 1))]
+        return [float(v) for v in raw]
+
+    def __str__(self) -> str:
+        if self.values is not None:
+            return f"{self.path}={','.join(map(str, self.values))}"
+        if self.integer:
+            return f"{self.path}={self.low:g}..{self.high:g}"
+        return f"{self.path}={self.low:g}..{self.high:g}:{self.count}"
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_lever(text: str) -> Lever:
+    """Parse ``path=spec`` as written on the command line.
+
+    Example:
+        >>> parse_lever("teams.platform.oncall_size=2..8").levels()
+        [2, 3, 4, 5, 6, 7, 8]
+        >>> parse_lever("services.*.spot_share=0..0.9:4").levels()
+        [0.0, 0.3, 0.6, 0.9]
+    """
+    path, sep, spec = text.partition("=")
+    if not sep or not path.strip() or not spec.strip():
+        raise LeverError(
+            text,
+            "must look like path=low..high[:count] or path=a,b,c, got no '='"
+            if not sep
+            else "must have a path and values on both sides of '='",
+        )
+    return make_lever(path.strip(), spec.strip())
+
+
+def make_lever(path: str, spec: Any) -> Lever:
+    """Build a lever from Python values.
+
+    Args:
+        path: dotted path into the scenario.
+        spec: ``"low..high[:count]"`` or ``"a,b,c"``; a ``(low, high)`` or
+            ``(low, high, count)`` tuple; a list of values; a ``range``; or a Lever.
+    """
+    if isinstance(spec, Lever):
+        return spec
+    if isinstance(spec, range):
+        return Lever(path, values=tuple(spec))
+    if isinstance(spec, list):
+        return _listed(path, spec)
+    if isinstance(spec, tuple):
+        if len(spec) not in (2, 3) or not all(isinstance(v, int | float) for v in spec):
+            raise LeverError(path, f"must be (low, high) or (low, high, count), got {spec!r}")
+        return _range(path, *spec)
+    if isinstance(spec, str):
+        match = _RANGE.match(spec)
+        if match:
+            low, high, count = match.groups()
+            integer = count is None and _is_int(low) and _is_int(high)
+            return _range(path, float(low), float(high), int(count) if count else None, integer)
+        return _listed(path, [yaml.safe_load(v.strip()) for v in spec.split(",") if v.strip()])
+    raise LeverError(path, f"values must be a range, a list or a string, got {spec!r}")
+
+
+def _is_int(text: str) -> bool:
+    return re.fullmatch(r"-?\d+", text) is not None
+
+
+def _range(path: str, low: float, high: float, count: int | None = None,
+           integer: bool | None = None) -> Lever:  # fmt: skip
+    if high < low:
+        raise LeverError(path, f"range must go from low to high, got {low:g}..{high:g}",
+                         f"did you mean {high:g}..{low:g}?")  # fmt: skip
+    if integer is None:
+        integer = count is None and float(low).is_integer() and float(high).is_integer()
+    if count is not None and count < 1:
+        raise LeverError(path, f"count must be >= 1, got {count}")
+    if integer:
+        count = int(high - low) + 1
+    return Lever(path, low=float(low), high=float(high), count=count or DEFAULT_COUNT,
+                 integer=integer)  # fmt: skip
+
+
+def _listed(path: str, values: Sequence[Any]) -> Lever:
+    if not values:
+        raise LeverError(path, "must list at least one value")
+    if len(set(map(repr, values))) != len(values):
+        raise LeverError(path, f"values must be distinct, got {list(values)!r}")
+    return Lever(path, values=tuple(values))
+
+
+def parse_levers(levers: Mapping[str, Any] | Sequence[str | Lever]) -> list[Lever]:
+    """Levers from a mapping ``{path: spec}`` or a list of ``path=spec`` strings/Levers."""
+    if isinstance(levers, Mapping):
+        parsed = [make_lever(path, spec) for path, spec in levers.items()]
+    else:
+        parsed = [lv if isinstance(lv, Lever) else parse_lever(lv) for lv in levers]
+    if not parsed:
+        raise LeverError("", "a sweep needs at least one lever")
+    paths = [lv.path for lv in parsed]
+    dupes = sorted({p for p in paths if paths.count(p) > 1})
+    if dupes:
+        raise LeverError(dupes[0], "is given twice")
+    return parsed
+
+
+# --------------------------------------------------------------------------- paths
+
+
+@dataclass(frozen=True)
+class Target:
+    """One place a lever writes to: a field of a spec object inside a scenario."""
+
+    container: BaseModel
+    field: str
+    where: str
+
+
+def _split(path: str) -> list[str]:
+    parts = re.sub(r"\[(\w+)\]", r".\1", path).split(".")
+    if any(not p for p in parts):
+        raise LeverError(path, "must be a dotted path like services.*.spot_share")
+    return parts
+
+
+def _suggest(name: str, choices: Sequence[str]) -> str | None:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _walk(path: str, obj: BaseModel, parts: Sequence[str], where: str) -> Target:
+    """Follow field names from ``obj`` to the last field, which becomes the target."""
+    for i, part in enumerate(parts):
+        fields = type(obj).model_fields
+        if part not in fields or fields[part].exclude:
+            known = [f for f, info in fields.items() if not info.exclude]
+            raise LeverError(path, f"{where}{'.' if where else ''}{part} is not a field",
+                             _suggest(part, known))  # fmt: skip
+        if i == len(parts) - 1:
+            return Target(obj, part, f"{where}{'.' if where else ''}{part}")
+        child = getattr(obj, part)
+        if not isinstance(child, BaseModel):
+            raise LeverError(path, f"{where}.{part} has no fields below it")
+        obj, where = child, f"{where}{'.' if where else ''}{part}"
+    raise LeverError(path, "must name a field")
+
+
+def _entities(path: str, scenario: Scenario, kind: str, selector: str) -> list[str]:
+    names = list(getattr(scenario, kind))
+    if selector == "*":
+        return names
+    if selector not in names:
+        raise LeverError(path, f"{kind}.{selector} is not in the scenario",
+                         _suggest(selector, names))  # fmt: skip
+    return [selector]
+
+
+def _interventions(path: str, scenario: Scenario, selector: str) -> list[int]:
+    items = scenario.interventions
+    if selector == "*":
+        found = list(range(len(items)))
+    elif selector.isdigit():
+        found = [int(selector)] if int(selector) < len(items) else []
+    else:
+        found = [i for i, iv in enumerate(items) if selector in (iv.label, iv.kind)]
+    if not found:
+        names = [iv.label or iv.kind for iv in items]
+        raise LeverError(path, f"interventions.{selector} matches no intervention "
+                         f"(by index, label or kind)", _suggest(selector, names))  # fmt: skip
+    return found
+
+
+def targets(scenario: Scenario, path: str) -> list[Target]:
+    """Every place lever ``path`` writes to in ``scenario`` (interventions split if needed).
+
+    Raises:
+        LeverError: the path names no field of the scenario (with a suggestion).
+    """
+    parts = _split(path)
+    head = parts[0]
+    if head in ENTITY_KINDS:
+        if len(parts) < 3:
+            raise LeverError(path, f"must name a field: {head}.<name or *>.<field>")
+        names = _entities(path, scenario, head, parts[1])
+        found = [
+            _walk(path, getattr(scenario, head)[name], parts[2:], f"{head}.{name}")
+            for name in names
+        ]
+        if len(parts) == 3 and head in _SELECTOR_OF:
+            found += _intervention_targets(scenario, head, names, parts[2])
+        return found
+    if head == "interventions":
+        if len(parts) < 3:
+            raise LeverError(
+                path, "must name a field: interventions.<index, label or kind>.<field>"
+            )
+        indices = _interventions(path, scenario, parts[1])
+        return [
+            _walk(path, scenario.interventions[i], parts[2:], f"interventions[{i}]")
+            for i in indices
+            if parts[2] in type(scenario.interventions[i]).model_fields or len(indices) == 1
+        ] or [_walk(path, scenario.interventions[indices[0]], parts[2:], "interventions")]
+    return [_walk(path, scenario, parts, "")]
+
+
+def _intervention_targets(
+    scenario: Scenario, kind: str, names: list[str], field: str
+) -> list[Target]:
+    """Interventions that set ``field`` on any of ``names``; split so only those change."""
+    selector_field = _SELECTOR_OF[kind]
+    found = []
+    for i, iv in enumerate(list(scenario.interventions)):
+        if field not in type(iv).model_fields or selector_field not in type(iv).model_fields:
+            continue
+        selected = getattr(iv, selector_field)
+        covered = list(getattr(scenario, kind)) if selected == "*" else list(selected)
+        mine = [n for n in covered if n in names]
+        if not mine:
+            continue
+        others = [n for n in covered if n not in names]
+        if others:  # the lever's entities get their own copy of the intervention
+            copy = iv.model_copy(deep=True)
+            setattr(copy, selector_field, mine)
+            setattr(iv, selector_field, others)
+            scenario.interventions.insert(scenario.interventions.index(iv) + 1, copy)
+            iv = copy
+        found.append(Target(iv, field, f"interventions[{i}] ({iv.kind}).{field}"))
+    return found
+
+
+def apply_levers(scenario: Scenario, values: Mapping[str, Any]) -> Scenario:
+    """A copy of ``scenario`` with each lever path set to its value.
+
+    Raises:
+        LeverError: a path does not fit the scenario, or a value is out of bounds.
+    """
+    sc = scenario.model_copy(deep=True)
+    for path, value in values.items():
+        for target in targets(sc, path):
+            try:
+                setattr(target.container, target.field, _plain(value))
+            except ValidationError as exc:
+                problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                raise LeverError(f"{path}={value}", f"{target.where}: {problem}") from None
+    check_references(sc)
+    return sc
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def describe_targets(scenario: Scenario, path: str) -> list[str]:
+    """Where lever ``path`` writes to, for messages and reports."""
+    return [t.where for t in targets(scenario.model_copy(deep=True), path)]
+
+
+# --------------------------------------------------------------------------- designs
+
+
+def _column(lever: Lever, values: list[Any]) -> pl.Series:
+    if lever.is_range:
+        dtype = pl.Int64 if lever.integer else pl.Float64
+        return pl.Series(lever.path, values, dtype=dtype)
+    if all(isinstance(v, bool) for v in values):
+        return pl.Series(lever.path, values, dtype=pl.Boolean)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return pl.Series(lever.path, values, dtype=pl.Int64)
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return pl.Series(lever.path, [float(v) for v in values], dtype=pl.Float64)
+    return pl.Series(lever.path, [str(v) for v in values], dtype=pl.String)
+
+
+def grid(levers: Sequence[Lever]) -> pl.DataFrame:
+    """Every combination of every lever's levels: one row per point.
+
+    Example:
+        >>> grid([parse_lever("a.b.c=1..2"), parse_lever("d.e.f=x,y")]).shape
+        (4, 3)
+    """
+    levels = [lv.levels() for lv in levers]
+    size = int(np.prod([len(v) for v in levels]))
+    if size > MAX_POINTS:
+        raise LeverError(", ".join(lv.path for lv in levers),
+                         f"grid must have at most {MAX_POINTS:,} points, got {size:,}",
+                         "use design='lhs' with n points")  # fmt: skip
+    rows = list(itertools.product(*levels))
+    columns = [_column(lv, [r[i] for r in rows]) for i, lv in enumerate(levers)]
+    return pl.DataFrame([pl.Series("point", range(len(rows)), dtype=pl.Int64), *columns])
+
+
+def latin_hypercube(levers: Sequence[Lever], n: int, *, seed: int) -> pl.DataFrame:
+    """``n`` points: each lever's range cut into ``n`` equal strata, each stratum used once.
+
+    Args:
+        levers: the levers.
+        n: number of points.
+        seed: seed of the sampling (the same seed gives the same design).
+    """
+    if not 1 <= n <= MAX_POINTS:
+        raise LeverError("n", f"must be an integer between 1 and {MAX_POINTS:,}, got {n}")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4C4853]))
+    columns = []
+    for lever in levers:
+        u = (rng.permutation(n) + rng.random(n)) / n
+        columns.append(_column(lever, lever.at(u)))
+    return pl.DataFrame([pl.Series("point", range(n), dtype=pl.Int64), *columns])
+
+
+def make_design(levers: Sequence[Lever], design: Design = "grid", *, n: int | None = None,
+                seed: int = 0) -> pl.DataFrame:  # fmt: skip
+    """The design table: ``point`` plus one column per lever, one row per point."""
+    if design == "grid":
+        return grid(levers)
+    if design == "lhs":
+        if n is None:
+            raise LeverError("n", "a Latin hypercube needs n, the number of points")
+        return latin_hypercube(levers, n, seed=seed)
+    raise LeverError("design", f"must be 'grid' or 'lhs', got {design!r}")
+
+
+def point_values(design: pl.DataFrame, point: int) -> dict[str, Any]:
+    """Lever path → value at one point of a design."""
+    row = design.row(point, named=True)
+    row.pop("point")
+    return row
+
+
+def validate_design(scenario: Scenario, levers: Sequence[Lever], design: pl.DataFrame) -> None:
+    """Check every lever against the scenario and every level against its bounds.
+
+    Checks each lever's extreme and listed values once (not every point), so that a
+    sweep fails before it starts, not halfway through.
+    """
+    for lever in levers:
+        targets(scenario.model_copy(deep=True), lever.path)
+        for value in _distinct(design[lever.path]):
+            apply_levers(scenario, {lever.path: value})
+
+
+def _distinct(column: pl.Series) -> Iterator[Any]:
+    values = column.unique(maintain_order=True)
+    if values.dtype.is_numeric() and values.len() > 2:
+        yield from (values.min(), values.max())
+    else:
+        yield from values.to_list()
