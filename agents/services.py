@@ -141,9 +141,9 @@ class ServiceMesh:
         log_ok = np.log(np.maximum(own_ok, 1.0 - _MAX_ERROR)) + self.vendor_fanout @ vendor_ok
         self.error_rate = -np.expm1(self.path_operator @ log_ok)
         vendor_ms = self.vendor_fanout @ vendor_latency_ms
-        own_p50, own_p95 = self.latency.predict_quantiles(self.utilisation)
-        self.latency_p50_ms = self.path_operator @ (own_p50 + vendor_ms)
-        self.latency_p95_ms = self.path_operator @ (own_p95 + vendor_ms)
+        own = np.stack(self.latency.predict_quantiles(self.utilisation), axis=1)
+        own += vendor_ms[:, None]
+        self.latency_p50_ms, self.latency_p95_ms = (self.path_operator @ own).T
         self.cost_usd = self.replicas * self.replica_unit_cost()
 
     def replica_unit_cost(self) -> NDArray:

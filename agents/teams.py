@@ -446,18 +446,19 @@ class Team(mesa.Agent):
 
     @staticmethod
     def series_metrics() -> tuple[str, ...]:
-        """Names of the figures :meth:`series_row` returns."""
+        """Names of the team's figures in the time series: its gauges, then its counts."""
         return TEAM_GAUGES + TEAM_COUNTS
 
-    def series_row(self) -> tuple[float, ...]:
-        """This hour's state and counts for the time series; the counts start again."""
-        gauges = (
+    def gauges(self) -> tuple[float, ...]:
+        """The team's state now, in :data:`TEAM_GAUGES` order."""
+        return (
             self.headcount, self.oncall_size, self._mean_fatigue, self.expertise,
             self.pending_changes,
         )  # fmt: skip
-        row = (*gauges, *self.counts)
-        self.counts[:] = 0.0
-        return row
+
+    def count_into(self, row: NDArray) -> None:
+        """Count this hour's events into ``row`` (:data:`TEAM_COUNTS` order, zeroed)."""
+        self.counts = row
 
 
 TEAM_GAUGES = ("headcount", "oncall_size", "fatigue", "expertise", "pending_changes")

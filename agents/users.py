@@ -92,6 +92,7 @@ class UserSegment(mesa.Agent):
         self.stream = rng
         utc_hours = np.arange(HOURS_PER_WEEK)
         self.hourly_rate = profile.predict(utc_hours + utc_offset_hours) / 24.0
+        self.intensity_total = 0.0  # sum of every active user's intensity, kept as users move
         self._allocate(max(16, int(n_users * 1.25)))
         self._arrive(n_users, tenure_mean_days=initial_tenure_months_mean * DAYS_PER_MONTH)
         self.sample_size = min(int(sample_size), n_users)
@@ -150,9 +151,10 @@ class UserSegment(mesa.Agent):
         self.experience[slots] = 0.0
         self.clock[slots] = 0.0
         self.user_id[slots] = self.model.new_user_ids(n)
-        self.intensity_total = float(self.intensity.sum(dtype=np.float64))
+        self.intensity_total += float(self.intensity[slots].sum(dtype=np.float64))
 
     def _leave(self, slots: NDArray[np.int64]) -> None:
+        self.intensity_total -= float(self.intensity[slots].sum(dtype=np.float64))
         self.intensity[slots] = 0.0
         self.threshold[slots] = np.inf
         self.free_slots = np.concatenate([self.free_slots, slots[::-1]])
@@ -223,8 +225,6 @@ class UserSegment(mesa.Agent):
         )
         self.acquired_today = int(self.stream.poisson(expected))
         self._arrive(self.acquired_today)
-        if self.acquired_today == 0:
-            self.intensity_total = float(self.intensity.sum(dtype=np.float64))
         self.tickets_today = int(self.stream.poisson(self.day_bad * self.tickets_per_bad_session))
         self._reset_day()
 

@@ -13,6 +13,8 @@ the curve of every service in the mesh. Nothing here imports mesa.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
@@ -138,8 +140,15 @@ class ChangeFailure(BaseEstimator):
         self.batch_coef = batch_coef
         self.fatigue_coef = fatigue_coef
 
-    def predict_proba(self, batch_size: ArrayLike, fatigue: ArrayLike = 0.0) -> NDArray:
-        """Failure probability of deploys of the given batch sizes."""
+    def predict_proba(self, batch_size: ArrayLike, fatigue: ArrayLike = 0.0) -> NDArray | float:
+        """Failure probability of deploys of the given batch sizes (a float for scalars)."""
+        if isinstance(batch_size, int | float) and isinstance(fatigue, int | float):
+            z = (
+                math.log(self.base / (1.0 - self.base))
+                + self.batch_coef * math.log(max(batch_size, 1.0))
+                + self.fatigue_coef * fatigue
+            )
+            return 1.0 / (1.0 + math.exp(-z))  # one deploy at a time: no array round trip
         batch = np.maximum(np.asarray(batch_size, dtype=float), 1.0)
         z = _logit(self.base) + self.batch_coef * np.log(batch) + self.fatigue_coef * fatigue
         return _expit(z)

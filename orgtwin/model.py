@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import mesa
 import numpy as np
 
-from agents.teams import Incident, Team
+from agents.teams import TEAM_GAUGES, Incident, Team
 from agents.users import UserSegment
 from agents.vendors import Vendor
 from orgtwin import behaviours as bh
@@ -209,6 +209,9 @@ class OrgModel(mesa.Model):
     def step(self) -> None:
         """Advance the world by one hour."""
         t = self.tick
+        counts = self.recorder.arrays["team"][t, :, len(TEAM_GAUGES) :]
+        for team, row in zip(self.teams, counts, strict=True):
+            team.count_into(row)  # the teams count this hour's events straight into the series
         for action in self.actions.get(t, ()):
             action()
         hour_of_week = (t + self.hour_of_week_offset) % 168
@@ -294,7 +297,7 @@ class OrgModel(mesa.Model):
         arrays["vendor"][t].T[:] = (calls, self.vendor_up_now, vendor_error, vendor_cost)
         f_sessions, f_requests, f_error, f_p95 = features
         arrays["feature"][t].T[:] = (f_sessions, f_requests, f_requests * f_error, f_p95)
-        arrays["team"][t] = [team.series_row() for team in self.teams]
+        arrays["team"][t, :, : len(TEAM_GAUGES)] = [team.gauges() for team in self.teams]
 
     # ------------------------------------------------------------------ the day
 
