@@ -8,6 +8,9 @@ for callers that do not know orgtwin. Messages follow one shape::
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class OrgTwinError(Exception):
     """Base class of every error orgtwin raises deliberately."""
@@ -48,3 +51,19 @@ class ResultsError(OrgTwinError, ValueError):
 
 class TelemetryError(OrgTwinError, ValueError):
     """A telemetry table does not match its documented schema."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
+    """``"did you mean 'x'?"`` for the closest of ``choices`` to ``name``, or None.
+
+    Example:
+        >>> did_you_mean("oncal_size", ["oncall_size", "headcount"])
+        "did you mean 'oncall_size'?"
+    """
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def in_brackets(hint: str | None) -> str:
+    """A hint as a bracketed suffix for a message (``" (did you mean …?)"``), or ``""``."""
+    return f" ({hint})" if hint else ""

@@ -22,7 +22,6 @@ each lever's range cut into ``n`` strata, one point per stratum).
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,7 +33,7 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from orgtwin.errors import ScenarioError
+from orgtwin.errors import ScenarioError, did_you_mean
 from orgtwin.loading import check_references
 from orgtwin.scenario import Scenario
 
@@ -223,11 +222,6 @@ def _split(path: str) -> list[str]:
     return parts
 
 
-def _suggest(name: str, choices: Sequence[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
 def _walk(path: str, obj: BaseModel, parts: Sequence[str], where: str) -> Target:
     """Follow field names from ``obj`` to the last field, which becomes the target."""
     for i, part in enumerate(parts):
@@ -235,7 +229,7 @@ def _walk(path: str, obj: BaseModel, parts: Sequence[str], where: str) -> Target
         if part not in fields or fields[part].exclude:
             known = [f for f, info in fields.items() if not info.exclude]
             raise LeverError(path, f"{where}{'.' if where else ''}{part} is not a field",
-                             _suggest(part, known))  # fmt: skip
+                             did_you_mean(part, known))  # fmt: skip
         if i == len(parts) - 1:
             return Target(obj, part, f"{where}{'.' if where else ''}{part}")
         child = getattr(obj, part)
@@ -251,7 +245,7 @@ def _entities(path: str, scenario: Scenario, kind: str, selector: str) -> list[s
         return names
     if selector not in names:
         raise LeverError(path, f"{kind}.{selector} is not in the scenario",
-                         _suggest(selector, names))  # fmt: skip
+                         did_you_mean(selector, names))  # fmt: skip
     return [selector]
 
 
@@ -266,7 +260,7 @@ def _interventions(path: str, scenario: Scenario, selector: str) -> list[int]:
     if not found:
         names = [iv.label or iv.kind for iv in items]
         raise LeverError(path, f"interventions.{selector} matches no intervention "
-                         f"(by index, label or kind)", _suggest(selector, names))  # fmt: skip
+                         f"(by index, label or kind)", did_you_mean(selector, names))  # fmt: skip
     return found
 
 

@@ -371,6 +371,33 @@ def _require(frame: pl.DataFrame, name: str, columns: tuple[str, ...]) -> None:
 # --------------------------------------------------------------------------- across seeds
 
 
+def check_confidence(confidence: float) -> None:
+    """Refuse a confidence level outside (0, 1).
+
+    Raises:
+        ResultsError: ``confidence`` is not strictly between 0 and 1.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ResultsError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
+
+
+def welch_half_width(a: np.ndarray, b: np.ndarray, *, confidence: float = 0.95) -> float | None:
+    """Half width of Welch's interval for ``mean(b) − mean(a)``; None below two values each.
+
+    Example:
+        >>> round(welch_half_width(np.array([1.0, 2, 3]), np.array([2.0, 4, 6])), 3)
+        4.155
+    """
+    if a.size < 2 or b.size < 2:
+        return None
+    var_a, var_b = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(var_a + var_b)
+    if se == 0.0:
+        return 0.0
+    df = se**4 / (var_a**2 / (a.size - 1) + var_b**2 / (b.size - 1))
+    return t_quantile(0.5 + confidence / 2.0, df) * se
+
+
 def mean_interval(
     values: np.ndarray, *, confidence: float = 0.95
 ) -> tuple[float | None, float | None, int]:
@@ -389,8 +416,7 @@ def mean_interval(
         >>> mean, round(half, 3), n
         (2.0, 2.484, 3)
     """
-    if not 0.0 < confidence < 1.0:
-        raise ResultsError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
+    check_confidence(confidence)
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     n = int(values.size)

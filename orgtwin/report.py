@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import polars as pl
@@ -49,7 +50,7 @@ def format_summary(runset: RunSet, *, confidence: float = 0.95) -> str:
         for row in described.iter_rows(named=True)
     ]
     header = f"{runset.scenario}: {_plural(len(runset), 'seed')} x {_plural(runset.days, 'day')}"
-    table = _table(["KPI", "unit", "mean", f"{level} CI"], rows, right=[2, 3])
+    table = format_table(["KPI", "unit", "mean", f"{level} CI"], rows, right=[2, 3])
     return f"{header}\n\n{table}"
 
 
@@ -136,6 +137,43 @@ def format_delta(value: float | None, unit: str) -> str:
     return sign + format_value(abs(value), unit)
 
 
+def format_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Collection[int] = ()
+) -> str:
+    """An aligned plain-text table: a header line, a rule of dashes, one line per row.
+
+    Columns are padded to their widest cell and separated by two spaces; trailing spaces
+    are trimmed.
+
+    Args:
+        headers: the column names.
+        rows: the cells, already formatted; each row as long as ``headers``.
+        right: indexes of the columns aligned right (numbers); the others align left.
+
+    Returns:
+        The table, newline-separated (no trailing newline).
+
+    Example:
+        >>> print(format_table(["lever", "effect"], [["oncall", "+1.5"], ["spot", "-12"]],
+        ...                    right=[1]))
+        lever   effect
+        ------  ------
+        oncall    +1.5
+        spot       -12
+    """
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            cell.rjust(width) if index in right else cell.ljust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(padded).rstrip()
+
+    rule = "  ".join("-" * width for width in widths).rstrip()
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
 def _comparison_table(cmp: pl.DataFrame, level: str) -> str:
     rows = [
         [
@@ -150,7 +188,7 @@ def _comparison_table(cmp: pl.DataFrame, level: str) -> str:
         for row in cmp.iter_rows(named=True)
     ]
     headers = ["KPI", "unit", "base", "change", "delta", f"{level} CI", ""]
-    return _table(headers, rows, right=[2, 3, 4, 5])
+    return format_table(headers, rows, right=[2, 3, 4, 5])
 
 
 def _sentence(row: dict[str, Any], level: str) -> str:
@@ -218,18 +256,3 @@ def _percent_label(confidence: float) -> str:
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def _table(headers: list[str], rows: list[list[str]], *, right: list[int]) -> str:
-    """Columns padded to their widest cell; ``right`` lists right-aligned column indexes."""
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: list[str]) -> str:
-        padded = [
-            cell.rjust(width) if index in right else cell.ljust(width)
-            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(padded).rstrip()
-
-    rule = "  ".join("-" * width for width in widths).rstrip()
-    return "\n".join([line(headers), rule, *(line(row) for row in rows)])

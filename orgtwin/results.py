@@ -13,8 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -27,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from orgtwin import metrics, tables
-from orgtwin.errors import ResultsError
+from orgtwin.errors import ResultsError, did_you_mean, in_brackets
 
 RUN_COLUMNS: dict[str, pl.DataType] = {
     "run_id": pl.String(),  # f"{scenario}/{replicate}"
@@ -177,7 +175,7 @@ class RunSet:
         if name not in self.tables:
             raise ResultsError(
                 f"name must be one of {', '.join(self.tables)}, got {name!r}"
-                + _did_you_mean(name, self.tables)
+                + in_brackets(did_you_mean(name, self.tables))
             )
         return self.tables[name]
 
@@ -191,7 +189,7 @@ class RunSet:
             Columns ``kpi``, ``unit``, ``mean``, ``ci_low``, ``ci_high``, ``n`` (runs with a
             finite value); the interval is null below two runs.
         """
-        _check_confidence(confidence)
+        metrics.check_confidence(confidence)
         rows = []
         for kpi, spec in metrics.KPIS.items():
             mean, half, n = metrics.mean_interval(
@@ -345,7 +343,7 @@ def compare(
         >>> table.select("kpi", "delta", "ci_low", "ci_high", "significant")  # doctest: +SKIP
     """
     names = _check_kpis(kpis)
-    _check_confidence(confidence)
+    metrics.check_confidence(confidence)
     paired = _same_seeds(base.summary, change.summary)
     joined = base.summary.join(change.summary, on="seed", suffix="_change") if paired else None
     rows = []
@@ -381,15 +379,7 @@ def _welch(base: pl.Series, change: pl.Series, confidence: float) -> _Estimate:
     n = min(a.size, b.size)
     if n == 0:
         return _Estimate(None, None, None, 0)
-    half = None
-    if n >= 2:
-        var_a, var_b = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-        se = math.sqrt(var_a + var_b)
-        if se == 0.0:
-            half = 0.0
-        else:
-            df = se**4 / (var_a**2 / (a.size - 1) + var_b**2 / (b.size - 1))
-            half = metrics.t_quantile(0.5 + confidence / 2.0, df) * se
+    half = metrics.welch_half_width(a, b, confidence=confidence)
     return _Estimate(float(a.mean()), float(b.mean()), half, n)
 
 
@@ -436,16 +426,6 @@ def _check_kpis(kpis: Sequence[str] | None) -> list[str]:
         if kpi not in metrics.KPIS:
             raise ResultsError(
                 f"kpis must be names from metrics.KPIS, got {kpi!r}"
-                + _did_you_mean(kpi, metrics.KPIS)
+                + in_brackets(did_you_mean(kpi, metrics.KPIS))
             )
     return list(kpis)
-
-
-def _check_confidence(confidence: float) -> None:
-    if not 0.0 < confidence < 1.0:
-        raise ResultsError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
-
-
-def _did_you_mean(name: str, choices: object) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)  # type: ignore[call-overload]
-    return f" (did you mean {close[0]!r}?)" if close else ""

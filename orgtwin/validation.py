@@ -15,7 +15,6 @@ Every problem is an :class:`Issue` until it is raised.
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -23,7 +22,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
-from orgtwin.errors import ScenarioError
+from orgtwin.errors import ScenarioError, did_you_mean
 from orgtwin.scenario import INTERVENTION_KINDS, Scenario, VendorSwap
 
 LOADER_FIELDS = ("base", "source")
@@ -108,7 +107,7 @@ def _translate(err: Any) -> Issue:
     if kind == "extra_forbidden":
         return _unknown_key(where)
     if kind == "union_tag_invalid":
-        hint = _did_you_mean(str(ctx.get("tag")), INTERVENTION_KINDS)
+        hint = did_you_mean(str(ctx.get("tag")), INTERVENTION_KINDS)
         problem = f"must be one of {_quoted(INTERVENTION_KINDS)}, got {ctx.get('tag')!r}"
         return Issue((*where.parts, "kind"), problem, hint)
     if kind == "union_tag_not_found":
@@ -130,7 +129,7 @@ def _unknown_key(where: _Where) -> Issue:
     allowed = [name for name in owner.model_fields if not owner.model_fields[name].exclude]
     if owner is Scenario:
         allowed.append("extends")
-    hint = _did_you_mean(str(where.parts[-1]), allowed) or f"known keys: {', '.join(allowed)}"
+    hint = did_you_mean(str(where.parts[-1]), allowed) or f"known keys: {', '.join(allowed)}"
     return Issue(where.parts, "is not a known key", hint)
 
 
@@ -338,7 +337,7 @@ def _dangling(
     else:
         problem = f"must name a {noun} declared in {noun}s, got {value!r}"
     listed = ", ".join(list(known)[:10]) + (", …" if len(known) > 10 else "")
-    return Issue(parts, problem, _did_you_mean(value, known) or f"declared {noun}s: {listed}")
+    return Issue(parts, problem, did_you_mean(value, known) or f"declared {noun}s: {listed}")
 
 
 # --------------------------------------------------------------------------- reporting
@@ -387,11 +386,6 @@ def _position(parts: tuple[str | int, ...], order: Mapping[tuple[str | int, ...]
 def _dotted(parts: tuple[str | int, ...]) -> str:
     """``("interventions", 2, "until")`` → ``interventions[2].until``."""
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
-
-
-def _did_you_mean(name: str, known: typing.Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
 
 
 def _quoted(values: typing.Iterable[Any]) -> str:

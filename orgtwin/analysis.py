@@ -1,0 +1,397 @@
+"""What a sweep says: lever effects with uncertainty, lever importance, a plain-text report.
+
+Every function takes the ``runs`` frame of a sweep: one row per (point, replicate) with
+``point``, ``replicate``, ``seed``, one column per lever (named by its path), every KPI of
+:data:`orgtwin.metrics.KPIS` and ``error`` (null when the run succeeded). Rows with an
+error, or with a lever left null, are ignored; a KPI that is ``NaN`` (undefined) in a run
+leaves that run out of that KPI. Numeric levers (integers, floats) are ordered; string and
+boolean levers are categorical.
+
+- :func:`lever_effects`: per lever and KPI, the change of the mean KPI from the lever's
+  lowest to its highest level (Welch interval) and the standardised slope of a joint OLS fit.
+- :func:`lever_importance`: permutation importance of each lever in a random-forest surrogate.
+- :func:`format_sweep_report`: both, and optionally a discovered box, as plain text for the CLI.
+
+Scenario discovery (PRIM: a box of lever ranges where a condition on the KPIs such as
+``"availability_pct < 99.9"`` mostly holds) lives in :mod:`orgtwin.discovery`;
+:func:`discover`, :func:`parse_condition`, :class:`Discovery` and :class:`Limit` are
+re-exported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.inspection import permutation_importance
+from sklearn.model_selection import GroupShuffleSplit
+
+from orgtwin import metrics
+from orgtwin.discovery import (
+    Discovery,
+    Limit,
+    _categorical,
+    _successful,
+    discover,
+    parse_condition,
+)
+from orgtwin.errors import ResultsError, did_you_mean, in_brackets
+from orgtwin.report import format_delta, format_table, format_value
+
+__all__ = [
+    "BIN_SHARE",
+    "EFFECTS",
+    "MAIN_KPIS",
+    "MAX_LEVELS",
+    "MIN_IMPORTANCE_RUNS",
+    "TEST_SHARE",
+    "Discovery",
+    "Limit",
+    "discover",
+    "format_sweep_report",
+    "lever_effects",
+    "lever_importance",
+    "parse_condition",
+]
+
+MAIN_KPIS = (
+    "users", "churned", "revenue_usd", "infra_cost_usd", "availability_pct",
+    "latency_p95_ms", "incidents", "pages", "fatigue", "change_failure_rate_pct",
+)  # fmt: skip
+"""KPIs analysed by default (those present in ``runs``)."""
+MAX_LEVELS = 10
+"""A numeric lever with more distinct values than this is binned into quintiles."""
+BIN_SHARE = 0.2
+"""Share of runs in the lowest and highest bin of a binned lever (quintiles)."""
+MIN_IMPORTANCE_RUNS = 10
+"""Fewest successful runs :func:`lever_importance` ranks levers on."""
+TEST_SHARE = 0.25
+"""Share of the sweep's points held out to score the importance surrogate."""
+
+EFFECTS: dict[str, pl.DataType] = {
+    "lever": pl.String(),
+    "kpi": pl.String(),
+    "unit": pl.String(),
+    "low_level": pl.String(),  # "4", "0.25", "cab", or "<= 0.18" for a binned lever
+    "high_level": pl.String(),
+    "mean_at_low": pl.Float64(),
+    "mean_at_high": pl.Float64(),
+    "effect": pl.Float64(),  # mean_at_high - mean_at_low, in the KPI's unit
+    "ci_low": pl.Float64(),
+    "ci_high": pl.Float64(),
+    "slope_per_sd": pl.Float64(),  # KPI change per standard deviation of the lever (OLS)
+    "slope_ci_low": pl.Float64(),
+    "slope_ci_high": pl.Float64(),
+    "significant": pl.Boolean(),  # the effect's interval excludes zero
+}
+"""Schema of :func:`lever_effects`' result."""
+
+
+# --------------------------------------------------------------------------- effects
+
+
+def lever_effects(
+    runs: pl.DataFrame,
+    levers: Sequence[str],
+    *,
+    kpis: Sequence[str] | None = None,
+    confidence: float = 0.95,
+) -> pl.DataFrame:
+    """Marginal effect of each lever on each KPI, with its uncertainty.
+
+    The runs at a lever's lowest and at its highest level are compared, averaging over
+    the other levers and the seeds: ``effect = mean_at_high - mean_at_low`` with Welch's
+    interval for a difference of means. The levels are:
+
+    - a numeric lever with at most :data:`MAX_LEVELS` distinct values (a grid): its
+      smallest and largest value;
+    - a numeric lever with more (a Latin hypercube): the lowest and highest quintile bins,
+      the runs at or below the 20th and at or above the 80th percentile (``"<= 0.18"``);
+    - a categorical lever: the categories with the lowest and the highest mean KPI. With
+      ``k`` categories the interval is Bonferroni-widened over the ``k(k-1)/2`` pairs, so
+      picking the extreme pair does not make it too narrow.
+
+    ``slope_per_sd`` comes from one OLS fit of the KPI on all levers jointly (numeric
+    levers standardised, categorical ones one-hot): the KPI's change per standard
+    deviation of the lever, the others held fixed. It is null for categorical levers.
+
+    Args:
+        runs: the sweep's runs (see the module docstring).
+        levers: lever columns to analyse.
+        kpis: KPI columns; by default those of :data:`MAIN_KPIS` present in ``runs``.
+        confidence: coverage of the intervals, 0..1 exclusive.
+
+    Returns:
+        One row per lever and KPI (lever-major), schema :data:`EFFECTS`; null intervals
+        where a group has fewer than two runs.
+
+    Raises:
+        ResultsError: a lever or KPI is not a column of ``runs``, or a bad confidence.
+    """
+    metrics.check_confidence(confidence)
+    names = _kpis(runs, kpis)
+    frame = _successful(runs, levers, names)
+    rows = []
+    for kpi in names:
+        valid = frame.filter(pl.col(kpi).is_finite())
+        slopes = _slopes(valid, levers, kpi, confidence)
+        for lever in levers:
+            rows.append(_effect_row(valid, lever, kpi, confidence) | slopes.get(lever, {}))
+    order = {lever: i for i, lever in enumerate(levers)}
+    rows.sort(key=lambda row: order[row["lever"]])
+    return pl.DataFrame(rows, schema=EFFECTS)
+
+
+def _effect_row(frame: pl.DataFrame, lever: str, kpi: str, confidence: float) -> dict[str, Any]:
+    unit = metrics.KPIS[kpi].unit if kpi in metrics.KPIS else ""
+    row: dict[str, Any] = {"lever": lever, "kpi": kpi, "unit": unit, "significant": False}
+    if frame.is_empty():
+        return row
+    column = frame[lever]
+    if _categorical(column.dtype):
+        means = frame.group_by(pl.col(lever).cast(pl.String)).agg(pl.col(kpi).mean())
+        means = means.sort(kpi, lever)
+        low, high = means[lever][0], means[lever][-1]
+        pairs = means.height * (means.height - 1) // 2
+        confidence = 1.0 - (1.0 - confidence) / max(pairs, 1)
+        in_low, in_high = column.cast(pl.String) == low, column.cast(pl.String) == high
+    elif column.n_unique() <= MAX_LEVELS:
+        low, high = _level(column.min()), _level(column.max())
+        in_low, in_high = column == column.min(), column == column.max()
+    else:
+        cut_low, cut_high = column.quantile(BIN_SHARE), column.quantile(1.0 - BIN_SHARE)
+        low, high = f"<= {_level(cut_low)}", f">= {_level(cut_high)}"
+        in_low, in_high = column <= cut_low, column >= cut_high
+    values = frame[kpi].to_numpy()
+    a, b = values[in_low.to_numpy()], values[in_high.to_numpy()]
+    row |= {"low_level": low, "high_level": high}
+    row |= {"mean_at_low": float(a.mean()), "mean_at_high": float(b.mean())}
+    if column.n_unique() < 2:  # a lever that never moved has no effect to estimate
+        return row
+    row["effect"] = float(b.mean() - a.mean())
+    half = metrics.welch_half_width(a, b, confidence=confidence)
+    if half is not None:
+        row |= {"ci_low": row["effect"] - half, "ci_high": row["effect"] + half}
+        row["significant"] = not row["ci_low"] <= 0.0 <= row["ci_high"]
+    return row
+
+
+def _slopes(
+    frame: pl.DataFrame, levers: Sequence[str], kpi: str, confidence: float
+) -> dict[str, dict[str, float]]:
+    """OLS of the KPI on all levers: per numeric lever, its slope per SD and interval."""
+    columns: list[np.ndarray] = [np.ones(frame.height)]
+    numeric: dict[str, int] = {}  # lever -> index of its coefficient
+    for lever in levers:
+        column = frame[lever]
+        if _categorical(column.dtype):
+            categories = column.cast(pl.String)
+            for category in sorted(categories.unique().to_list())[1:]:
+                columns.append((categories == category).to_numpy().astype(float))
+        elif frame.height > 1 and (column.std() or 0.0) > 0.0:
+            x = column.cast(pl.Float64).to_numpy()
+            numeric[lever] = len(columns)
+            columns.append((x - x.mean()) / x.std(ddof=1))
+    x, y = np.column_stack(columns), frame[kpi].to_numpy()
+    dof = frame.height - x.shape[1]
+    if dof < 1:
+        return {}
+    beta = np.linalg.lstsq(x, y, rcond=None)[0]
+    sigma2 = float(np.sum((y - x @ beta) ** 2)) / dof
+    se = np.sqrt(np.maximum(np.diag(np.linalg.pinv(x.T @ x)) * sigma2, 0.0))
+    t = metrics.t_quantile(0.5 + confidence / 2.0, dof)
+    return {
+        lever: {
+            "slope_per_sd": float(beta[j]),
+            "slope_ci_low": float(beta[j] - t * se[j]),
+            "slope_ci_high": float(beta[j] + t * se[j]),
+        }
+        for lever, j in numeric.items()
+    }
+
+
+# --------------------------------------------------------------------------- importance
+
+
+def lever_importance(
+    runs: pl.DataFrame,
+    levers: Sequence[str],
+    *,
+    kpi: str,
+    n_repeats: int = 10,
+    random_state: int = 0,
+) -> pl.DataFrame:
+    """How much each lever drives a KPI: permutation importance in a surrogate model.
+
+    A random forest (200 trees, at least 3 runs per leaf) learns the KPI from the lever
+    values (categorical levers ordinal-encoded) on about three quarters of the sweep's
+    points; on the held-out points each lever is shuffled ``n_repeats`` times and the
+    importance is the mean drop of the surrogate's R². Points, not runs, are held out (when
+    there are at least four), so the replicates of one point never sit on both sides.
+    Deterministic given ``random_state``.
+
+    Args:
+        runs: the sweep's runs (see the module docstring).
+        levers: lever columns to rank.
+        kpi: the KPI column to explain.
+        n_repeats: shuffles per lever.
+        random_state: seed of the split, the forest and the shuffles.
+
+    Returns:
+        One row per lever, most important first: ``kpi``, ``lever``, ``importance_mean``
+        and ``importance_std`` (drop of R²), ``rank`` (1 = most important) and
+        ``surrogate_r2``, the surrogate's R² on the held-out runs (the same in every
+        row; a low value means the ranking explains little).
+
+    Raises:
+        ResultsError: fewer than :data:`MIN_IMPORTANCE_RUNS` successful runs with a finite
+            KPI, a constant KPI, or an unknown column.
+    """
+    frame = _successful(runs, levers, [_kpis(runs, [kpi])[0]])
+    frame = frame.filter(pl.col(kpi).is_finite())
+    if frame.height < MIN_IMPORTANCE_RUNS:
+        raise ResultsError(
+            f"cannot rank levers: runs must have at least {MIN_IMPORTANCE_RUNS} successful "
+            f"runs with a finite {kpi}, got {frame.height} (sweep more points or seeds)"
+        )
+    if frame[kpi].n_unique() == 1:
+        raise ResultsError(
+            f"cannot rank levers: kpi {kpi} is constant over the sweep, got {frame[kpi][0]} "
+            "in every run (no lever moves it; pick another KPI)"
+        )
+    x = np.column_stack([_ordinal(frame[lever]) for lever in levers])
+    y = frame[kpi].to_numpy()
+    by_point = "point" in frame.columns and frame["point"].n_unique() * TEST_SHARE >= 1
+    groups = frame["point"].to_numpy() if by_point else np.arange(frame.height)
+    split = GroupShuffleSplit(n_splits=1, test_size=TEST_SHARE, random_state=random_state)
+    train, test = next(split.split(x, y, groups))
+    forest = RandomForestRegressor(n_estimators=200, min_samples_leaf=3, random_state=random_state)
+    forest.fit(x[train], y[train])
+    scores = permutation_importance(
+        forest, x[test], y[test], n_repeats=n_repeats, random_state=random_state
+    )
+    table = pl.DataFrame(
+        {
+            "kpi": kpi,
+            "lever": list(levers),
+            "importance_mean": scores.importances_mean,
+            "importance_std": scores.importances_std,
+        }
+    )
+    table = table.sort("importance_mean", descending=True, maintain_order=True)
+    return table.with_columns(
+        rank=pl.int_range(1, table.height + 1, dtype=pl.Int64),
+        surrogate_r2=pl.lit(float(forest.score(x[test], y[test])), dtype=pl.Float64),
+    )
+
+
+def _ordinal(column: pl.Series) -> np.ndarray:
+    """Numeric levers as floats, categorical ones as the rank of their sorted category."""
+    if _categorical(column.dtype):
+        return (column.cast(pl.String).rank("dense") - 1).cast(pl.Float64).to_numpy()
+    return column.cast(pl.Float64).to_numpy()
+
+
+# --------------------------------------------------------------------------- report
+
+
+def format_sweep_report(
+    runs: pl.DataFrame,
+    levers: Sequence[str],
+    *,
+    kpis: Sequence[str] | None = None,
+    condition: str | pl.Expr | None = None,
+) -> str:
+    """A sweep's lever effects, lever importance and discovered box, as plain text.
+
+    Args:
+        runs: the sweep's runs (see the module docstring).
+        levers: lever columns.
+        kpis: KPIs of the effects table; by default those of :data:`MAIN_KPIS` present.
+            Importance is ranked for ``availability_pct`` if among them, else the first.
+        condition: a condition for :func:`discover`; no discovery section when None.
+
+    Returns:
+        The report, newline-separated (no trailing newline).
+    """
+    names = _kpis(runs, kpis)
+    n_failed = runs.filter(pl.col("error").is_not_null()).height if "error" in runs.columns else 0
+    lines = [
+        f"Sweep: {runs.height} runs ({n_failed} failed), levers: {', '.join(levers)}",
+        "",
+        "Lever effects, lowest to highest level (* = 95% CI excludes zero):",
+        _effects_table(lever_effects(runs, levers, kpis=names)),
+    ]
+    headline = "availability_pct" if "availability_pct" in names else names[0]
+    lines += ["", f"Lever importance for {headline} (random-forest surrogate):"]
+    try:
+        ranks = lever_importance(runs, levers, kpi=headline)
+    except ResultsError as error:
+        lines.append(f"- {error}")
+    else:
+        lines[-1] = lines[-1][:-2] + f", held-out R² {ranks['surrogate_r2'][0]:.2f}):"
+        rows = [
+            [
+                str(r["rank"]),
+                r["lever"],
+                f"{r['importance_mean']:.3f}",
+                f"{r['importance_std']:.3f}",
+            ]
+            for r in ranks.iter_rows(named=True)
+        ]
+        lines.append(format_table(["rank", "lever", "importance", "std"], rows, right=[0, 2, 3]))
+    if condition is not None:
+        found = discover(runs, levers, condition=condition)
+        lines += ["", "Scenario discovery (PRIM):", f"- {found.describe()}."]
+    return "\n".join(lines)
+
+
+def _effects_table(effects: pl.DataFrame) -> str:
+    rows = []
+    for row in effects.iter_rows(named=True):
+        unit = row["unit"]
+        interval = f"{format_delta(row['ci_low'], unit)} to {format_delta(row['ci_high'], unit)}"
+        rows.append(
+            [
+                row["lever"],
+                row["kpi"],
+                f"{row['low_level'] or '?'} → {row['high_level'] or '?'}",
+                " → ".join(format_value(row[k], unit) for k in ("mean_at_low", "mean_at_high")),
+                format_delta(row["effect"], unit),
+                interval if row["ci_low"] is not None else "n/a",
+                "*" if row["significant"] else "",
+            ]
+        )
+    headers = ["lever", "KPI", "low → high", "mean", "effect", "95% CI", ""]
+    return format_table(headers, rows, right=[3, 4, 5])
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _kpis(runs: pl.DataFrame, kpis: Sequence[str] | None) -> list[str]:
+    if isinstance(kpis, str):
+        raise ResultsError(f"kpis must be a sequence of KPI names, got the string {kpis!r}")
+    names = list(kpis) if kpis is not None else [k for k in MAIN_KPIS if k in runs.columns]
+    names = names or [k for k in metrics.KPIS if k in runs.columns]
+    for name in names:
+        if name not in runs.columns or not runs.schema[name].is_numeric():
+            raise ResultsError(
+                f"kpis must be numeric columns of runs, got {name!r}"
+                + in_brackets(did_you_mean(name, runs.columns))
+            )
+    if not names:
+        raise ResultsError("runs must have KPI columns, got none of metrics.KPIS")
+    return names
+
+
+def _level(value: Any) -> str:
+    """A lever value for people: ``"4"``, ``"0.25"``, ``"1500"``, ``"cab"``."""
+    if not isinstance(value, int | float):
+        return str(value)
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
