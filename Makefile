@@ -7,21 +7,37 @@ SCENARIO ?= scenarios/cab_policy.yaml
 SEEDS  ?= 8
 DAYS   ?= 90
 PYTEST_ARGS ?=
+APP_PORT ?= 8501
+# Open a browser tab for `make app` only where there is a desktop to open it on.
+APP_HEADLESS ?= $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(shell uname -s))),false,true)
 
-.PHONY: install run test test-fast bench lint format clean
+.PHONY: install app browser run test test-fast bench lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,app,sweep]'
 	@touch $(STAMP)
 
 install: $(STAMP)
 
+# The dashboard on http://127.0.0.1:$(APP_PORT) (local only; Ctrl-C stops it).
+app: $(STAMP)
+	@echo "orgtwin dashboard: http://127.0.0.1:$(APP_PORT)  (Ctrl-C to stop)"
+	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --server.port $(APP_PORT) \
+		--server.headless $(APP_HEADLESS)
+
+# Debian's chromium for the browser test (tests/test_app_browser.py), with apt where there is
+# apt; never `playwright install`. Elsewhere the browser test skips and says why.
+browser:
+	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || { \
+		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
+
 run: $(STAMP)
 	$(VENV)/bin/orgtwin run $(SCENARIO) --days $(DAYS) --seeds $(SEEDS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -29,6 +45,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_sweep.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

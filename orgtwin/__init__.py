@@ -16,6 +16,7 @@ from orgtwin.model import OrgModel
 from orgtwin.results import RunResult, RunSet, compare
 from orgtwin.runner import base_of, derive_seed, run, simulate
 from orgtwin.scenario import Scenario
+from orgtwin.sweeps import SweepResult, sweep
 
 __all__ = [
     "KPIS",
@@ -26,6 +27,7 @@ __all__ = [
     "RunSet",
     "Scenario",
     "ScenarioError",
+    "SweepResult",
     "TelemetryError",
     "base_of",
     "compare",
@@ -33,4 +35,5 @@ __all__ = [
     "load_scenario",
     "run",
     "simulate",
+    "sweep",
 ]

@@ -1,4 +1,4 @@
-"""The ``orgtwin`` command line: run, check and describe scenarios.
+"""The ``orgtwin`` command line: run, sweep, check and describe scenarios.
 
 Every user mistake (a bad scenario, a missing file, a bad option) ends with one line on
 standard error naming what was wrong and exit status 2, never a traceback.
@@ -12,8 +12,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
-from orgtwin.errors import OrgTwinError
+from orgtwin.errors import OrgTwinError, SweepInterrupted
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -61,10 +62,67 @@ def build_parser() -> argparse.ArgumentParser:
         help="write summary.parquet, series.parquet and one Parquet file per event table "
         "(the base scenario's under DIR/base/)",
     )  # fmt: skip
+    _add_sweep_parser(commands)
     check = commands.add_parser("check", help="validate a scenario file and exit")
     check.add_argument("scenario", metavar="SCENARIO")
     commands.add_parser("schema", help="print the JSON Schema of scenario files")
     return parser
+
+
+def _add_sweep_parser(commands: argparse._SubParsersAction) -> None:
+    sweep = commands.add_parser(
+        "sweep",
+        help="run a scenario over a grid or sample of lever values x seeds (resumable)",
+        description="Run SCENARIO at every point of a design of lever values, SEEDS times "
+        "each; save the runs as a Parquet dataset in DIR (rerunning into DIR resumes) and "
+        "report each lever's effect, lever importance and, with --breaks, where a KPI breaks.",
+    )
+    sweep.add_argument("scenario", metavar="SCENARIO", help="scenario file (YAML)")
+    sweep.add_argument(
+        "--lever",
+        action="append",
+        required=True,
+        metavar="PATH=SPEC",
+        help="a lever: services.*.spot_share=0..0.9:10, teams.platform.oncall_size=2..8, "
+        "segments.pro.price_usd_month=12,15,19 (repeat for several levers)",
+    )
+    sweep.add_argument("--seeds", type=_positive, default=16, help="seeds per point (16)")
+    sweep.add_argument("--days", type=_positive, help="days per run (default: the scenario's)")
+    sweep.add_argument("--seed", type=_non_negative, help="base seed (default: the scenario's)")
+    sweep.add_argument(
+        "--design",
+        choices=("grid", "lhs"),
+        default="grid",
+        help="every combination (grid) or a Latin hypercube of --n points",
+    )
+    sweep.add_argument("--n", type=_positive, help="points of a Latin hypercube")
+    sweep.add_argument(
+        "--out", type=Path, metavar="DIR", help="results folder (default: a new temporary folder)"
+    )
+    sweep.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="a Ray cluster: auto, host:port or ray://host:port "
+        "(default: RAY_ADDRESS if set, else Ray on this machine)",
+    )
+    sweep.add_argument("--workers", type=_positive, help="Ray workers (default: every core)")
+    sweep.add_argument(
+        "--runner",
+        choices=("auto", "serial", "ray"),
+        default="auto",
+        help="auto: serial for sweeps of a few seconds, else Ray",
+    )
+    sweep.add_argument(
+        "--series",
+        choices=("none", "daily", "hourly"),
+        default="daily",
+        help="per-run series to keep (daily means by default)",
+    )
+    sweep.add_argument(
+        "--breaks",
+        metavar="CONDITION",
+        help="find where a condition holds, e.g. 'availability_pct < 99.9'",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
+    except SweepInterrupted as exc:
+        print(f"orgtwin: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OrgTwinError as exc:
         print(f"orgtwin: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -113,6 +174,110 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from orgtwin.analysis import parse_condition
+    from orgtwin.levers import parse_levers
+    from orgtwin.loading import load_scenario
+    from orgtwin.metrics import KPIS
+    from orgtwin.sweeps import sweep
+
+    scenario = load_scenario(args.scenario)
+    paths = [lever.path for lever in parse_levers(args.lever)]
+    if args.breaks is not None:
+        parse_condition(args.breaks, columns=[*KPIS, *paths])
+    days = args.days or scenario.days
+    header = f"sweeping {scenario.name}: {{total:,}} runs of {days} days ({args.seeds} seeds)"
+    bar = ProgressBar(sys.stderr, header=f"[orgtwin] {header}")
+    try:
+        result = sweep(
+            scenario,
+            args.lever,
+            seeds=args.seeds,
+            design=args.design,
+            n=args.n,
+            days=args.days,
+            seed=args.seed,
+            out=args.out,
+            address=args.address,
+            runner=args.runner,
+            workers=args.workers,
+            series=args.series,
+            progress=bar,
+        )
+    finally:
+        bar.finish()
+    total = result.manifest["runs"]
+    if result.n_ran == 0:
+        _progress(f"nothing was missing: all {total:,} runs were already in {result.out}/")
+    else:
+        how = "serially" if result.runner == "serial" else f"on Ray ({result.workers} workers)"
+        _progress(
+            f"ran {result.n_ran:,} of {total:,} runs {how} in {result.wall_s:.1f} s; "
+            f"results in {result.out}/"
+        )
+    if result.failed.height:
+        _progress(f"{result.failed.height:,} runs raised an error (see the error column)")
+    print(result.report(condition=args.breaks))
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar for sweeps: ``progress(done, total, elapsed_s, eta_s)``.
+
+    On a terminal the line is redrawn in place; otherwise a line is written about every
+    5% so logs stay short.
+
+    Args:
+        stream: where to write (standard error).
+        header: a line written before the first bar; ``{total}`` is replaced by the
+            number of runs.
+    """
+
+    WIDTH = 24
+    STEP_PCT = 5.0
+
+    def __init__(self, stream: TextIO, *, header: str | None = None) -> None:
+        self.stream = stream
+        self.header = header
+        self.tty = stream.isatty()
+        self._next_pct = 0.0
+        self._drawn = False
+
+    def __call__(self, done: int, total: int, elapsed_s: float, eta_s: float | None) -> None:
+        """Show ``done`` of ``total`` runs after ``elapsed_s`` s, ``eta_s`` s left."""
+        if self.header is not None:
+            self.stream.write(self.header.format(total=total) + "\n")
+            self.header = None
+        pct = 100.0 * done / total if total else 100.0
+        filled = round(self.WIDTH * pct / 100.0)
+        eta = _clock(eta_s) if eta_s is not None else "--:--"
+        line = (
+            f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {pct:5.1f}%  "
+            f"{done:,}/{total:,} runs  elapsed {_clock(elapsed_s)}  ETA {eta}"
+        )
+        if self.tty:
+            self.stream.write(f"\r{line}")
+            self._drawn = True
+        elif pct >= self._next_pct or done == total:
+            self.stream.write(f"{line}\n")
+            self._next_pct = (pct // self.STEP_PCT + 1) * self.STEP_PCT
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End the redrawn line (on a terminal)."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+def _clock(seconds: float) -> str:
+    """``m:ss`` or ``h:mm:ss``."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def _check(args: argparse.Namespace) -> int:
     from orgtwin.loading import load_scenario
 
@@ -137,7 +302,7 @@ def _progress(message: str) -> None:
     print(f"[orgtwin] {message}", file=sys.stderr, flush=True)
 
 
-_COMMANDS = {"run": _run, "check": _check, "schema": _schema}
+_COMMANDS = {"run": _run, "sweep": _sweep, "check": _check, "schema": _schema}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

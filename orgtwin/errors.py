@@ -53,6 +53,33 @@ class TelemetryError(OrgTwinError, ValueError):
     """A telemetry table does not match its documented schema."""
 
 
+class SweepError(OrgTwinError, ValueError):
+    """A sweep cannot start or finish: bad options, or a results folder of another sweep."""
+
+
+class SweepInterrupted(OrgTwinError):  # noqa: N818 (an interruption, not an error)
+    """A sweep was interrupted (Ctrl-C); the runs finished so far are saved.
+
+    Attributes:
+        out: the sweep's results folder; rerunning the same sweep into it resumes.
+        n_saved: runs saved in the folder.
+        n_total: runs of the whole sweep.
+    """
+
+    def __init__(self, out: str, n_saved: int, n_total: int) -> None:
+        self.out = out
+        self.n_saved = n_saved
+        self.n_total = n_total
+        super().__init__(
+            f"sweep interrupted: {n_saved:,} of {n_total:,} runs are saved in {out}; "
+            "rerun the same command (same --out) to run the rest"
+        )
+
+    def __reduce__(self) -> tuple[type[SweepInterrupted], tuple[str, int, int]]:
+        """Pickle by the constructor arguments."""
+        return (type(self), (self.out, self.n_saved, self.n_total))
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     """``"did you mean 'x'?"`` for the closest of ``choices`` to ``name``, or None.
 

@@ -187,8 +187,17 @@ _SERIES_METRICS = [
 
 
 def _sums(series: pl.DataFrame) -> dict[str, float]:
-    """Total of every ``entity_type.metric`` over entities and ticks (0 when absent)."""
-    totals = series.group_by("entity_type", "metric").agg(pl.col("value").sum())
+    """Total of every ``entity_type.metric`` over entities and ticks (0 when absent).
+
+    Each total adds its values in row order (a list per group, then summed), so it does
+    not depend on how polars splits the work across threads: the same run gives the
+    same bits in any process.
+    """
+    totals = (
+        series.group_by("entity_type", "metric")
+        .agg(pl.col("value"))
+        .with_columns(pl.col("value").list.sum())
+    )
     keys = (totals["entity_type"] + "." + totals["metric"]).to_list()
     return dict(zip(keys, totals["value"].to_list(), strict=True))
 
@@ -198,8 +207,9 @@ def _per_tick(series: pl.DataFrame, entity_type: str, metric: str) -> pl.Series:
     return (
         series.filter((pl.col("entity_type") == entity_type) & (pl.col("metric") == metric))
         .group_by("tick")
-        .agg(pl.col("value").sum())
+        .agg(pl.col("value"))  # summed in row order: see _sums
         .sort("tick")["value"]
+        .list.sum()
     )
 
 
@@ -210,7 +220,7 @@ def _paired(series: pl.DataFrame, entity_type: str, value: str, weight: str) -> 
     right = kind.filter(pl.col("metric") == weight).select(
         "entity", "tick", pl.col("value").alias("weight")
     )
-    return left.join(right, on=["entity", "tick"], how="inner")
+    return left.join(right, on=["entity", "tick"], how="inner", maintain_order="left")
 
 
 def _users(series: pl.DataFrame, sums: dict[str, float], *, days: int) -> dict[str, float]:
