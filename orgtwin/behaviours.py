@@ -1,10 +1,10 @@
 """Behaviours: the small, swappable laws the agents follow.
 
-Each behaviour is a scikit-learn style estimator: ``__init__`` stores its parameters
-and nothing else, parameters are inspectable with ``get_params()``, and the agents only
-call its ``predict``/``sample`` methods, batched over whole populations. The classes
-here are the default parametric forms; a behaviour learned from telemetry replaces one
-by offering the same methods, without touching the agents.
+Each behaviour is a scikit-learn style estimator (see :class:`Behaviour`): ``__init__``
+stores its parameters and nothing else, parameters are inspectable with ``get_params()``,
+and the agents only call its ``predict``/``sample`` methods, batched over whole
+populations. The classes here are the default parametric forms; a behaviour learned from
+telemetry replaces one by offering the same methods, without touching the agents.
 
 Parameters may be scalars or numpy arrays (one value per entity), so one behaviour
 object serves a whole population at once — e.g. a single :class:`LatencyCurve` holds
@@ -13,14 +13,53 @@ the curve of every service in the mesh. Nothing here imports mesa.
 
 from __future__ import annotations
 
+import inspect
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.base import BaseEstimator
 
 HOURS_PER_WEEK = 168
 DAYS_PER_MONTH = 30.4375
+
+
+class Behaviour:
+    """Base of every behaviour: the scikit-learn estimator protocol, without scikit-learn.
+
+    ``get_params``/``set_params`` read and write the ``__init__`` arguments, so
+    ``sklearn.base.clone``, grid searches and pipelines treat a behaviour like any
+    estimator, while importing orgtwin stays free of scikit-learn (and SciPy).
+    """
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [p for p in signature.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The behaviour's parameters by name (``deep`` is accepted for compatibility)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Behaviour:
+        """Set parameters by name; returns the behaviour.
+
+        Raises:
+            ValueError: a name is not a parameter of this behaviour.
+        """
+        known = self._param_names()
+        for name, value in params.items():
+            if name not in known:
+                allowed = ", ".join(known)
+                raise ValueError(
+                    f"{type(self).__name__}: parameter must be one of {allowed}, got {name!r}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
 
 
 def _logit(p: ArrayLike) -> NDArray[np.float64]:
@@ -32,7 +71,7 @@ def _expit(x: ArrayLike) -> NDArray[np.float64]:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
 
 
-class DemandProfile(BaseEstimator):
+class DemandProfile(Behaviour):
     """Relative session rate by local hour of the week (mean 1 over a week).
 
     Weekdays follow a raised-cosine day around ``peak_hour`` over a night floor;
@@ -73,7 +112,7 @@ class DemandProfile(BaseEstimator):
         return self._week()[np.asarray(hour_of_week, dtype=int) % HOURS_PER_WEEK]
 
 
-class LatencyCurve(BaseEstimator):
+class LatencyCurve(Behaviour):
     """Latency against utilisation, queueing-shaped, with overload turned into errors.
 
     ``p50 = base_ms × (1 + queueing_factor × u / (1 − u))`` for ``u < u_max``, capped
@@ -124,7 +163,7 @@ class LatencyCurve(BaseEstimator):
         return np.where(u > 1.0, 1.0 - 1.0 / np.maximum(u, 1.0), 0.0)
 
 
-class ChangeFailure(BaseEstimator):
+class ChangeFailure(Behaviour):
     """Probability that a deploy fails: ``logit p = logit base + b·log(batch) + f·fatigue``.
 
     Args:
@@ -154,7 +193,7 @@ class ChangeFailure(BaseEstimator):
         return _expit(z)
 
 
-class IncidentTiming(BaseEstimator):
+class IncidentTiming(Behaviour):
     """Time to detect and time to restore an incident (log-normal, in hours).
 
     Restore time stretches with the responder's fatigue and with the size of the change
@@ -217,7 +256,7 @@ class IncidentTiming(BaseEstimator):
         return float(median * np.exp(self.restore_sigma * z))
 
 
-class VendorOutages(BaseEstimator):
+class VendorOutages(Behaviour):
     """Vendor outages as a Poisson process with exponential durations.
 
     Args:
@@ -240,7 +279,7 @@ class VendorOutages(BaseEstimator):
         ]
 
 
-class ChurnHazard(BaseEstimator):
+class ChurnHazard(Behaviour):
     """Daily churn hazard of each user (proportional hazards).
 
     ``hazard = h0 · exp(e·experience) · (price / ref)^p · (1 + tenure_months)^t`` with
@@ -291,7 +330,7 @@ class ChurnHazard(BaseEstimator):
         return np.exp(z, out=z)
 
 
-class Acquisition(BaseEstimator):
+class Acquisition(Behaviour):
     """Expected new users per day.
 
     ``(base + wom · active) · (price / ref)^elasticity · exp(−penalty · experience)``
