@@ -150,7 +150,8 @@ def make_lever(path: str, spec: Any) -> Lever:
     if isinstance(spec, tuple):
         if len(spec) not in (2, 3) or not all(isinstance(v, int | float) for v in spec):
             raise LeverError(path, f"must be (low, high) or (low, high, count), got {spec!r}")
-        return _range(path, *spec)
+        integer = len(spec) == 2 and all(isinstance(v, int) for v in spec)
+        return _range(path, *spec, integer=integer)
     if isinstance(spec, str):
         match = _RANGE.match(spec)
         if match:

@@ -124,3 +124,10 @@ def test_a_lever_writes_to_the_interventions_that_set_the_same_field(small_spec:
     assert all(s.spot_share == 0.2 for s in changed.services.values())
     assert [iv.spot_share for iv in changed.interventions] == [0.2]
     assert scenario.interventions[0].spot_share == 0.7, "the original must not change"
+
+
+def test_python_tuples_are_whole_numbers_only_when_given_as_ints():
+    from orgtwin.levers import make_lever
+
+    assert make_lever("teams.web.oncall_size", (2, 5)).levels() == [2, 3, 4, 5]
+    assert make_lever("services.*.spot_share", (2.0, 4.0)).levels() == [2.0, 2.5, 3.0, 3.5, 4.0]
