@@ -1,0 +1,418 @@
+"""Controls: the levers a scenario offers an interactive page, with plain labels and bounds.
+
+A :class:`Control` is one knob: a lever path (see :mod:`orgtwin.levers`), the words to
+show, its kind (``int``, ``float``, ``bool`` or ``choice``), its current value and the
+range a page should offer. :func:`controls` lists them for a scenario: for each
+intervention, its user-facing fields, when it starts, how long it lasts (when it ends)
+and whether it is on; for an organisation without interventions, a few organisation
+levers (on-call rotations, deploy policy, spot share, autoscaling target, prices).
+
+Three paths exist only here, because they are not fields of the scenario:
+
+- ``interventions[i].active``: ``False`` drops the intervention;
+- ``interventions[i].duration_hours`` / ``interventions[i].duration_days``: the length
+  of an intervention that ends, mapped to ``until = at + duration``.
+
+A change of ``interventions[i].at`` moves ``until`` with it (the length is kept).
+:func:`apply_controls` applies values to a scenario and refuses a value outside its
+control's range, naming the bound.
+
+Example:
+    >>> from orgtwin.loading import load_scenario
+    >>> cab = load_scenario("scenarios/cab_policy.yaml")
+    >>> [c.path for c in controls(cab)]
+    ['interventions[0].active', 'interventions[0].at', 'interventions[0].meeting_every_hours']
+    >>> fortnightly = apply_controls(cab, {"interventions[0].meeting_every_hours": 336})
+    >>> fortnightly.interventions[0].meeting_every_hours, cab.interventions[0].meeting_every_hours
+    (336, 168)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from orgtwin import scenario as sc
+from orgtwin.levers import LeverError, apply_levers
+from orgtwin.loading import check_references
+from orgtwin.reference import _attribute_docs
+from orgtwin.scenario import HOURS_PER_DAY, Scenario, parse_hours
+
+ControlKind = Literal["int", "float", "bool", "choice"]
+CONTROL_KINDS: tuple[ControlKind, ...] = ("int", "float", "bool", "choice")
+MAX_PRICE_FACTOR = 4.0
+"""A price control goes up to this many times the current price (and at least $100)."""
+
+
+@dataclass(frozen=True)
+class Control:
+    """One knob of a scenario, as a page shows it.
+
+    Attributes:
+        path: the lever path the value is applied to (``interventions[0].oncall_size``).
+        label: what the knob does, in plain words, with the intervention it belongs to.
+        kind: ``"int"``, ``"float"``, ``"bool"`` or ``"choice"``.
+        value: the scenario's current value.
+        low: the smallest value offered (numbers only; within the field's bounds).
+        high: the largest value offered (numbers only).
+        step: the step between offered values (numbers only).
+        choices: the values offered (``"choice"`` only).
+        unit: the value's unit (``"h"``, ``"USD/month"``, ``"engineers"``…), or ``""``.
+        help: the field's meaning (its documentation in :mod:`orgtwin.scenario`).
+    """
+
+    path: str
+    label: str
+    kind: ControlKind
+    value: Any
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+    unit: str = ""
+    help: str = ""
+
+
+# --------------------------------------------------------------------------- listing
+
+INTERVENTION_FIELDS: dict[str, tuple[str, str, float | None, float | None, float | None]] = {
+    # field: (label, unit, low, high, step); a None bound is worked out per scenario
+    "price_usd_month": ("New price", "USD/month", 0.0, None, 0.5),
+    "factor": ("Price factor", "x", 0.1, MAX_PRICE_FACTOR, 0.05),
+    "session_share": ("Sessions using the feature", "x existing sessions", 0.05, 2.0, 0.05),
+    "launch_changes": ("Size of the launch deploy", "changes", 1, 500, 1),
+    "dark": ("Dark launch: errors hidden from users until it ends", "", None, None, None),
+    "meeting_every_hours": ("Board meets every", "h", 24, 24 * 28, 24),
+    "oncall_size": ("On-call rotation size", "engineers", 1, None, 1),
+    "headcount_change": ("Engineers hired (+) or laid off (-)", "engineers", None, 20, 1),
+    "hiring_freeze": ("Hiring freeze (leavers not replaced)", "", None, None, None),
+    "enabled": ("Autoscaling on", "", None, None, None),
+    "target_utilisation": ("Autoscaling target utilisation", "0-1", 0.1, 1.0, 0.05),
+    "min_replicas": ("Fewest replicas", "replicas", 1, 50, 1),
+    "max_replicas": ("Most replicas", "replicas", 1, 500, 1),
+    "lag_hours": ("Autoscaling lag", "h", 0, 48, 1),
+    "spot_share": ("Share of replicas on spot instances", "0-1", 0.0, 1.0, 0.05),
+    "to": ("Replacement vendor", "", None, None, None),
+    "vendor": ("Vendor that is down", "", None, None, None),
+    "drills_per_month": ("Chaos drills a month per team", "drills/month", 0.5, 20.0, 0.5),
+    "drill_hours": ("Length of a drill", "h", 0.5, 8.0, 0.5),
+    "window_days": ("Error-budget window", "days", 1, 90, 1),
+    "freeze_above_budget_used": ("Freeze when budget used exceeds", "x budget", 0.1, 5.0, 0.1),
+    "multiplier": ("Traffic multiplier", "x", 0.1, 10.0, 0.1),
+}
+"""User-facing intervention fields: label, unit and the range a page offers."""
+
+_KIND_WORDS = {
+    "price_change": "price change", "feature_launch": "feature launch",
+    "approval_board": "approval board", "deploy_freeze": "deploy freeze",
+    "oncall_rotation": "on-call rotation", "staffing": "staffing change",
+    "autoscaling_policy": "autoscaling policy", "spot_share": "spot instances",
+    "vendor_swap": "vendor swap", "vendor_outage": "vendor outage",
+    "chaos_program": "chaos programme", "error_budget_policy": "error-budget policy",
+    "traffic_surge": "traffic surge",
+}  # fmt: skip
+"""Each intervention kind in plain words."""
+
+_SPECIAL = re.compile(r"^interventions\[(\d+)\]\.(active|at|duration_hours|duration_days)$")
+
+
+def controls(scenario: Scenario) -> list[Control]:
+    """The knobs ``scenario`` offers: its interventions' levers, or organisation levers.
+
+    For each intervention: on/off, its start day, its length (when it ends) and its
+    user-facing fields that are set. A scenario without interventions offers a few
+    organisation levers instead; a lever covers every entity (``*``) when they all share
+    its value, else there is one control per entity.
+
+    Args:
+        scenario: a loaded scenario.
+
+    Returns:
+        The controls, intervention by intervention, in a stable order.
+    """
+    if not scenario.interventions:
+        return _organisation_controls(scenario)
+    found: list[Control] = []
+    for i, iv in enumerate(scenario.interventions):
+        found += _timing_controls(scenario, i, iv)
+        for name in type(iv).model_fields:
+            control = _field_control(scenario, i, iv, name)
+            if control is not None:
+                found.append(control)
+    return found
+
+
+def describe(iv: sc.InterventionSpec) -> str:
+    """An intervention in plain words: its label, else its kind (``"approval board"``)."""
+    return iv.label or _KIND_WORDS.get(getattr(iv, "kind", ""), "intervention")
+
+
+def _where(iv: sc.InterventionSpec) -> str:
+    day, hour = divmod(iv.start_hour, HOURS_PER_DAY)
+    return f"{describe(iv)}, from day {day}" + (f" {hour:02d}:00" if hour else "")
+
+
+def _timing_controls(scenario: Scenario, i: int, iv: sc.InterventionSpec) -> list[Control]:
+    docs = _docs("InterventionSpec")
+    start_days = iv.start_hour / HOURS_PER_DAY
+    whole = start_days.is_integer()
+    found = [
+        Control(f"interventions[{i}].active", f"{describe(iv)}: on", "bool", True,
+                help="Off: run the scenario without this intervention."),
+        Control(f"interventions[{i}].at", f"Starts on day ({describe(iv)})",
+                "int" if whole else "float", int(start_days) if whole else start_days,
+                low=0, high=scenario.days - 1, step=1 if whole else 1 / HOURS_PER_DAY,
+                unit="day", help=docs.get("at", "")),
+    ]  # fmt: skip
+    if iv.end_hour is not None:
+        hours = iv.end_hour - iv.start_hour
+        if isinstance(iv, sc.VendorOutage) or hours % HOURS_PER_DAY:
+            found.append(Control(
+                f"interventions[{i}].duration_hours", f"Length ({_where(iv)})", "int", hours,
+                low=1, high=max(72, hours), step=1, unit="h",
+                help="How long it lasts, hours (sets until = at + length).",
+            ))  # fmt: skip
+        else:
+            days = hours // HOURS_PER_DAY
+            found.append(Control(
+                f"interventions[{i}].duration_days", f"Length ({_where(iv)})", "int", days,
+                low=1, high=max(60, days), step=1, unit="days",
+                help="How long it lasts, days (sets until = at + length).",
+            ))  # fmt: skip
+    return found
+
+
+def _field_control(scenario: Scenario, i: int, iv: Any, name: str) -> Control | None:
+    value = getattr(iv, name)
+    wrong_vendor = name == "vendor" and iv.kind != "vendor_outage"  # a swap's is fixed
+    if name not in INTERVENTION_FIELDS or value is None or wrong_vendor:
+        return None
+    label, unit, low, high, step = INTERVENTION_FIELDS[name]
+    path = f"interventions[{i}].{name}"
+    text = f"{label} ({_where(iv)})"
+    doc = _docs(type(iv).__name__).get(name, "")
+    if name in ("to", "vendor"):
+        return Control(path, text, "choice", value, choices=_vendor_choices(scenario, iv, name),
+                       help=doc)  # fmt: skip
+    if isinstance(value, bool):
+        return Control(path, text, "bool", value, help=doc)
+    low, high = _bounds(scenario, iv, name, value, low, high)
+    kind: ControlKind = "int" if isinstance(value, int) else "float"
+    return Control(path, text, kind, value, low=low, high=high, step=step, unit=unit, help=doc)
+
+
+def _bounds(
+    scenario: Scenario, iv: Any, name: str, value: float, low: float | None, high: float | None
+) -> tuple[float, float]:
+    """The offered range of a numeric field, always holding the current value."""
+    teams = _selected(scenario.teams, getattr(iv, "teams", "*"))
+    if name == "oncall_size":
+        high = max(scenario.teams[t].headcount for t in teams)
+    elif name == "headcount_change":
+        low = 1 - min(scenario.teams[t].headcount for t in teams)
+    elif name == "price_usd_month":
+        segments = _selected(scenario.segments, iv.segments)
+        current = max(scenario.segments[s].price_usd_month for s in segments)
+        high = max(100.0, math.ceil(MAX_PRICE_FACTOR * max(current, value)))
+    assert low is not None and high is not None
+    return min(low, value), max(high, value)
+
+
+def _selected(entities: Mapping[str, Any], selector: sc.Selector) -> list[str]:
+    return list(entities) if selector == "*" else [n for n in selector if n in entities]
+
+
+def _vendor_choices(scenario: Scenario, iv: Any, name: str) -> tuple[str, ...]:
+    if name == "vendor":
+        return tuple(scenario.vendors)
+    kind = scenario.vendors[iv.vendor].kind
+    alike = [v for v, spec in scenario.vendors.items() if spec.kind == kind and v != iv.vendor]
+    return tuple(alike or [iv.to])
+
+
+def _docs(class_name: str) -> dict[str, str]:
+    docs = _attribute_docs().get(class_name, {})
+    return {field: " ".join(text.split()).replace("``", "`") for field, text in docs.items()}
+
+
+_ORGANISATION: tuple[tuple[str, str, str, str, float | None, float | None], ...] = (
+    # (entity kind, field path, label, unit, low, step); the high bound is per entity
+    ("teams", "oncall_size", "On-call rotation size", "engineers", 1, 1),
+    ("teams", "deploy_policy.kind", "Deploy policy", "", None, None),
+    ("services", "spot_share", "Share of replicas on spot instances", "0-1", 0.0, 0.05),
+    ("services", "autoscale.target_utilisation", "Autoscaling target utilisation", "0-1",
+     0.1, 0.05),
+    ("segments", "price_usd_month", "Price", "USD/month", 0.0, 0.5),
+)  # fmt: skip
+"""Organisation levers offered by a scenario without interventions."""
+DEPLOY_POLICIES = ("continuous", "batched", "approval_board")
+
+
+def _organisation_controls(scenario: Scenario) -> list[Control]:
+    """Organisation levers: one control for all entities when they agree, else one each."""
+    found: list[Control] = []
+    for kind, field, label, unit, low, step in _ORGANISATION:
+        entities = getattr(scenario, kind)
+        values = {name: _get(spec, field) for name, spec in entities.items()}
+        if field == "price_usd_month":  # free segments stay free
+            values = {name: v for name, v in values.items() if v > 0}
+        groups = [list(values)] if len(set(values.values())) == 1 else [[n] for n in values]
+        for names in groups if values else []:
+            name = "*" if len(names) > 1 or len(entities) == 1 else names[0]
+            who = f"all {kind}" if name == "*" else f"{kind[:-1]} {name}"
+            parent = _get(entities[names[0]], field.rpartition(".")[0])
+            control = Control(
+                f"{kind}.{name}.{field}", f"{label} ({who})", "choice", values[names[0]],
+                help=_docs(type(parent).__name__).get(field.rpartition(".")[2], ""),
+            )  # fmt: skip
+            found.append(_ranged(control, scenario, names, low, step, unit))
+    return found
+
+
+def _ranged(
+    control: Control, scenario: Scenario, names: list[str], low: float | None,
+    step: float | None, unit: str,
+) -> Control:  # fmt: skip
+    """``control`` as a number with its range, unless it picks a deploy policy."""
+    value = control.value
+    if control.path.endswith("deploy_policy.kind"):
+        return replace(control, choices=DEPLOY_POLICIES)
+    if control.path.endswith("oncall_size"):
+        high: float = min(scenario.teams[n].headcount for n in names)
+    elif control.path.endswith("price_usd_month"):
+        high = max(100.0, math.ceil(MAX_PRICE_FACTOR * value))
+    else:
+        high = 1.0
+    assert low is not None
+    kind: ControlKind = "int" if isinstance(value, int) else "float"
+    return replace(control, kind=kind, low=min(low, value), high=max(high, value), step=step,
+                   unit=unit)  # fmt: skip
+
+
+def _get(spec: Any, field: str) -> Any:
+    for part in filter(None, field.split(".")):
+        spec = getattr(spec, part)
+    return spec
+
+
+# --------------------------------------------------------------------------- applying
+
+
+def apply_controls(scenario: Scenario, values: Mapping[str, Any]) -> Scenario:
+    """A copy of ``scenario`` with control values applied (the original is unchanged).
+
+    Values of the scenario's controls (:func:`controls`) are checked against their
+    control's range and kind; other lever paths go to :func:`orgtwin.levers.apply_levers`
+    as they are (checked against the field's own bounds only).
+
+    Args:
+        scenario: the scenario the controls were listed for.
+        values: lever path -> value; paths may be those of :func:`controls`,
+            including ``interventions[i].active`` and ``…duration_hours``/``…_days``.
+
+    Returns:
+        The changed scenario, validated.
+
+    Raises:
+        LeverError: a path does not fit the scenario, or a value is outside its range
+            (the message names the range).
+    """
+    known = {c.path: c for c in controls(scenario)}
+    values = {path: _checked(known.get(path), path, value) for path, value in values.items()}
+    plain: dict[str, Any] = {}
+    timing: dict[int, dict[str, Any]] = {}
+    off: list[int] = []
+    for path, value in values.items():
+        match = _SPECIAL.match(path)
+        if not path.startswith("interventions[") or match is None:
+            continue
+        index, what = int(match[1]), match[2]
+        if what == "active":
+            off += [] if value else [index]
+        elif what == "at" and not _ends(scenario, index):
+            plain[path] = value
+        else:
+            timing.setdefault(index, {})[what] = value
+    by_index = {p: v for p, v in values.items() if p.startswith("interventions[")}
+    plain |= {p: v for p, v in by_index.items() if not _SPECIAL.match(p)}
+    changed = apply_levers(scenario, plain)
+    for index, changes in timing.items():
+        _retime(changed, index, changes)
+    for index in sorted(set(off), reverse=True):
+        del changed.interventions[index]
+    rest = {p: v for p, v in values.items() if p not in by_index}
+    if rest:
+        changed = apply_levers(changed, rest)
+    check_references(changed)
+    return changed
+
+
+def _ends(scenario: Scenario, index: int) -> bool:
+    """Whether intervention ``index`` has an end (its start then moves its end too)."""
+    return index < len(scenario.interventions) and scenario.interventions[index].until is not None
+
+
+def _retime(scenario: Scenario, index: int, changes: Mapping[str, Any]) -> None:
+    """Set an intervention's start and length at once (``until = at + length``)."""
+    if index >= len(scenario.interventions):
+        raise LeverError(f"interventions[{index}]", "matches no intervention")
+    iv = scenario.interventions[index]
+    at = changes.get("at", iv.at)
+    if "duration_hours" in changes:
+        hours: int | None = int(changes["duration_hours"])
+    elif "duration_days" in changes:
+        hours = int(changes["duration_days"]) * HOURS_PER_DAY
+    else:
+        hours = None if iv.end_hour is None else iv.end_hour - iv.start_hour
+    end = None if hours is None else parse_hours(at) + hours
+    if end is None or (parse_hours(at), end) == (iv.start_hour, iv.end_hour):
+        return
+    until: float | str = end // HOURS_PER_DAY if end % HOURS_PER_DAY == 0 else f"{end}h"
+    try:
+        new = type(iv).model_validate(iv.model_dump() | {"at": at, "until": until})
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise LeverError(f"interventions[{index}]", problem) from None
+    scenario.interventions[index] = new
+
+
+def _checked(control: Control | None, path: str, value: Any) -> Any:
+    """``value`` as its control takes it, or a LeverError naming the control's range."""
+    if control is None:
+        return value
+    if control.kind == "bool":
+        if not isinstance(value, bool):
+            raise LeverError(path, f"must be true or false, got {value!r}")
+        return value
+    if control.kind == "choice":
+        if value not in control.choices:
+            options = ", ".join(map(repr, control.choices))
+            raise LeverError(path, f"must be one of {options}, got {value!r}")
+        return value
+    number = _number(path, value, integer=control.kind == "int")
+    assert control.low is not None and control.high is not None
+    if not control.low <= number <= control.high:
+        raise LeverError(
+            path, f"must be between {control.low:g} and {control.high:g}, got {number:g}"
+        )
+    return number
+
+
+def _number(path: str, value: Any, *, integer: bool) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise LeverError(path, f"must be a number, got {value!r}") from None
+    if not math.isfinite(value):
+        raise LeverError(path, f"must be a finite number, got {value!r}")
+    if integer:
+        if float(value) != int(value):
+            raise LeverError(path, f"must be a whole number, got {value!r}")
+        return int(value)
+    return value

@@ -1,0 +1,252 @@
+"""Charts of the dashboard: small pure functions from a DataFrame to an Altair chart.
+
+Nothing here computes a simulation or touches Streamlit: each function takes the frame a
+library call returned (or a light reshaping of it) and returns a chart, so every chart
+can be drawn, saved (``chart.to_html()``) and tested on its own.
+
+Vega-Lite reads dots in field names as nested access, so frames whose columns are lever
+paths (``teams.*.oncall_size``) are renamed to plain ``x``/``y``/``value`` first and the
+paths are kept as axis titles.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+
+KIND_ORDER = ("segment", "service", "vendor", "team")
+"""Columns of the ripple graph, left to right: who uses what, and who runs it."""
+KIND_TITLES = {
+    "segment": "User segments",
+    "service": "Services",
+    "vendor": "Vendors",
+    "team": "Teams",
+}
+RUN_COLOURS = ("#8c8c8c", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
+"""The base run in grey, then one colour per scenario."""
+ROW_PX = 26
+"""Vertical space per node of the tallest ripple column, px."""
+FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
+"""Fill the page's width; keep the plot's own height (legends and titles come on top)."""
+
+
+def band_chart(df: pl.DataFrame, title: str, unit: str) -> alt.LayerChart:
+    """A daily mean line with its band over seeds, one colour per run.
+
+    Args:
+        df: columns ``day``, ``mean``, ``low``, ``high`` and ``run`` (the run's name, e.g.
+            ``"base"`` and the scenario); the band is ``low``..``high``, cut at zero
+            when no mean is negative (a count or a cost cannot be).
+        title: chart title.
+        unit: unit of the values (the y axis title).
+    """
+    runs = df["run"].unique(maintain_order=True).to_list()
+    if df.height and (df["mean"].min() or 0) >= 0:  # a count or cost: no band below zero
+        df = df.with_columns(pl.col("low").clip(lower_bound=0.0))
+    colour = alt.Color(
+        "run:N",
+        title=None,
+        scale=alt.Scale(domain=runs, range=list(RUN_COLOURS[: len(runs)])),
+        legend=alt.Legend(orient="top"),
+    )
+    base = alt.Chart(df.to_pandas()).encode(x=alt.X("day:Q", title="day"), color=colour)
+    band = base.mark_area(opacity=0.18).encode(
+        y=alt.Y("low:Q", title=unit, scale=alt.Scale(zero=False)), y2="high:Q"
+    )
+    line = base.mark_line(strokeWidth=2).encode(
+        y="mean:Q",
+        tooltip=[
+            alt.Tooltip("run:N"),
+            alt.Tooltip("day:Q"),
+            alt.Tooltip("mean:Q", format=",.4~g"),
+            alt.Tooltip("low:Q", title="95% low", format=",.4~g"),
+            alt.Tooltip("high:Q", title="95% high", format=",.4~g"),
+        ],
+    )
+    return alt.layer(band, line).properties(title=title, height=200, autosize=FIT_WIDTH)
+
+
+def ripple_layout(nodes: pl.DataFrame, edges: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Positions of the ripple graph: one column per kind, nodes spread down each column.
+
+    Args:
+        nodes: one row per node with at least ``id``, ``kind`` and ``name``.
+        edges: one row per link with ``source`` and ``target`` (node ids).
+
+    Returns:
+        ``nodes`` with ``x`` (column index) and ``y`` (0 at the top, 1 at the bottom), and
+        the edges that join two known nodes, with ``x``, ``y``, ``x2``, ``y2``.
+    """
+    kinds = [k for k in KIND_ORDER if k in set(nodes["kind"].to_list())]
+    kinds += sorted(set(nodes["kind"].to_list()) - set(kinds))
+    placed = (
+        nodes.with_columns(
+            x=pl.col("kind").replace_strict(kinds, range(len(kinds)), return_dtype=pl.Float64)
+        )
+        .sort("x", "name")
+        .with_columns(
+            y=((pl.int_range(pl.len()).over("kind") + 0.5) / pl.len().over("kind")).cast(pl.Float64)
+        )
+    )
+    where = placed.select("id", "x", "y")
+    lines = edges.join(where, left_on="source", right_on="id").join(
+        where.rename({"x": "x2", "y": "y2"}), left_on="target", right_on="id"
+    )
+    return placed, lines
+
+
+def ripple_chart(nodes: pl.DataFrame, edges: pl.DataFrame) -> alt.LayerChart:
+    """The ripple graph: segments, services, vendors and teams coloured by impact.
+
+    Args:
+        nodes: :attr:`orgtwin.ripple.Ripple.nodes`: ``id``, ``kind``, ``name``, ``metric``,
+            ``base``, ``change``, ``rel_change``, ``impact`` (-1 worse .. +1 better) and
+            ``significant``.
+        edges: :attr:`orgtwin.ripple.Ripple.edges`: ``source``, ``target``, ``kind``.
+    """
+    placed, lines = ripple_layout(nodes, edges)
+    tallest = int(placed.group_by("kind").len()["len"].max() or 1)
+    kinds = placed["kind"].unique(maintain_order=True).to_list()
+    x = alt.X("x:Q", axis=None, scale=alt.Scale(domain=[-0.3, max(1, len(kinds)) - 0.3]))
+    y = alt.Y("y:Q", axis=None, scale=alt.Scale(domain=[1.02, -0.08]))
+    links = (
+        alt.Chart(lines.to_pandas())
+        .mark_rule(color="#b0b0b0", opacity=0.45, strokeWidth=1)
+        .encode(x=x, y=y, x2="x2:Q", y2="y2:Q")
+    )
+    labels = (
+        alt.Chart(placed.to_pandas())
+        .mark_text(align="left", dx=11, fontSize=11, color="#333")
+        .encode(x=x, y=y, text="name:N")
+    )
+    headers = pl.DataFrame(
+        {
+            "x": [float(i) for i in range(len(kinds))],
+            "y": [-0.05] * len(kinds),
+            "title": [KIND_TITLES.get(k, k) for k in kinds],
+        }
+    )
+    titles = (
+        alt.Chart(headers.to_pandas())
+        .mark_text(align="left", dx=-6, fontWeight="bold", fontSize=12)
+        .encode(x=x, y=y, text="title:N")
+    )
+    layers = alt.layer(links, _ripple_dots(placed, x, y), labels, titles)
+    return layers.properties(height=max(240, ROW_PX * tallest), autosize=FIT_WIDTH)
+
+
+def _ripple_dots(placed: pl.DataFrame, x: alt.X, y: alt.Y) -> alt.Chart:
+    """The nodes: colour is the signed impact, size how far the node moved."""
+    return (
+        alt.Chart(placed.with_columns(moved=pl.col("impact").abs()).to_pandas())
+        .mark_circle(stroke="#444", strokeWidth=0.6, opacity=1)
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color(
+                "impact:Q",
+                title="impact (worse − / better +)",
+                scale=alt.Scale(scheme="redyellowgreen", domain=[-1, 1], domainMid=0),
+                legend=alt.Legend(orient="top", gradientLength=220),
+            ),
+            size=alt.Size("moved:Q", scale=alt.Scale(domain=[0, 1], range=[90, 520]), legend=None),
+            tooltip=[
+                alt.Tooltip("kind:N"),
+                alt.Tooltip("name:N"),
+                alt.Tooltip("metric:N"),
+                alt.Tooltip("base:Q", format=",.4~g"),
+                alt.Tooltip("change:Q", format=",.4~g"),
+                alt.Tooltip("rel_change:Q", title="change", format="+.2%"),
+                alt.Tooltip("significant:N"),
+            ],
+        )
+    )
+
+
+def kpi_interval_chart(df: pl.DataFrame) -> alt.LayerChart:
+    """One KPI's mean per scenario as a dot, with its 95% interval as a whisker.
+
+    The axis does not start at zero, so that differences of a fraction of a percent
+    (availability, users) stay visible.
+
+    Args:
+        df: columns ``scenario``, ``mean``, ``ci_low``, ``ci_high`` and ``unit`` (the
+            same in every row); the scenarios keep the row order.
+    """
+    order = df["scenario"].to_list()
+    unit = df["unit"][0] if df.height else ""
+    base = alt.Chart(df.to_pandas()).encode(
+        x=alt.X("scenario:N", sort=order, title=None, axis=alt.Axis(labelAngle=0))
+    )
+    whiskers = base.mark_errorbar(ticks=True, color="#333").encode(
+        y=alt.Y("ci_low:Q", title=unit, scale=alt.Scale(zero=False)), y2="ci_high:Q"
+    )
+    dots = base.mark_point(filled=True, size=160, opacity=1).encode(
+        y="mean:Q",
+        color=alt.Color(
+            "scenario:N", sort=order, legend=None, scale=alt.Scale(range=list(RUN_COLOURS[1:]))
+        ),
+        tooltip=[
+            alt.Tooltip("scenario:N"),
+            alt.Tooltip("mean:Q", format=",.4~g"),
+            alt.Tooltip("ci_low:Q", title="95% low", format=",.4~g"),
+            alt.Tooltip("ci_high:Q", title="95% high", format=",.4~g"),
+        ],
+    )
+    return alt.layer(whiskers, dots).properties(height=300, autosize=FIT_WIDTH)
+
+
+def heatmap(df: pl.DataFrame, x: str, y: str, value: str) -> alt.LayerChart:
+    """A KPI over two levers: one cell per pair of levels, the value written in it.
+
+    Args:
+        df: one row per cell with columns ``x``, ``y`` and ``value``.
+        x: title of the x axis (a lever path).
+        y: title of the y axis (a lever path).
+        value: title of the colour scale (the KPI and its unit).
+    """
+    base = alt.Chart(df.to_pandas()).encode(
+        x=alt.X("x:O", title=x, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("y:O", title=y, sort="descending"),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("value:Q", title=value, scale=alt.Scale(scheme="viridis")),
+        tooltip=[
+            alt.Tooltip("x:O", title=x),
+            alt.Tooltip("y:O", title=y),
+            alt.Tooltip("value:Q", title=value, format=",.4~g"),
+        ],
+    )
+    low, high = (df["value"].min(), df["value"].max()) if df.height else (0.0, 0.0)
+    bright = alt.datum.value > (float(low) + float(high)) / 2  # viridis is light at the top
+    text = base.mark_text(fontSize=11).encode(
+        text=alt.Text("value:Q", format=",.4~g"),
+        color=alt.condition(bright, alt.value("black"), alt.value("white")),
+    )
+    return alt.layer(cells, text).properties(
+        height=max(160, 42 * df["y"].n_unique()), autosize=FIT_WIDTH
+    )
+
+
+def importance_chart(df: pl.DataFrame) -> alt.Chart:
+    """Lever importance as horizontal bars, most important on top.
+
+    Args:
+        df: :func:`orgtwin.analysis.lever_importance`'s result: ``lever``,
+            ``importance_mean``, ``importance_std``.
+    """
+    order = df["lever"].to_list()
+    return (
+        alt.Chart(df.rename({"lever": "name"}).to_pandas())
+        .mark_bar()
+        .encode(
+            y=alt.Y("name:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+            x=alt.X("importance_mean:Q", title="drop of surrogate R² when shuffled"),
+            tooltip=[
+                alt.Tooltip("name:N", title="lever"),
+                alt.Tooltip("importance_mean:Q", format=".3f"),
+                alt.Tooltip("importance_std:Q", format=".3f"),
+            ],
+        )
+        .properties(height=max(80, 34 * len(order)), autosize=FIT_WIDTH)
+    )

@@ -1,0 +1,146 @@
+"""The two folders the dashboard reads: scenarios in, sweep results in and out.
+
+The dashboard lists and opens files only inside these folders. A name picked on a page
+is joined to its folder, resolved (symbolic links and ``..`` followed) and refused unless
+it still lies inside the folder. Results are read as Parquet and JSON only, never pickle.
+
+- scenarios: ``./scenarios`` or ``$ORGTWIN_SCENARIOS``; ``*.yaml``/``*.yml`` files in it.
+- results: ``./results`` or ``$ORGTWIN_RESULTS``; a sweep is a sub-folder holding a
+  ``manifest.json`` (see :mod:`orgtwin.sweep_store`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+
+from orgtwin.errors import OrgTwinError
+
+SCENARIOS_ENV = "ORGTWIN_SCENARIOS"
+RESULTS_ENV = "ORGTWIN_RESULTS"
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+MANIFEST = "manifest.json"
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class FolderError(OrgTwinError, ValueError):
+    """A file or folder outside the dashboard's scenarios or results folder was asked for."""
+
+
+def scenarios_folder() -> Path:
+    """The scenarios folder: ``$ORGTWIN_SCENARIOS``, else ``./scenarios``, resolved."""
+    return Path(os.environ.get(SCENARIOS_ENV) or "scenarios").resolve()
+
+
+def results_folder() -> Path:
+    """The results folder: ``$ORGTWIN_RESULTS``, else ``./results``, resolved."""
+    return Path(os.environ.get(RESULTS_ENV) or "results").resolve()
+
+
+def inside(folder: Path, name: str) -> Path:
+    """``folder / name`` resolved, if it lies inside ``folder``.
+
+    Raises:
+        FolderError: the path leaves the folder (``..``, an absolute path, a link out).
+
+    Example:
+        >>> inside(Path("/srv/scenarios"), "price.yaml").name
+        'price.yaml'
+        >>> inside(Path("/srv/scenarios"), "../secrets.yaml")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        orgtwin.dashboard.folders.FolderError: ../secrets.yaml must be inside ...
+    """
+    root = folder.resolve()
+    path = (root / name).resolve()
+    if path != root and root not in path.parents:
+        raise FolderError(f"{name} must be inside {root}, got a path outside it")
+    return path
+
+
+def list_scenarios(folder: Path) -> list[str]:
+    """Names of the scenario files directly in ``folder`` (sorted; none if it is missing)."""
+    if not folder.is_dir():
+        return []
+    names = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix in SCENARIO_SUFFIXES and path.is_file():
+            try:
+                inside(folder, path.name)
+            except FolderError:
+                continue  # a link pointing out of the folder
+            names.append(path.name)
+    return names
+
+
+def scenario_path(folder: Path, name: str) -> str:
+    """The path of a listed scenario file, as a string for the library.
+
+    Raises:
+        FolderError: ``name`` is not a scenario file inside ``folder``.
+    """
+    path = inside(folder, name)
+    if path.suffix not in SCENARIO_SUFFIXES or not path.is_file():
+        raise FolderError(f"{name} must be a .yaml scenario file in {folder}, got none there")
+    return str(path)
+
+
+def folder_stamp(folder: Path) -> int:
+    """Latest modification time of the scenario files in ``folder``, ns (0 if none).
+
+    Part of every cache key, so editing a scenario (or a base it extends) re-runs it.
+    """
+    if not folder.is_dir():
+        return 0
+    times = [p.stat().st_mtime_ns for p in folder.iterdir() if p.suffix in SCENARIO_SUFFIXES]
+    return max(times, default=0)
+
+
+def list_sweeps(folder: Path) -> list[str]:
+    """Sub-folders of ``folder`` that hold a sweep (a ``manifest.json``), newest first."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        if path.is_dir() and (path / MANIFEST).is_file():
+            try:
+                inside(folder, path.name)
+            except FolderError:
+                continue
+            found.append(path)
+    found.sort(key=lambda p: (p / MANIFEST).stat().st_mtime_ns, reverse=True)
+    return [p.name for p in found]
+
+
+def sweep_folder(folder: Path, name: str) -> Path:
+    """The path of a listed sweep folder.
+
+    Raises:
+        FolderError: ``name`` is not a sweep folder inside ``folder``.
+    """
+    path = inside(folder, name)
+    if not (path / MANIFEST).is_file():
+        raise FolderError(
+            f"{name} must be a sweep folder (with {MANIFEST}) in {folder}, got none there"
+        )
+    return path
+
+
+def sweep_stamp(path: Path) -> int:
+    """Modification time of a sweep folder's runs, ns: changes when runs are added."""
+    runs = path / "runs"
+    stamps = [path / MANIFEST, runs] if runs.is_dir() else [path / MANIFEST]
+    return max(p.stat().st_mtime_ns for p in stamps)
+
+
+def new_sweep_name(scenario: str, when: datetime | None = None) -> str:
+    """A fresh, safe folder name for a sweep launched from the dashboard.
+
+    Example:
+        >>> new_sweep_name("spot instances.yaml", datetime(2026, 1, 5, 9, 30, 0))
+        'spot_instances-20260105-093000'
+    """
+    stem = _SAFE_NAME.sub("_", Path(scenario).stem).strip("._") or "sweep"
+    return f"{stem}-{(when or datetime.now()).strftime('%Y%m%d-%H%M%S')}"

@@ -1,0 +1,262 @@
+"""Sweeps: open a sweep's results folder, or launch a small sweep on this machine.
+
+Open: a heatmap of one KPI over two levers (mean over seeds), how much each lever drives
+the KPI, each lever's effect, and the lever ranges where a condition on the KPIs holds.
+Launch: a grid over up to two levers, bounded to :data:`MAX_RUNS` runs, written into the
+results folder with a live progress bar (serial when small, else local Ray).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from orgtwin import metrics
+from orgtwin.analysis import MIN_IMPORTANCE_RUNS
+from orgtwin.dashboard import charts, folders, state, ui
+
+MAX_RUNS = 500
+"""Most runs (grid points × seeds) a sweep launched from the dashboard may have."""
+MAX_SEEDS, MAX_DAYS, MIN_DAYS = 8, 90, 7
+MAX_LEVERS = 2
+DEFAULT_CONDITION = "availability_pct < 99.9"
+OPENED = "sweeps-open"
+LAUNCHED = "sweeps-launched"
+
+
+# --------------------------------------------------------------------------- open
+
+
+def open_section() -> None:
+    """Pick a results folder and show what the sweep says."""
+    root = folders.results_folder()
+    names = folders.list_sweeps(root)
+    if not names:
+        st.info(
+            f"No sweep results in {root} yet: launch one below, or run "
+            f"`orgtwin sweep … --out {root}/<name>`."
+        )
+        return
+    wanted = st.session_state.pop(OPENED, None)
+    if wanted in names:  # a sweep just launched: open it
+        st.session_state["sweeps-folder"] = wanted
+    name = st.selectbox(
+        "Results folder",
+        names,
+        key="sweeps-folder",
+        help=f"Sweep folders (with a manifest.json) in {root}, newest first.",
+    )
+    with ui.guarded("opening the sweep"):
+        out = folders.sweep_folder(root, name)
+        show_sweep(str(out), folders.sweep_stamp(out), name)
+
+
+def show_sweep(out: str, stamp: int, name: str) -> None:
+    result = state.sweep_result(out, stamp)
+    manifest, levers = result.manifest, result.lever_paths
+    runs = state.sweep_runs(out, stamp)
+    failed = runs.filter(pl.col("error").is_not_null()).height
+    line = (
+        f"{manifest['scenario']} · {manifest['seeds']} seeds × {manifest['days']} days · "
+        f"{manifest['n']} points, {runs.height} of {manifest['runs']} runs saved"
+        + (f", {failed} failed" if failed else "")
+        + f" · levers: {', '.join(f'`{lever}`' for lever in result.levers)}"
+    )
+    ui.caption(line)
+    kpis = [k for k in metrics.KPIS if k in runs.columns]
+    kpi = st.selectbox(
+        "KPI",
+        kpis,
+        index=kpis.index("availability_pct"),
+        key="sweeps-kpi",
+        format_func=lambda k: f"{metrics.KPIS[k].label} ({metrics.KPIS[k].unit})",
+    )
+    files = ui.Downloads(ui.slug(name), key="dl-sweep")
+    files.table("runs", runs)
+    left, right = st.columns([3, 2])
+    with left:
+        heatmap_section(out, stamp, levers, kpi, line, files)
+    with right:
+        importance_section(out, stamp, kpi, runs.height - failed, files)
+    effects_title = "Each lever's effect on the main KPIs (lowest to highest level)"
+    with st.expander(effects_title), ui.guarded("the lever effects"):
+        effects = state.sweep_effects(out, stamp)
+        st.dataframe(effects, hide_index=True, width="stretch")
+        files.table("lever effects", effects)
+    discovery_section(out, stamp, files)
+    files.render()
+
+
+def heatmap_section(
+    out: str, stamp: int, levers: list[str], kpi: str, line: str, files: ui.Downloads
+) -> None:
+    st.markdown("**Heatmap** (mean over seeds and the other levers)")
+    x = st.selectbox("x lever", levers, index=0, key="sweeps-x")
+    others = [lever for lever in levers if lever != x]
+    y = st.selectbox("y lever", others, index=0, key="sweeps-y") if others else None
+    chosen = (x,) if y is None else (x, y)
+    cells = state.sweep_cells(out, stamp, chosen, kpi)
+    unit = metrics.KPIS[kpi].unit
+    chart = charts.heatmap(cells, x, y or "", f"{kpi} ({unit})")
+    title = f"{metrics.KPIS[kpi].label}: {manifest_line(line)}"
+    st.altair_chart(chart.properties(title=title), width="stretch")
+    ui.caption(f"{cells.height} cells · {line}")
+    files.table(f"{kpi} heatmap cells", cells)
+    files.chart(f"{kpi} heatmap", chart)
+
+
+def manifest_line(line: str) -> str:
+    """The provenance line without Markdown, for a chart title (which shows it as text)."""
+    return line.split(" · levers:")[0]
+
+
+def importance_section(out: str, stamp: int, kpi: str, n_ok: int, files: ui.Downloads) -> None:
+    st.markdown("**Lever importance** (permutation importance in a random-forest surrogate)")
+    if n_ok < MIN_IMPORTANCE_RUNS:
+        st.info(
+            f"Ranking levers needs at least {MIN_IMPORTANCE_RUNS} successful runs, this "
+            f"sweep has {n_ok}: sweep more points or seeds."
+        )
+        return
+    with ui.guarded("ranking the levers"):
+        table = state.sweep_importance(out, stamp, kpi)
+        chart = charts.importance_chart(table)
+        st.altair_chart(chart, width="stretch")
+        shown = table.select(
+            "rank",
+            "lever",
+            pl.col("importance_mean").round(3).alias("importance"),
+            pl.col("importance_std").round(3).alias("sd"),
+        )
+        st.dataframe(shown, hide_index=True, width="stretch")
+        ui.caption(
+            f"Surrogate R² on held-out points: {table['surrogate_r2'][0]:.2f} "
+            "(low means the ranking explains little)."
+        )
+        files.table(f"{kpi} lever importance", table)
+        files.chart(f"{kpi} lever importance", chart)
+
+
+def discovery_section(out: str, stamp: int, files: ui.Downloads) -> None:
+    st.markdown("**Discovered conditions**: where in the lever space does a condition hold?")
+    condition = st.text_input(
+        "Condition",
+        value=DEFAULT_CONDITION,
+        key="sweeps-condition",
+        help="Clauses `<kpi> <op> <number>` joined by `and`, e.g. "
+        "`availability_pct < 99.9 and pages > 40`; op is one of < <= > >= == !=.",
+    )
+    with ui.guarded("the discovery"):
+        sentence, rules, trajectory = state.sweep_discovery(out, stamp, condition.strip())
+        st.success(ui.plain(sentence), icon=":material/search:")
+        if rules:
+            st.markdown("\n".join(f"- `{rule}`" for rule in rules))
+        with st.expander("Peeling trajectory (coverage against density)"):
+            st.dataframe(trajectory, hide_index=True, width="stretch")
+        files.table("discovery trajectory", trajectory)
+
+
+# --------------------------------------------------------------------------- launch
+
+
+def launch_section() -> None:
+    """A small grid sweep into the results folder, with a live progress bar."""
+    scenarios = folders.scenarios_folder()
+    names = folders.list_scenarios(scenarios)
+    if not names:
+        st.warning(f"No scenario files in {scenarios}.")
+        return
+    with st.form("sweeps-launch"):
+        name = st.selectbox(
+            "Scenario",
+            names,
+            key="launch-scenario",
+            index=names.index("baseline.yaml") if "baseline.yaml" in names else 0,
+        )
+        lever_help = (
+            "A lever as `path=spec`: `teams.*.oncall_size=2..6` (whole numbers), "
+            "`services.*.spot_share=0..0.8:5` (5 levels), "
+            "`segments.pro_us.price_usd_month=12,15,19` (a list)."
+        )
+        first = st.text_input(
+            "Lever 1", value="teams.*.oncall_size=2..5", key="launch-lever-1", help=lever_help
+        )
+        second = st.text_input(
+            "Lever 2 (optional)",
+            value="services.*.spot_share=0..0.8:3",
+            key="launch-lever-2",
+            help=lever_help,
+        )
+        left, right = st.columns(2)
+        with left:
+            seeds = ui.seeds_input(key="launch-seeds", high=MAX_SEEDS, default=2)
+        with right:
+            days = ui.days_input(key="launch-days", low=MIN_DAYS, high=MAX_DAYS, default=30)
+        st.caption(
+            f"At most {MAX_LEVERS} levers and {MAX_RUNS} runs (grid points × seeds), "
+            f"{MAX_SEEDS} seeds and {MAX_DAYS} days."
+        )
+        pressed = st.form_submit_button(
+            "Launch sweep", type="primary", icon=":material/rocket_launch:"
+        )
+    if pressed:
+        levers = tuple(text.strip() for text in (first, second) if text.strip())
+        with ui.guarded("the sweep"):
+            launch(name, levers, seeds=seeds, days=days)
+
+
+def launch(name: str, levers: tuple[str, ...], *, seeds: int, days: int) -> None:
+    if not levers:
+        st.error("Give at least one lever as `path=spec`.")
+        return
+    scenarios = folders.scenarios_folder()
+    path = folders.scenario_path(scenarios, name)
+    if len(levers) > MAX_LEVERS:
+        st.error(
+            f"A sweep from the dashboard takes at most {MAX_LEVERS} levers, got {len(levers)}."
+        )
+        return
+    points = state.sweep_size(levers)
+    total = points * seeds
+    if total > MAX_RUNS:
+        st.error(
+            f"A sweep from the dashboard must have at most {MAX_RUNS} runs, got "
+            f"{points} points × {seeds} seeds = {total}. Use fewer levels or seeds, "
+            "or run it with `orgtwin sweep`."
+        )
+        return
+    state.check_sweep(path, folders.folder_stamp(scenarios), levers)
+    root = folders.results_folder()
+    root.mkdir(parents=True, exist_ok=True)
+    out = folders.inside(root, folders.new_sweep_name(name))
+    bar = st.progress(0.0, text=f"Starting {total} runs…")
+
+    def progress(done: int, all_runs: int, elapsed_s: float, eta_s: float | None) -> None:
+        left = f", about {eta_s:.0f} s left" if eta_s is not None else ""
+        bar.progress(
+            done / max(all_runs, 1), text=f"{done} of {all_runs} runs · {elapsed_s:.0f} s{left}"
+        )
+
+    result = state.launch_sweep(path, levers, seeds=seeds, days=days, out=out, progress=progress)
+    bar.empty()
+    st.session_state[LAUNCHED] = (
+        f"Sweep saved in {out.name}: {total} runs in {result.wall_s:.1f} s "
+        f"({result.runner}, {result.workers} worker(s)). It is open below."
+    )
+    st.session_state[OPENED] = out.name
+    st.rerun()
+
+
+def page() -> None:
+    st.title("Sweeps")
+    message = st.session_state.pop(LAUNCHED, None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
+    opened, launched = st.tabs(["Open results", "Launch a sweep"])
+    with opened:
+        open_section()
+    with launched:
+        launch_section()
+
+
+page()

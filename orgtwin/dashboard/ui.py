@@ -1,0 +1,228 @@
+"""Page furniture shared by every page: the error guard, bounded inputs, captions, downloads.
+
+No computation lives here. :func:`guarded` is the one place that turns an exception into
+words on the page: a scenario error lists each field path and what was wrong with it,
+any other orgtwin error shows its message, and anything unexpected shows a short apology
+with the message (the traceback goes to the server log, never to the browser).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+import streamlit as st
+
+from orgtwin.errors import OrgTwinError, ScenarioError
+from orgtwin.levers import LeverError
+
+log = logging.getLogger("orgtwin.dashboard")
+MAX_LISTED_ERRORS = 12
+"""Most problems of one scenario listed on the page."""
+
+
+@contextmanager
+def guarded(what: str) -> Iterator[None]:
+    """Run a page section; show what went wrong in words instead of raising.
+
+    Args:
+        what: the section, for the apology (``"the run"``).
+    """
+    try:
+        yield
+    except ScenarioError as exc:
+        show_scenario_error(exc)
+    except OrgTwinError as exc:
+        st.error(str(exc), icon=":material/error:")
+    except Exception as exc:
+        log.exception("dashboard: %s failed", what)
+        st.error(
+            f"Sorry, {what} did not work: {type(exc).__name__}: {exc}. "
+            "The details are in the server log.",
+            icon=":material/error:",
+        )
+
+
+def show_scenario_error(exc: ScenarioError) -> None:
+    """List every problem of an invalid scenario: file, field path, what was expected."""
+    problems = exc.errors[:MAX_LISTED_ERRORS]
+    lines = [f"- {_problem(error)}" for error in problems]
+    if len(exc.errors) > len(problems):
+        lines.append(f"- … and {len(exc.errors) - len(problems)} more")
+    noun = "problem" if len(exc.errors) == 1 else "problems"
+    if isinstance(exc, LeverError):
+        title = "A lever does not fit the scenario"
+    else:
+        name = Path(exc.source).name if exc.source else "the scenario"
+        title = f"**{name}** cannot be run ({len(exc.errors)} {noun})"
+    st.error(f"{title}:\n\n" + "\n".join(lines), icon=":material/error:")
+
+
+def _problem(error: ScenarioError) -> str:
+    where = f"`{error.path}` " if error.path else ""
+    hint = f" ({error.hint})" if error.hint else ""
+    return f"{where}{error.problem}{hint}"
+
+
+def plain(text: str) -> str:
+    """``text`` with Markdown's emphasis marks escaped (lever paths hold ``*``)."""
+    return text.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_")
+
+
+def caption(text: str) -> None:
+    """The provenance line under a result: scenario, seeds and days that produced it."""
+    st.caption(text)
+
+
+def provenance(scenario: str, *, seeds: int, days: int, seed: int, base: str | None = None) -> str:
+    """``"price_increase vs baseline · 8 seeds × 90 days · base seed 7"``."""
+    versus = f" vs {base}" if base else ""
+    runs = "seed" if seeds == 1 else "seeds"
+    return f"{scenario}{versus} · {seeds} {runs} × {days} days · base seed {seed}"
+
+
+def slug(*parts: object) -> str:
+    """A file-name-safe join of ``parts`` (``price_increase-8x90d``)."""
+    text = "-".join(str(p) for p in parts if p not in (None, ""))
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "orgtwin"
+
+
+def parquet_bytes(df: pl.DataFrame) -> bytes:
+    """``df`` as a Parquet file, in memory."""
+    buffer = io.BytesIO()
+    df.write_parquet(buffer)
+    return buffer.getvalue()
+
+
+def download_table(df: pl.DataFrame, name: str, *, key: str, label: str = "table") -> None:
+    """CSV and Parquet download buttons for a table (files are made on click)."""
+    left, right = st.columns(2)
+    with left:
+        st.download_button(
+            f"{label.capitalize()} (CSV)",
+            data=lambda: df.write_csv(),
+            file_name=f"{name}.csv",
+            mime="text/csv",
+            key=f"{key}-csv",
+            on_click="ignore",
+            icon=":material/download:",
+            width="stretch",
+        )
+    with right:
+        st.download_button(
+            f"{label.capitalize()} (Parquet)",
+            data=lambda: parquet_bytes(df),
+            file_name=f"{name}.parquet",
+            mime="application/vnd.apache.parquet",
+            key=f"{key}-parquet",
+            on_click="ignore",
+            icon=":material/download:",
+            width="stretch",
+        )
+
+
+def download_chart(chart: alt.TopLevelMixin, name: str, *, key: str, label: str = "chart") -> None:
+    """A download button for a chart as a stand-alone interactive HTML page."""
+    st.download_button(
+        f"{label.capitalize()} (HTML)",
+        data=lambda: chart.to_html(),
+        file_name=f"{name}.html",
+        mime="text/html",
+        key=key,
+        on_click="ignore",
+        icon=":material/download:",
+        width="stretch",
+    )
+
+
+class Downloads:
+    """What a page shows, gathered as it is drawn, offered for download at the end.
+
+    Tables come as CSV and Parquet, charts as stand-alone HTML; every file name starts
+    with ``name`` (scenario, seeds and days), so a file says what produced it.
+    """
+
+    def __init__(self, name: str, *, key: str) -> None:
+        self.name, self.key = name, key
+        self.tables: list[tuple[str, pl.DataFrame]] = []
+        self.charts: list[tuple[str, alt.TopLevelMixin]] = []
+
+    def table(self, label: str, df: pl.DataFrame) -> None:
+        self.tables.append((label, df))
+
+    def chart(self, label: str, chart: alt.TopLevelMixin | None) -> None:
+        if chart is not None:
+            self.charts.append((label, chart))
+
+    def render(self) -> None:
+        """An expander with a CSV and a Parquet button per table, an HTML one per chart."""
+        with st.expander("Downloads", icon=":material/download:"):
+            for label, df in self.tables:
+                file = f"{self.name}-{slug(label)}"
+                download_table(df, file, key=f"{self.key}-{slug(label)}", label=label)
+            if not self.charts:
+                return
+            for column, (label, chart) in zip(
+                st.columns(len(self.charts)), self.charts, strict=True
+            ):
+                with column:
+                    file = f"{self.name}-{slug(label)}"
+                    download_chart(
+                        chart, file, key=f"{self.key}-chart-{slug(label)}", label=f"{label} chart"
+                    )
+
+
+def days_input(*, key: str, low: int, high: int, default: int) -> int:
+    """Days per run, bounded, the bounds stated in the help."""
+    return int(
+        st.number_input(
+            "Days",
+            min_value=low,
+            max_value=high,
+            value=min(max(default, low), high),
+            step=1,
+            key=key,
+            help=f"Days simulated per run, {low} to {high} (one tick is one hour).",
+        )
+    )
+
+
+def seeds_input(*, key: str, high: int, default: int) -> int:
+    """Seeds (replicates) per scenario, bounded, the bounds stated in the help."""
+    return int(
+        st.number_input(
+            "Seeds",
+            min_value=1,
+            max_value=high,
+            value=min(max(default, 1), high),
+            step=1,
+            key=key,
+            help=f"Runs with different random seeds, 1 to {high}: the 95% intervals "
+            "come from the spread across them.",
+        )
+    )
+
+
+MAX_SEED = 2**31 - 1
+"""Largest base seed offered (seeds of the runs derive from it)."""
+
+
+def seed_input(*, key: str, default: int, help: str) -> int:
+    """The base seed, 0 to :data:`MAX_SEED`."""
+    return int(
+        st.number_input(
+            "Base seed",
+            min_value=0,
+            max_value=MAX_SEED,
+            value=min(max(int(default), 0), MAX_SEED),
+            step=1,
+            key=key,
+            help=f"{help} 0 to {MAX_SEED:,}.",
+        )
+    )

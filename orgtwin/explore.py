@@ -1,0 +1,317 @@
+"""Explore: one scenario with its levers moved, against its base, for an interactive page.
+
+The Explore page of the dashboard makes these calls (each cached apart, on small keys):
+
+1. :func:`controls` lists the scenario's knobs (see :mod:`orgtwin.controls`);
+2. :func:`run_base` runs the base once per (scenario, days, seeds, seed);
+3. :func:`run_change` runs the scenario with the knobs' values, on the same seeds;
+4. :func:`explore_from` compares the two and traces the ripple (:mod:`orgtwin.ripple`);
+5. :func:`kpi_cards` and :func:`series_bands` (from :mod:`orgtwin.figures`) give what its
+   cards and charts show.
+
+:func:`explore` does 2–4 in one call. The base of a scenario is the scenario it extends
+(``extends:``), or, for a scenario that extends nothing, the scenario as written: moving
+a lever of the baseline compares the moved baseline with the baseline.
+
+Runs here are *lean*, to answer within seconds: each run's KPI summary is computed from
+its full hourly record (in the worker process that ran it), but the run set keeps its
+series at daily resolution (one row per day: ``tick`` is the day's first hour, ``value``
+the mean over the day's 24 hours) and leaves the ``requests`` and ``user_days`` tables
+empty. Use :func:`orgtwin.run` for every hour and table.
+
+Inputs are bounded: ``days`` 1..:data:`MAX_DAYS`, ``seeds`` 1..:data:`MAX_SEEDS`
+(intervals need at least 2).
+
+Example:
+    >>> check_bounds(90, 8)
+    >>> check_bounds(400, 8)
+    Traceback (most recent call last):
+    ...
+    orgtwin.explore.ExploreError: days must be an integer between 1 and 365, got 400
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from orgtwin.controls import Control, apply_controls, controls
+from orgtwin.errors import OrgTwinError
+from orgtwin.figures import HEADLINE_KPIS, kpi_cards, series_bands
+from orgtwin.loading import load_scenario
+from orgtwin.results import RunSet, compare
+from orgtwin.ripple import Ripple, ripple
+from orgtwin.runner import (
+    ScenarioLike,
+    as_scenario,
+    base_of,
+    check_workers,
+    derive_seed,
+    run_in_pool,
+    ship,
+    simulate,
+    simulate_shipped,
+)
+from orgtwin.scenario import Scenario
+
+__all__ = [
+    "HEADLINE_KPIS",
+    "MAX_DAYS",
+    "MAX_SEEDS",
+    "Control",
+    "Exploration",
+    "ExploreError",
+    "apply_controls",
+    "check_bounds",
+    "controls",
+    "explore",
+    "explore_from",
+    "kpi_cards",
+    "run_base",
+    "run_change",
+    "series_bands",
+]
+
+MAX_DAYS = 365
+"""Longest run an exploration may ask for, days."""
+MAX_SEEDS = 32
+"""Most seeds an exploration may ask for."""
+LEAN: dict[str, Any] = {
+    "tables": ("calls", "deploys", "incidents", "vendor_status", "pages"),
+    "series": "daily",
+}
+"""Options of :func:`orgtwin.runner.simulate` for a lean run: the small event tables (the
+KPI summary needs deploys, incidents and pages) and the series as daily means."""
+Values = Mapping[str, Any] | Sequence[tuple[str, Any]]
+"""Control values: a mapping, or ``(path, value)`` pairs (hashable, for caches)."""
+
+
+class ExploreError(OrgTwinError, ValueError):
+    """An exploration's options are out of bounds or do not fit its run sets."""
+
+
+def check_bounds(days: int, seeds: int) -> None:
+    """Refuse run lengths and seed counts an interactive page should not ask for.
+
+    Args:
+        days: days per run, 1..:data:`MAX_DAYS`.
+        seeds: seeds per scenario, 1..:data:`MAX_SEEDS`.
+
+    Raises:
+        ExploreError: either is not an integer within its bounds (the message states them).
+    """
+    for name, value, high in (("days", days, MAX_DAYS), ("seeds", seeds, MAX_SEEDS)):
+        whole = isinstance(value, int | np.integer) and not isinstance(value, bool)
+        if not whole or not 1 <= value <= high:
+            raise ExploreError(f"{name} must be an integer between 1 and {high}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def run_base(
+    scenario_path: str,
+    *,
+    days: int,
+    seeds: int,
+    seed: int | None = None,
+    workers: int | None = None,
+) -> RunSet:
+    """Lean runs of the base of a scenario file (see the module docstring).
+
+    Args:
+        scenario_path: the explored scenario's file.
+        days: days per run, 1..:data:`MAX_DAYS`.
+        seeds: seeds, 1..:data:`MAX_SEEDS`.
+        seed: base seed of the runs' seeds (default: the explored scenario's ``seed``).
+        workers: worker processes (see :func:`orgtwin.runner.process_pool`); None: serial.
+
+    Returns:
+        The base's run set (lean).
+    """
+    scenario = load_scenario(scenario_path)
+    return _run_lean(
+        _base_scenario(scenario), days=days, seeds=seeds, seed=_seed(scenario, seed),
+        workers=workers,
+    )  # fmt: skip
+
+
+def run_change(
+    scenario_path: str,
+    values: Values,
+    *,
+    days: int,
+    seeds: int,
+    seed: int | None = None,
+    workers: int | None = None,
+) -> RunSet:
+    """Lean runs of a scenario file with control values applied, on the base's seeds.
+
+    Args:
+        scenario_path: the explored scenario's file.
+        values: control values, ``(path, value)`` pairs or a mapping (see :func:`controls`).
+        days: days per run, 1..:data:`MAX_DAYS`.
+        seeds: seeds, 1..:data:`MAX_SEEDS`.
+        seed: base seed of the runs' seeds (default: the scenario's ``seed``).
+        workers: worker processes; None: serial.
+
+    Returns:
+        The changed scenario's run set (lean).
+
+    Raises:
+        LeverError: a value does not fit its control (the message names the range).
+        ExploreError: ``days`` or ``seeds`` is out of bounds.
+    """
+    scenario = load_scenario(scenario_path)
+    changed = apply_controls(scenario, dict(values))
+    return _run_lean(changed, days=days, seeds=seeds, seed=_seed(scenario, seed), workers=workers)
+
+
+def _run_lean(
+    scenario: Scenario, *, days: int, seeds: int, seed: int, workers: int | None
+) -> RunSet:
+    check_bounds(days, seeds)
+    jobs = [
+        {"seed": derive_seed(seed, r), "days": days, "replicate": r, **LEAN} for r in range(seeds)
+    ]
+    if check_workers(workers) > 1 and seeds > 1:
+        runs = run_in_pool(simulate_shipped, ship(scenario), jobs, workers=workers)
+    else:
+        runs = [simulate(scenario, **job) for job in jobs]
+    return RunSet.from_runs(runs)
+
+
+def _base_scenario(scenario: Scenario) -> Scenario:
+    """What a scenario is compared with: the scenario it extends, else itself."""
+    return base_of(scenario) or scenario
+
+
+def _seed(scenario: Scenario, seed: int | None) -> int:
+    return scenario.seed if seed is None else int(seed)
+
+
+# --------------------------------------------------------------------------- exploration
+
+
+@dataclass(frozen=True, eq=False)
+class Exploration:
+    """A scenario with its levers moved, against its base.
+
+    Attributes:
+        scenario_name: the explored scenario's name.
+        base_name: the base's name (the scenario it extends, or itself).
+        days: days per run.
+        seeds: seeds per scenario (the same seeds for both, so runs pair up).
+        values: the control values applied, path -> value.
+        base: the base's runs.
+        change: the changed scenario's runs.
+        comparison: every KPI, base against change (:func:`orgtwin.results.compare`).
+        ripple: where the change landed (:class:`orgtwin.ripple.Ripple`).
+    """
+
+    scenario_name: str
+    base_name: str
+    days: int
+    seeds: int
+    values: dict[str, Any]
+    base: RunSet
+    change: RunSet
+    comparison: pl.DataFrame
+    ripple: Ripple = field(repr=False)
+
+
+def explore(
+    scenario: ScenarioLike,
+    values: Values = (),
+    *,
+    days: int,
+    seeds: int,
+    seed: int | None = None,
+    workers: int | None = None,
+    base: RunSet | None = None,
+) -> Exploration:
+    """Run a scenario with control values against its base, compare, trace the ripple.
+
+    Args:
+        scenario: the explored scenario, loaded or a path.
+        values: control values (see :func:`controls`); none: the scenario as written.
+        days: days per run, 1..:data:`MAX_DAYS`.
+        seeds: seeds per scenario, 1..:data:`MAX_SEEDS`.
+        seed: base seed of both sets' seeds (default: the scenario's ``seed``).
+        workers: worker processes; None: serial.
+        base: the base's runs when already done (same days and seeds), else run here.
+
+    Returns:
+        The :class:`Exploration`.
+
+    Raises:
+        LeverError: a value does not fit its control.
+        ExploreError: ``days``/``seeds`` out of bounds, or ``base`` of other days or seeds.
+    """
+    sc = as_scenario(scenario)
+    check_bounds(days, seeds)
+    values = dict(values)
+    run_seed = _seed(sc, seed)
+    if base is None:
+        base = _run_lean(_base_scenario(sc), days=days, seeds=seeds, seed=run_seed,
+                         workers=workers)  # fmt: skip
+    changed = apply_controls(sc, values)
+    change = _run_lean(changed, days=days, seeds=seeds, seed=run_seed, workers=workers)
+    return explore_from(base, change, sc, values=values)
+
+
+def explore_from(
+    base: RunSet, change: RunSet, scenario: Scenario, *, values: Values = ()
+) -> Exploration:
+    """Compare two run sets and trace the ripple: the cheap half of :func:`explore`.
+
+    Args:
+        base: the base's runs (:func:`run_base`).
+        change: the changed scenario's runs (:func:`run_change`), same days and seeds.
+        scenario: the explored scenario as loaded (before ``values``).
+        values: the control values ``change`` ran with.
+
+    Raises:
+        ExploreError: the sets differ in days or seeds.
+    """
+    if base.days != change.days or sorted(base.seeds) != sorted(change.seeds):
+        raise ExploreError(
+            f"base and change must share days and seeds, got {base.days} days × seeds "
+            f"{base.seeds} and {change.days} days × seeds {change.seeds}"
+        )
+    values = dict(values)
+    changed = apply_controls(scenario, values)
+    comparison = compare(base, change)
+    cause = _cause(scenario, values)
+    traced = ripple(base, change, changed, comparison=comparison, cause=cause)
+    return Exploration(
+        scenario_name=scenario.name,
+        base_name=base.scenario,
+        days=change.days,
+        seeds=len(change),
+        values=values,
+        base=base,
+        change=change,
+        comparison=comparison,
+        ripple=traced,
+    )
+
+
+def _cause(scenario: Scenario, values: Mapping[str, Any]) -> str | None:
+    """The change in words, for the ripple's first step (None: the ripple's default)."""
+    if scenario.base is not None:
+        return None  # the interventions of the changed scenario say it
+    moved = [
+        f"{c.label} {_show(c.value)} → {_show(values[c.path])}"
+        for c in controls(scenario)
+        if c.path in values and values[c.path] != c.value
+    ]
+    return "; ".join(moved) or None
+
+
+def _show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
