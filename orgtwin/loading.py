@@ -28,7 +28,13 @@ from orgtwin import validation
 from orgtwin.errors import ScenarioError
 from orgtwin.scenario import HOURS_PER_DAY, Scenario
 
-__all__ = ["check_references", "check_timing", "load_scenario", "scenario_json_schema"]
+__all__ = [
+    "check_references",
+    "check_timing",
+    "load_scenario",
+    "pin_reference_prices",
+    "scenario_json_schema",
+]
 
 MAX_FILE_BYTES = 1024 * 1024
 """Largest scenario file read, in bytes (1 MiB)."""
@@ -84,7 +90,19 @@ def load_scenario(
     scenario.base = base
     check_references(scenario)
     check_timing(scenario)
+    pin_reference_prices(scenario)
     return scenario
+
+
+def pin_reference_prices(scenario: Scenario) -> None:
+    """Fix each segment's reference price (where unset) at the price the file gives.
+
+    Churn and acquisition respond to price relative to this reference, so a lever or a
+    sweep that later moves ``price_usd_month`` moves demand, not the yardstick.
+    """
+    for segment in scenario.segments.values():
+        if segment.churn.reference_price_usd_month is None:
+            segment.churn.reference_price_usd_month = segment.price_usd_month
 
 
 def check_references(scenario: Scenario) -> None:

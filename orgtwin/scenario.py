@@ -88,7 +88,8 @@ class ChurnSpec(Spec):
     tenure_coef: float = -0.35
     """Log-hazard per log(1 + tenure in months); negative: loyal users churn less."""
     reference_price_usd_month: NonNegative | None = None
-    """Price the base rate was measured at; defaults to the segment's starting price."""
+    """Price the churn and acquisition rates were measured at; the loader sets it to the
+    segment's price in the file when left out, so later price moves act against it."""
     experience_half_life_days: Positive = 7.0
     """Half-life of the memory of bad sessions, days."""
 

@@ -94,7 +94,7 @@ def build_segments(model: OrgModel, scenario: Scenario, seed: int) -> None:
             reference_price_usd_month=reference,
         ))  # fmt: skip
         acquisition = behaviour(model, f"acquisition/{name}", bh.Acquisition(
-            **spec.acquisition.model_dump(), reference_price_usd_month=spec.price_usd_month
+            **spec.acquisition.model_dump(), reference_price_usd_month=reference
         ))  # fmt: skip
         profile = behaviour(
             model, f"demand/{name}", bh.DemandProfile(**spec.demand_profile.model_dump())

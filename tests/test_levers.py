@@ -131,3 +131,19 @@ def test_python_tuples_are_whole_numbers_only_when_given_as_ints():
 
     assert make_lever("teams.web.oncall_size", (2, 5)).levels() == [2, 3, 4, 5]
     assert make_lever("services.*.spot_share", (2.0, 4.0)).levels() == [2.0, 2.5, 3.0, 3.5, 4.0]
+
+
+def test_a_price_lever_moves_churn_and_revenue_against_the_files_price():
+    from pathlib import Path
+
+    import orgtwin
+    from orgtwin.levers import apply_levers
+
+    scenario = orgtwin.load_scenario(Path(__file__).parents[1] / "scenarios" / "baseline.yaml")
+    assert scenario.segments["pro_us"].churn.reference_price_usd_month == 12
+    dearer = apply_levers(scenario, {"segments.pro_us.price_usd_month": 24.0})
+    base = orgtwin.simulate(scenario, seed=5, days=20).summary()
+    moved = orgtwin.simulate(dearer, seed=5, days=20).summary()
+    assert moved["churned"] > base["churned"]
+    assert moved["acquired"] < base["acquired"]
+    assert moved["revenue_usd"] > base["revenue_usd"]
