@@ -46,6 +46,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_app.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

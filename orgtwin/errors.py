@@ -53,6 +53,10 @@ class TelemetryError(OrgTwinError, ValueError):
     """A telemetry table does not match its documented schema."""
 
 
+class ExploreError(OrgTwinError, ValueError):
+    """An exploration's options are out of bounds or do not fit its run sets."""
+
+
 class SweepError(OrgTwinError, ValueError):
     """A sweep cannot start or finish: bad options, or a results folder of another sweep."""
 

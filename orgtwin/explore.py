@@ -27,7 +27,7 @@ Example:
     >>> check_bounds(400, 8)
     Traceback (most recent call last):
     ...
-    orgtwin.explore.ExploreError: days must be an integer between 1 and 365, got 400
+    orgtwin.errors.ExploreError: days must be an integer between 1 and 365, got 400
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import numpy as np
 import polars as pl
 
 from orgtwin.controls import Control, apply_controls, controls
-from orgtwin.errors import OrgTwinError
+from orgtwin.errors import ExploreError
 from orgtwin.figures import HEADLINE_KPIS, kpi_cards, series_bands
 from orgtwin.loading import load_scenario
 from orgtwin.results import RunSet, compare
@@ -88,10 +88,6 @@ LEAN: dict[str, Any] = {
 KPI summary needs deploys, incidents and pages) and the series as daily means."""
 Values = Mapping[str, Any] | Sequence[tuple[str, Any]]
 """Control values: a mapping, or ``(path, value)`` pairs (hashable, for caches)."""
-
-
-class ExploreError(OrgTwinError, ValueError):
-    """An exploration's options are out of bounds or do not fit its run sets."""
 
 
 def check_bounds(days: int, seeds: int) -> None:
