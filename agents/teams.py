@@ -143,6 +143,7 @@ class Team(mesa.Agent):
         self.budget_gate: tuple[int, float] | None = None  # (window days, budget limit)
         self.pending: dict[int, deque[list[int]]] = {s: deque() for s in self.services}
         self.pending_changes = 0  # changes waiting in all queues
+        self._service_share = np.full(len(self.services), 1 / max(len(self.services), 1))
         self.work_done = 0.0
         self.toil_backlog_hours = 0.0
         self.open_incidents: list[Incident] = []
@@ -255,9 +256,7 @@ class Team(mesa.Agent):
         if n == 0:
             return
         self.work_done -= n
-        per_service = self.rng_work.multinomial(
-            n, np.full(len(self.services), 1 / len(self.services))
-        )
+        per_service = self.rng_work.multinomial(n, self._service_share)
         for service, count in zip(self.services, per_service, strict=True):
             if count:
                 self.pending[service].append([tick, int(count)])

@@ -297,7 +297,8 @@ class OrgModel(mesa.Model):
         arrays["vendor"][t].T[:] = (calls, self.vendor_up_now, vendor_error, vendor_cost)
         f_sessions, f_requests, f_error, f_p95 = features
         arrays["feature"][t].T[:] = (f_sessions, f_requests, f_requests * f_error, f_p95)
-        arrays["team"][t, :, : len(TEAM_GAUGES)] = [team.gauges() for team in self.teams]
+        gauges = np.array([team.gauges() for team in self.teams], dtype=float)
+        arrays["team"][t, :, : len(TEAM_GAUGES)] = gauges  # one conversion, not one per cell
 
     # ------------------------------------------------------------------ the day
 
