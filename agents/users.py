@@ -166,42 +166,6 @@ class UserSegment(mesa.Agent):
 
     # ------------------------------------------------------------------ hourly
 
-    def expected_sessions(self, hour_of_week: int) -> NDArray:
-        """Expected sessions this hour on each feature (before any surge)."""
-        rate = self.intensity_total * self.sessions_per_user_day * self.hourly_rate[hour_of_week]
-        return rate * self.feature_weights
-
-    @staticmethod
-    def open_sessions(
-        segments: list[UserSegment], hour_of_week: int, surge: NDArray, rng: np.random.Generator
-    ) -> NDArray:
-        """Sessions this hour of every segment on every feature (Poisson around the profile).
-
-        One draw for all segments: the hot path of the hour, batched.
-        """
-        expected = np.array([s.expected_sessions(hour_of_week) for s in segments])
-        return rng.poisson(expected * surge).astype(float)
-
-    @staticmethod
-    def meet_service(
-        segments: list[UserSegment], sessions: NDArray, bad_share: NDArray, latency_p95_ms: NDArray
-    ) -> NDArray:
-        """Every segment takes in one hour of service quality; returns each one's bad sessions.
-
-        A session is bad if a request failed or the feature was slower (p95) than the
-        segment tolerates.
-        """
-        tolerance = np.array([s.slow_session_ms for s in segments])
-        share = np.where(latency_p95_ms[None, :] > tolerance[:, None], 1.0, bad_share[None, :])
-        bad = (sessions * share).sum(axis=1)
-        totals = sessions.sum(axis=1)
-        latency = sessions @ latency_p95_ms
-        for i, segment in enumerate(segments):
-            segment.day_sessions += totals[i]
-            segment.day_bad += bad[i]
-            segment.day_latency_weighted += latency[i]
-        return bad
-
     # ------------------------------------------------------------------ daily
 
     def end_day(self) -> None:
@@ -249,3 +213,54 @@ class UserSegment(mesa.Agent):
             latency=self.day_latency_weighted / self.day_sessions,
             churned=left[live],
         )
+
+
+class SegmentBlock:
+    """Every segment's hourly figures stacked, so an hour of all users is a few array ops.
+
+    The block owns the feature-weight matrix: each segment's ``feature_weights`` becomes a
+    row view of it, so a change to one segment's weights (a feature launch) is seen here.
+    Intensity totals change only when users arrive or leave; :meth:`refresh` reads them
+    again after a day ends.
+
+    Args:
+        segments: the segments, in model order.
+    """
+
+    def __init__(self, segments: list[UserSegment]) -> None:
+        self.segments = list(segments)
+        self.weights = np.array([s.feature_weights for s in self.segments], dtype=float)
+        for i, segment in enumerate(self.segments):
+            segment.feature_weights = self.weights[i]
+        rates = [s.hourly_rate * s.sessions_per_user_day for s in self.segments]
+        self.rates = np.array(rates).T  # [hour of week, segment]: sessions per unit intensity
+        self.tolerance = np.array([[s.slow_session_ms] for s in self.segments])
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read every segment's total intensity again (after arrivals and churn)."""
+        self.intensity = np.array([s.intensity_total for s in self.segments])
+
+    def open_sessions(self, hour_of_week: int, surge: NDArray, rng: np.random.Generator) -> NDArray:
+        """Sessions this hour of every segment on every feature (Poisson around the profile)."""
+        expected = (self.intensity * self.rates[hour_of_week])[:, None] * self.weights
+        expected *= surge
+        return rng.poisson(expected).astype(float)
+
+    def meet_service(
+        self, sessions: NDArray, bad_share: NDArray, latency_p95_ms: NDArray
+    ) -> NDArray:
+        """Every segment takes in one hour of service quality; returns each one's bad sessions.
+
+        A session is bad if a request failed or the feature was slower (p95) than the
+        segment tolerates.
+        """
+        share = np.where(latency_p95_ms > self.tolerance, 1.0, bad_share)
+        bad = (sessions * share).sum(axis=1)
+        totals = sessions.sum(axis=1)
+        latency = sessions @ latency_p95_ms
+        for i, segment in enumerate(self.segments):
+            segment.day_sessions += totals[i]
+            segment.day_bad += bad[i]
+            segment.day_latency_weighted += latency[i]
+        return bad

@@ -25,7 +25,7 @@ import mesa
 import numpy as np
 
 from agents.teams import TEAM_GAUGES, Incident, Team
-from agents.users import UserSegment
+from agents.users import SegmentBlock
 from agents.vendors import Vendor
 from orgtwin import behaviours as bh
 from orgtwin import interventions, recording, world
@@ -79,6 +79,7 @@ class OrgModel(mesa.Model):
         world.build_features(self, scenario)
         self.events = recording.EventLog(start=scenario.start, service_names=self.mesh.names)
         world.build_segments(self, scenario, seed)
+        self.population = SegmentBlock(self.segments)
         self.sessions_rng = world.entity_rng(seed, "sessions", "all")
         world.build_vendors(self, scenario, seed)
         world.build_teams(self, scenario, seed)
@@ -215,9 +216,7 @@ class OrgModel(mesa.Model):
         for action in self.actions.get(t, ()):
             action()
         hour_of_week = (t + self.hour_of_week_offset) % 168
-        sessions = UserSegment.open_sessions(
-            self.segments, hour_of_week, self.surge, self.sessions_rng
-        )
+        sessions = self.population.open_sessions(hour_of_week, self.surge, self.sessions_rng)
         feature_sessions = sessions.sum(axis=0)
         feature_requests = feature_sessions * self.requests_per_session
         external = np.bincount(
@@ -238,7 +237,7 @@ class OrgModel(mesa.Model):
             self.visible_requests_per_session * np.log1p(-np.minimum(feature_error, 1 - 1e-12))
         )
         bad_share *= self.feature_visible
-        bad = UserSegment.meet_service(self.segments, sessions, bad_share, feature_p95)
+        bad = self.population.meet_service(sessions, bad_share, feature_p95)
         self._account(vendor_error, calls)
         if t in self.outage_starts:
             self._open_vendor_incidents(self.outage_starts[t])
@@ -311,6 +310,7 @@ class OrgModel(mesa.Model):
             segment.end_day()
             seg[i, 3:6] = (segment.churned_today, segment.acquired_today, segment.tickets_today)
             tickets[i] = segment.tickets_today
+        self.population.refresh()
         self._route_tickets(tickets.sum())
         self._budget = np.roll(self._budget, 1, axis=0)
         self._budget[0] = self._budget_today
