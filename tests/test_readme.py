@@ -48,10 +48,11 @@ def test_scenario_reference_matches_the_models(readme: str) -> None:
     )
 
 
-def test_quick_start_names_make_run_and_make_test(readme: str) -> None:
+def test_quick_start_names_make_app_and_make_test(readme: str) -> None:
     quick_start = _section(readme, "Quick start")
-    assert "make run" in quick_start
+    assert "make app" in quick_start
     assert "make test" in quick_start
+    assert "make run" in readme
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.yaml")), ids=lambda p: p.name)
