@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
 import time
@@ -338,6 +339,23 @@ _POOLS: dict[int, ProcessPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
 
 
+def _exit_with_parent() -> None:
+    """In a pool worker: end the process when the process that started it is gone.
+
+    A parent killed by a signal (or whose exit handlers something else took over, as Ray
+    does with SIGTERM) never shuts its pool down; without this its workers would linger.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="orgtwin-parent-watch", daemon=True).start()
+
+
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """The persistent pool of ``workers`` processes, created on first use.
 
@@ -358,7 +376,9 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
             if not _POOLS:
                 atexit.register(shutdown_pools)
             context = multiprocessing.get_context(POOL_START_METHOD)
-            pool = ProcessPoolExecutor(max_workers=n, mp_context=context)
+            pool = ProcessPoolExecutor(
+                max_workers=n, mp_context=context, initializer=_exit_with_parent
+            )
             _POOLS[n] = pool
         return pool
 
