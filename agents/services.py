@@ -98,6 +98,8 @@ class ServiceMesh:
         self._preempted_ring = np.zeros((self._recovery.max() + 1, n))
         self._lost_before = np.zeros(n)
         self._no_preemption = np.zeros(n)
+        self._spot_used = False
+        self._own_latency = np.zeros((n, 2))  # p50 and p95 of each service's own work, ms
         self._desired_ring = np.tile(self.replicas, (49, 1))
         self._position = 0
         self._index = np.arange(n)
@@ -141,7 +143,8 @@ class ServiceMesh:
         log_ok = np.log(np.maximum(own_ok, 1.0 - _MAX_ERROR)) + self.vendor_fanout @ vendor_ok
         self.error_rate = -np.expm1(self.path_operator @ log_ok)
         vendor_ms = self.vendor_fanout @ vendor_latency_ms
-        own = np.stack(self.latency.predict_quantiles(self.utilisation), axis=1)
+        own = self._own_latency
+        own[:, 0], own[:, 1] = self.latency.predict_quantiles(self.utilisation)
         own += vendor_ms[:, None]
         self.latency_p50_ms, self.latency_p95_ms = (self.path_operator @ own).T
         self.cost_usd = self.replicas * self.replica_unit_cost()
@@ -153,12 +156,17 @@ class ServiceMesh:
     def _preempt(self, peak_factor: float) -> None:
         """Reclaim spot replicas; each stays lost for its service's recovery time."""
         ring = self._preempted_ring
+        if not self._spot_used:  # no spot replica has run yet: nothing to reclaim or recover
+            if not self.spot_share.any():
+                self.preempted = self.lost_replicas = self._no_preemption
+                return
+            self._spot_used = True
         size = ring.shape[0]
         slot = self._position % size
         expiring = ring[(slot - self._recovery) % size, self._index]
         self._lost_before += self.preempted - expiring  # lost in earlier, still-recovering hours
         ring[slot] = 0.0
-        if not self._has_spot and not self._lost_before.any():
+        if not self.spot_share.any() and not self._lost_before.any():
             self.preempted = self._no_preemption
             self.lost_replicas = self._lost_before
             return
@@ -167,10 +175,6 @@ class ServiceMesh:
         self.preempted = self.stream.binomial(spot_live.astype(np.int64), p).astype(float)
         ring[slot] = self.preempted
         self.lost_replicas = self._lost_before + self.preempted
-
-    @property
-    def _has_spot(self) -> bool:
-        return bool(self.spot_share.any())
 
     def autoscale(self) -> None:
         """Size every service for the demand it saw ``lag_hours`` ago.
