@@ -46,6 +46,7 @@ from orgtwin.loading import load_scenario
 from orgtwin.results import RunSet, compare
 from orgtwin.ripple import Ripple, ripple
 from orgtwin.runner import (
+    KPI_TABLES,
     ScenarioLike,
     as_scenario,
     base_of,
@@ -81,7 +82,7 @@ MAX_DAYS = 365
 MAX_SEEDS = 32
 """Most seeds an exploration may ask for."""
 LEAN: dict[str, Any] = {
-    "tables": ("calls", "deploys", "incidents", "vendor_status", "pages"),
+    "tables": (*KPI_TABLES, "calls", "vendor_status"),
     "series": "daily",
 }
 """Options of :func:`orgtwin.runner.simulate` for a lean run: the small event tables (the

@@ -46,6 +46,8 @@ MAX_WORKERS = 256
 """Most worker processes one pool may have."""
 SeriesResolution = Literal["hourly", "daily"]
 SERIES_RESOLUTIONS: tuple[SeriesResolution, ...] = ("hourly", "daily")
+KPI_TABLES: tuple[str, ...] = ("deploys", "incidents", "pages")
+"""The telemetry tables the KPI summary reads (pass as ``tables=`` when only KPIs matter)."""
 ShippedScenario = tuple[dict[str, Any], str, str | None]
 """A scenario on its way to a worker: its JSON dict, ``source`` and ``base``."""
 

@@ -34,7 +34,7 @@ import polars as pl
 from orgtwin.errors import SweepError
 from orgtwin.levers import apply_levers
 from orgtwin.metrics import KPIS
-from orgtwin.runner import simulate
+from orgtwin.runner import KPI_TABLES, simulate
 from orgtwin.scenario import HOURS_PER_DAY, Scenario
 
 SeriesMode = Literal["none", "daily", "hourly"]
@@ -132,7 +132,14 @@ def _run_unit(
     frame = error = None
     try:
         scenario = apply_levers(base, unit.values)
-        result = simulate(scenario, seed=unit.seed, days=days, replicate=unit.replicate)
+        result = simulate(
+            scenario,
+            seed=unit.seed,
+            days=days,
+            replicate=unit.replicate,
+            tables=KPI_TABLES,  # a sweep keeps KPIs and series, not the event tables
+            series="daily" if series == "daily" else "hourly",
+        )
         kpis = result.summary()
         if series != "none":
             frame = series_frame(result.series, unit, series)
@@ -148,20 +155,15 @@ def series_frame(series: pl.DataFrame, unit: Unit, mode: SeriesMode) -> pl.DataF
     """One run's series as stored by a sweep: daily means or every tick, keyed by unit.
 
     Args:
-        series: the run's series (schema :data:`orgtwin.tables.SERIES`).
+        series: the run's series (schema :data:`orgtwin.tables.SERIES`), daily means as
+            :func:`orgtwin.runner.simulate` gives them with ``series="daily"`` in that mode.
         unit: the run.
         mode: ``"daily"`` (``day``, the mean over the day's hours) or ``"hourly"``
             (``tick``, as recorded).
     """
     frame = series.with_columns(pl.col("entity_type", "entity", "metric").cast(pl.String))
-    if mode == "daily":
-        day = (pl.col("tick") // HOURS_PER_DAY).cast(pl.Int32).alias("day")
-        keys = ["entity_type", "entity", "metric"]
-        frame = (  # a list per group, then its mean: the same bits whatever the threads
-            frame.group_by(day, *keys, maintain_order=True)
-            .agg(pl.col("value"))
-            .with_columns(pl.col("value").list.mean())
-        )
+    if mode == "daily":  # already daily means (simulate(series="daily")): tick = day's first hour
+        frame = frame.with_columns(day=pl.col("tick") // HOURS_PER_DAY)
     time_column = "day" if mode == "daily" else "tick"
     return frame.select(
         pl.lit(unit.point, pl.Int64).alias("point"),
