@@ -181,7 +181,8 @@ class OrgModel(mesa.Model):
         team = self.teams[self.service_team[incident.service]]
         self.events.incident(incident, team.name)
         self.apply_incidents(incident.service)
-        self.capacity_open.discard(incident.service) if incident.cause == "capacity" else None
+        if incident.cause == "capacity":
+            self.capacity_open.discard(incident.service)
 
     def _open_capacity_incidents(self) -> None:
         overloaded = np.flatnonzero(self.mesh.overload_error > CAPACITY_INCIDENT_ERROR)
