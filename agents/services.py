@@ -27,7 +27,6 @@ import numpy as np
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-SECONDS_PER_HOUR = 3600.0
 _MAX_ERROR = 1.0 - 1e-12
 
 

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 import mesa
 import numpy as np
 
+from orgtwin.units import HOURS_PER_WEEK
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 WORK_START, WORK_END = 9, 18
-HOURS_PER_WEEK = 168
 SEVERITY_ERROR_SHARE = {1: 1.0, 2: 0.25, 3: 0.04}
 RESPONDERS_PER_INCIDENT = 2.0
 PAGING_SEVERITY = 2  # incidents of this severity or worse page the on-call engineer

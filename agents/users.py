@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Any
 import mesa
 import numpy as np
 
+from orgtwin.units import DAYS_PER_MONTH, HOURS_PER_WEEK
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
-
-DAYS_PER_MONTH = 30.4375
-HOURS_PER_WEEK = 168
 
 
 class UserSegment(mesa.Agent):

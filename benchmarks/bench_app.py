@@ -42,9 +42,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from orgtwin import explore  # noqa: E402
-from orgtwin.loading import load_scenario  # noqa: E402
-from orgtwin.results import RunSet  # noqa: E402
-from orgtwin.runner import derive_seed, shutdown_pools, simulate, warm_pool  # noqa: E402
+from orgtwin.runs.pool import shutdown_pools, warm_pool  # noqa: E402
+from orgtwin.runs.results import RunSet  # noqa: E402
+from orgtwin.runs.runner import simulate  # noqa: E402
+from orgtwin.scenario.load import load_scenario  # noqa: E402
+from orgtwin.world.rng import derive_seed  # noqa: E402
 
 SCENARIO = str(ROOT / "scenarios" / "cab_policy.yaml")
 LEVER = "interventions[0].meeting_every_hours"

@@ -53,10 +53,10 @@ if str(ROOT) not in sys.path:
 
 import mesa  # noqa: E402
 
-from orgtwin.loading import load_scenario  # noqa: E402
-from orgtwin.model import OrgModel  # noqa: E402
-from orgtwin.runner import simulate  # noqa: E402
-from orgtwin.scenario import Scenario  # noqa: E402
+from orgtwin.runs.runner import simulate  # noqa: E402
+from orgtwin.scenario.load import load_scenario  # noqa: E402
+from orgtwin.scenario.spec import Scenario  # noqa: E402
+from orgtwin.world.model import OrgModel  # noqa: E402
 
 BASELINE = ROOT / "scenarios" / "baseline.yaml"
 SEED = 7

@@ -44,10 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from orgtwin.loading import load_scenario  # noqa: E402
-from orgtwin.runner import simulate  # noqa: E402
-from orgtwin.scenario import Scenario  # noqa: E402
-from orgtwin.sweeps import sweep  # noqa: E402
+from orgtwin.runs.runner import simulate  # noqa: E402
+from orgtwin.scenario.load import load_scenario  # noqa: E402
+from orgtwin.scenario.spec import Scenario  # noqa: E402
+from orgtwin.sweeps.api import sweep  # noqa: E402
 
 BASELINE = ROOT / "scenarios" / "baseline.yaml"
 TARGETS: dict[str, tuple[str, float]] = {

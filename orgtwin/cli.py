@@ -146,10 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from orgtwin import report
-    from orgtwin.loading import check_timing, load_scenario
-    from orgtwin.results import compare
-    from orgtwin.runner import base_of, run
+    from orgtwin import base_of, compare, load_scenario, run
+    from orgtwin.runs import report
+    from orgtwin.scenario import check_timing
 
     scenario = load_scenario(args.scenario)
     days = args.days or scenario.days
@@ -179,11 +178,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from orgtwin.analysis import parse_condition
-    from orgtwin.levers import parse_levers
-    from orgtwin.loading import load_scenario
-    from orgtwin.metrics import KPIS
-    from orgtwin.sweeps import sweep
+    from orgtwin import KPIS, load_scenario, sweep
+    from orgtwin.scenario.levers import parse_levers
+    from orgtwin.sweeps.analysis import parse_condition
 
     scenario = load_scenario(args.scenario)
     paths = [lever.path for lever in parse_levers(args.lever)]
@@ -283,7 +280,7 @@ def _clock(seconds: float) -> str:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from orgtwin.loading import load_scenario
+    from orgtwin.scenario.load import load_scenario
 
     scenario = load_scenario(args.scenario)
     extends = f", extends {scenario.base}" if scenario.base else ""
@@ -296,7 +293,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from orgtwin.loading import scenario_json_schema
+    from orgtwin.scenario.load import scenario_json_schema
 
     print(json.dumps(scenario_json_schema(), indent=2))
     return 0

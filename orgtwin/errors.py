@@ -45,6 +45,21 @@ class ScenarioError(OrgTwinError, ValueError):
         return (type(self), (self.source, self.path, self.problem, self.hint))
 
 
+class LeverError(ScenarioError):
+    """A lever's path or values do not fit the scenario (``source`` is ``"lever"``)."""
+
+    def __init__(self, lever: str, problem: str, hint: str | None = None) -> None:
+        super().__init__("lever", lever, problem, hint)
+
+    def __reduce__(self) -> tuple[type[LeverError], tuple[str, str, str | None]]:  # type: ignore[override]
+        """Pickle by the constructor arguments."""
+        return (type(self), (self.path, self.problem, self.hint))
+
+
+class RunError(OrgTwinError, ValueError):
+    """A run's options are invalid: workers, tables, series or replacement behaviours."""
+
+
 class ResultsError(OrgTwinError, ValueError):
     """Stored results are missing, malformed or incompatible with the request."""
 

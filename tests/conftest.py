@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from orgtwin import load_scenario, simulate
-from orgtwin.results import RunResult
-from orgtwin.scenario import Scenario
+from orgtwin.runs.results import RunResult
+from orgtwin.scenario.spec import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"

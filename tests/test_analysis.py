@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from orgtwin.analysis import format_sweep_report, lever_effects, lever_importance
-from orgtwin.discovery import Discovery, discover, parse_condition
 from orgtwin.errors import OrgTwinError, ResultsError
+from orgtwin.sweeps.analysis import format_sweep_report, lever_effects, lever_importance
+from orgtwin.sweeps.discovery import Discovery, discover, parse_condition
 
 ONCALL = "teams.platform.oncall_size"
 SPOT = "services.*.spot_share"

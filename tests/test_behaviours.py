@@ -17,6 +17,7 @@ from sklearn.base import clone
 
 from orgtwin import behaviours as bh
 from orgtwin import load_scenario, simulate
+from orgtwin.units import DAYS_PER_MONTH
 
 U = np.linspace(0.0, 0.97, 98)
 
@@ -159,7 +160,7 @@ def test_churn_hazard_rises_with_experience_and_price_and_falls_with_tenure():
     by_price = [churn.predict(zeros[:1], zeros[:1], p)[0] for p in (5.0, 10.0, 15.0, 30.0)]
     assert is_increasing(np.array(by_price))
     neutral = float(churn.predict(zeros[:1], zeros[:1], 10.0)[0])
-    monthly = 1 - np.exp(-neutral * bh.DAYS_PER_MONTH)
+    monthly = 1 - np.exp(-neutral * DAYS_PER_MONTH)
     assert monthly == pytest.approx(churn.base_monthly, rel=1e-5)
 
 
@@ -188,7 +189,7 @@ def test_demand_profile_has_mean_one_and_peaks_at_peak_hour(peak_hour: int):
 
 def test_vendor_outage_count_matches_its_rate():
     outages = bh.VendorOutages(rate_per_month=2.0, hours_mean=3.0)
-    horizon = int(1000 * bh.DAYS_PER_MONTH * 24)  # 1,000 months
+    horizon = int(1000 * DAYS_PER_MONTH * 24)  # 1,000 months
     expected = 2.0 * 1000
     for seed in range(3):
         windows = outages.sample(np.random.default_rng(seed), horizon)

@@ -19,8 +19,8 @@ import polars as pl
 import pytest
 
 import orgtwin
-from orgtwin.metrics import mean_interval
-from orgtwin.results import RunSet
+from orgtwin.runs.results import RunSet
+from orgtwin.runs.stats import mean_interval
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from orgtwin import derive_seed, load_scenario, metrics, tables
+from orgtwin import derive_seed, load_scenario
 from orgtwin.cli import main
+from orgtwin.runs import metrics
+from orgtwin.telemetry import schemas as tables
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "scenarios/baseline.yaml"

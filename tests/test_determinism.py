@@ -20,9 +20,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from orgtwin import derive_seed, load_scenario, run, simulate
-from orgtwin.results import RunResult
-from orgtwin.scenario import Scenario
-from orgtwin.world import entity_rng
+from orgtwin.runs.results import RunResult
+from orgtwin.scenario.spec import Scenario
+from orgtwin.world.rng import entity_rng
 
 DAYS = 2
 

@@ -16,12 +16,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from orgtwin import run
-from orgtwin.controls import INTERVENTION_FIELDS, Control
-from orgtwin.errors import ResultsError
+from orgtwin.errors import ExploreError, LeverError, ResultsError
 from orgtwin.explore import (
     MAX_DAYS,
     MAX_SEEDS,
-    ExploreError,
     apply_controls,
     check_bounds,
     controls,
@@ -32,10 +30,10 @@ from orgtwin.explore import (
     run_change,
     series_bands,
 )
-from orgtwin.levers import LeverError
-from orgtwin.loading import load_scenario
-from orgtwin.runner import shutdown_pools
-from orgtwin.scenario import Scenario
+from orgtwin.explore.controls import INTERVENTION_FIELDS, Control
+from orgtwin.runs.pool import shutdown_pools
+from orgtwin.scenario.load import load_scenario
+from orgtwin.scenario.spec import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_FILES = sorted((ROOT / "scenarios").glob("*.yaml"))

@@ -17,8 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = sorted((ROOT / "agents").glob("*.py"))
-ENGINE = sorted((ROOT / "orgtwin").glob("*.py"))
-AGENTS_MUST_NOT_IMPORT = {"orgtwin", "polars", "ray", "streamlit", "app"}
+ENGINE = sorted(p for p in (ROOT / "orgtwin").rglob("*.py") if "dashboard" not in p.parts)
+AGENTS_MUST_NOT_IMPORT = {"polars", "ray", "streamlit", "app"}
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -50,7 +50,7 @@ def _is_import_module_call(node: ast.AST) -> bool:
 
 def test_the_walk_finds_imports():
     assert {"numpy", "mesa"} <= imported_roots(ROOT / "agents" / "services.py")
-    assert "orgtwin" in imported_roots(ROOT / "orgtwin" / "model.py")
+    assert "orgtwin" in imported_roots(ROOT / "orgtwin" / "world" / "model.py")
 
 
 @pytest.mark.parametrize("path", AGENTS, ids=lambda p: p.name)
@@ -58,16 +58,17 @@ def test_agents_import_no_engine_ui_or_sweep(path: Path):
     assert not imported_roots(path) & AGENTS_MUST_NOT_IMPORT
 
 
-def test_behaviours_do_not_import_mesa_or_agents():
-    roots = imported_roots(ROOT / "orgtwin" / "behaviours.py")
-    assert not roots & {"mesa", "agents", "polars", "ray", "streamlit"}
+@pytest.mark.parametrize("path", sorted((ROOT / "orgtwin" / "behaviours").glob("*.py")), ids=str)
+def test_behaviours_do_not_import_mesa_or_agents(path: Path):
+    roots = imported_roots(path)
+    assert not roots & {"mesa", "agents", "polars", "ray", "streamlit", "sklearn"}
 
 
 @pytest.mark.parametrize("path", ENGINE, ids=lambda p: p.name)
 def test_engine_imports_no_ui_and_ray_only_where_sweeps_run(path: Path):
     roots = imported_roots(path)
     assert not roots & {"streamlit", "app"}
-    if not path.stem.startswith("sweep"):
+    if path.parent.name != "sweeps":
         assert "ray" not in roots
 
 
@@ -79,19 +80,16 @@ def run_python(code: str) -> dict:
 
 
 def test_behaviours_load_without_mesa():
-    """behaviours.py as a stand-alone module: it works and mesa stays unloaded."""
-    path = str(ROOT / "orgtwin" / "behaviours.py")
-    code = f"""
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("lone_behaviours", {path!r})
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-curve = module.LatencyCurve()
-print(json.dumps({{"mesa": "mesa" in sys.modules, "orgtwin": "orgtwin" in sys.modules,
-                  "p50": float(curve.predict([0.0])[0])}}))
+    """orgtwin.behaviours alone: it works and neither mesa nor scikit-learn is loaded."""
+    code = """
+import json, sys
+from orgtwin.behaviours import LatencyCurve
+curve = LatencyCurve()
+print(json.dumps({"mesa": "mesa" in sys.modules, "sklearn": "sklearn" in sys.modules,
+                  "p50": float(curve.predict([0.0])[0])}))
 """
     out = run_python(code)
-    assert out == {"mesa": False, "orgtwin": False, "p50": 20.0}
+    assert out == {"mesa": False, "sklearn": False, "p50": 20.0}
 
 
 def test_importing_orgtwin_loads_no_ray_or_streamlit_and_keeps_global_state():
@@ -103,9 +101,10 @@ import mesa, polars, pydantic, sklearn, yaml
 np_state, py_state = np.random.get_state(), random.getstate()
 filters = list(warnings.filters)
 start_method = multiprocessing.get_start_method(allow_none=True)  # mesa sets it on import
-import orgtwin, agents
-modules = [m.name for p in (orgtwin, agents)
-           for m in pkgutil.iter_modules(p.__path__, p.__name__ + ".")]
+import orgtwin, orgtwin.agents
+modules = [m.name for p in (orgtwin, orgtwin.agents)
+           for m in pkgutil.walk_packages(p.__path__, p.__name__ + ".")
+           if not m.name.startswith("orgtwin.dashboard")]
 for name in modules:
     importlib.import_module(name)
 after = np.random.get_state()
@@ -120,7 +119,7 @@ print(json.dumps({
 }))
 """
     out = run_python(code)
-    assert "orgtwin.model" in out["modules"] and "agents.users" in out["modules"]
+    assert "orgtwin.world.model" in out["modules"] and "orgtwin.agents.users" in out["modules"]
     assert out["loaded"] == []
     assert out["numpy_random"] and out["python_random"]
     assert out["warnings"], "importing orgtwin must not change warning filters"

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orgtwin.loading import load_scenario
-from orgtwin.model import OrgModel
+from orgtwin.scenario.load import load_scenario
+from orgtwin.world.model import OrgModel
 
 BASELINE = Path(__file__).resolve().parents[1] / "scenarios" / "baseline.yaml"
 AT, UNTIL = 2, 4  # days

@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from orgtwin.agents.services import ServiceMesh
 
-from agents.services import ServiceMesh
 from orgtwin import behaviours as bh
 from orgtwin import load_scenario, simulate
-from orgtwin.metrics import dora
-from orgtwin.model import HOURS_PER_MONTH, OrgModel
-from orgtwin.results import RunResult
-from orgtwin.scenario import Scenario
+from orgtwin.runs.metrics import dora
+from orgtwin.runs.results import RunResult
+from orgtwin.scenario.spec import Scenario
+from orgtwin.world.model import HOURS_PER_MONTH, OrgModel
 
 SECONDS_PER_HOUR = 3600.0
 

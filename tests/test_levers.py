@@ -12,19 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from orgtwin.levers import (
-    MAX_POINTS,
-    LeverError,
-    apply_levers,
-    grid,
-    latin_hypercube,
-    make_design,
-    parse_lever,
-    parse_levers,
-    validate_design,
-)
-from orgtwin.loading import load_scenario
-from orgtwin.scenario import Scenario
+from orgtwin.errors import LeverError
+from orgtwin.scenario.levers import apply_levers, parse_lever, parse_levers
+from orgtwin.scenario.load import load_scenario
+from orgtwin.scenario.spec import Scenario
+from orgtwin.sweeps.design import MAX_POINTS, grid, latin_hypercube, make_design, validate_design
 
 
 def test_parse_ranges_lists_and_counts():
@@ -127,7 +119,7 @@ def test_a_lever_writes_to_the_interventions_that_set_the_same_field(small_spec:
 
 
 def test_python_tuples_are_whole_numbers_only_when_given_as_ints():
-    from orgtwin.levers import make_lever
+    from orgtwin.scenario.levers import make_lever
 
     assert make_lever("teams.web.oncall_size", (2, 5)).levels() == [2, 3, 4, 5]
     assert make_lever("services.*.spot_share", (2.0, 4.0)).levels() == [2.0, 2.5, 3.0, 3.5, 4.0]
@@ -137,7 +129,7 @@ def test_a_price_lever_moves_churn_and_revenue_against_the_files_price():
     from pathlib import Path
 
     import orgtwin
-    from orgtwin.levers import apply_levers
+    from orgtwin.scenario.levers import apply_levers
 
     scenario = orgtwin.load_scenario(Path(__file__).parents[1] / "scenarios" / "baseline.yaml")
     assert scenario.segments["pro_us"].churn.reference_price_usd_month == 12

@@ -9,9 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from orgtwin import metrics, tables
 from orgtwin.errors import ResultsError, TelemetryError
-from orgtwin.results import RunResult
+from orgtwin.runs import metrics
+from orgtwin.runs import stats as run_stats
+from orgtwin.runs.results import RunResult
+from orgtwin.telemetry import schemas as tables
 
 START = datetime(2026, 1, 5)
 DAYS = 2
@@ -310,26 +312,26 @@ def test_kpi_table_declares_every_kpi_once() -> None:
     ],
 )
 def test_t_quantile_matches_the_table(p: float, df: float, expected: float) -> None:
-    assert round(metrics.t_quantile(p, df), 3) == expected
+    assert round(run_stats.t_quantile(p, df), 3) == expected
 
 
 def test_t_quantile_matches_scipy_for_fractional_df() -> None:
-    stats = pytest.importorskip("scipy.stats")
+    scipy_stats = pytest.importorskip("scipy.stats")
     for df in (0.7, 2.5, 4.3, 11.8, 57.2):
         for p in (0.6, 0.95, 0.975, 0.999):
-            assert metrics.t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-7)
+            assert run_stats.t_quantile(p, df) == pytest.approx(scipy_stats.t.ppf(p, df), rel=1e-7)
 
 
 def test_t_quantile_rejects_out_of_range_arguments() -> None:
     with pytest.raises(ResultsError, match="p must be between 0 and 1"):
-        metrics.t_quantile(1.0, 3)
+        run_stats.t_quantile(1.0, 3)
     with pytest.raises(ResultsError, match="df must be > 0, got 0"):
-        metrics.t_quantile(0.9, 0)
+        run_stats.t_quantile(0.9, 0)
 
 
 def test_mean_interval() -> None:
-    mean, half, n = metrics.mean_interval(np.array([1.0, 2.0, 3.0, np.nan]))
+    mean, half, n = run_stats.mean_interval(np.array([1.0, 2.0, 3.0, np.nan]))
     assert (mean, n) == (2.0, 3)
     assert half == pytest.approx(4.303 * 1.0 / math.sqrt(3), abs=1e-3)
-    assert metrics.mean_interval(np.array([4.0])) == (4.0, None, 1)
-    assert metrics.mean_interval(np.array([])) == (None, None, 0)
+    assert run_stats.mean_interval(np.array([4.0])) == (4.0, None, 1)
+    assert run_stats.mean_interval(np.array([])) == (None, None, 0)

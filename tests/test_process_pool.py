@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 PARENT = """
 import os, sys
-from orgtwin.runner import warm_pool
+from orgtwin.runs.pool import warm_pool
 if __name__ == "__main__":
     pool = warm_pool(2)
     print(" ".join(str(p) for p in pool._processes), flush=True)

@@ -25,8 +25,8 @@ from typing import NamedTuple
 import psutil
 import pytest
 
-from orgtwin.scenario import Scenario
-from orgtwin.sweeps import SweepResult, sweep
+from orgtwin.scenario.spec import Scenario
+from orgtwin.sweeps.api import SweepResult, sweep
 
 pytestmark = [
     pytest.mark.slow,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from orgtwin.metrics import KPIS
-from orgtwin.reference import scenario_reference
+from orgtwin.runs.metrics import KPIS
+from orgtwin.scenario.reference import scenario_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

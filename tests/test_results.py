@@ -12,10 +12,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from orgtwin import metrics, results, tables
 from orgtwin.errors import ResultsError
-from orgtwin.report import format_comparison, format_delta, format_summary, format_value
-from orgtwin.results import RunResult, RunSet, compare
+from orgtwin.runs import comparison, metrics, results
+from orgtwin.runs.comparison import compare
+from orgtwin.runs.report import format_comparison, format_summary
+from orgtwin.runs.results import RunResult, RunSet
+from orgtwin.telemetry import schemas as tables
+from orgtwin.units import format_delta, format_value
 
 START = datetime(2026, 1, 5)
 
@@ -314,7 +317,7 @@ def test_a_kpi_undefined_in_every_run_compares_as_null() -> None:
 
 def test_compare_schema_and_kpi_selection() -> None:
     table = compare(summary_set("a", [1, 2]), summary_set("b", [1, 2]), kpis=["users", "pages"])
-    assert table.schema == pl.Schema(results.COMPARISON)
+    assert table.schema == pl.Schema(comparison.COMPARISON)
     assert table["kpi"].to_list() == ["users", "pages"]
     assert table["unit"].to_list() == ["users", "pages"]
 

@@ -13,10 +13,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from orgtwin.controls import apply_controls
-from orgtwin.explore import explore
-from orgtwin.loading import load_scenario
-from orgtwin.ripple import (
+from orgtwin.explore.controls import apply_controls
+from orgtwin.explore.exploration import explore
+from orgtwin.explore.ripple import (
     NOTHING_MOVED,
     ChainStep,
     edges,
@@ -25,7 +24,8 @@ from orgtwin.ripple import (
     node_ids,
     ripple,
 )
-from orgtwin.scenario import Scenario
+from orgtwin.scenario.load import load_scenario
+from orgtwin.scenario.spec import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_FILES = sorted((ROOT / "scenarios").glob("*.yaml"))

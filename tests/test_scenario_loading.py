@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from orgtwin.errors import ScenarioError
-from orgtwin.loading import check_timing, load_scenario, scenario_json_schema
-from orgtwin.scenario import INTERVENTION_KINDS, Scenario
+from orgtwin.scenario.load import check_timing, load_scenario, scenario_json_schema
+from orgtwin.scenario.spec import INTERVENTION_KINDS, Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"

@@ -18,13 +18,13 @@ import pytest
 
 from orgtwin import derive_seed, load_scenario, simulate
 from orgtwin.cli import main
-from orgtwin.errors import SweepError, SweepInterrupted
-from orgtwin.levers import LeverError, apply_levers
-from orgtwin.metrics import KPIS
-from orgtwin.scenario import Scenario
-from orgtwin.sweep_executors import TASK_NAME, chunk_size
-from orgtwin.sweep_store import write_parquet_atomic
-from orgtwin.sweeps import SweepResult, sweep
+from orgtwin.errors import LeverError, SweepError, SweepInterrupted
+from orgtwin.runs.metrics import KPIS
+from orgtwin.scenario.levers import apply_levers
+from orgtwin.scenario.spec import Scenario
+from orgtwin.sweeps.api import SweepResult, sweep
+from orgtwin.sweeps.executors import TASK_NAME, chunk_size
+from orgtwin.sweeps.store import write_parquet_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVERS = {"teams.platform.oncall_size": "1..3", "services.*.spot_share": "0..0.8:3"}
@@ -114,7 +114,7 @@ def test_a_lever_on_an_intervention_is_applied(small_spec: dict[str, Any], tmp_p
 def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(
     small_scenario: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    import orgtwin.sweep_executors as executors
+    import orgtwin.sweeps.executors as executors
 
     def flaky(scenario: Scenario, **kwargs: Any):
         if scenario.teams["platform"].oncall_size == 2:
@@ -333,12 +333,12 @@ def test_cli_bad_lever_exits_2_with_a_suggestion(capsys: pytest.CaptureFixture[s
 def test_cli_interrupted_sweep_exits_130(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
-    import orgtwin.sweeps
+    import orgtwin
 
     def interrupted(*args: Any, **kwargs: Any) -> SweepResult:
         raise SweepInterrupted(str(tmp_path), 3, 8)
 
-    monkeypatch.setattr(orgtwin.sweeps, "sweep", interrupted)
+    monkeypatch.setattr(orgtwin, "sweep", interrupted)
     assert (
         main(["sweep", "scenarios/baseline.yaml", "--lever", "teams.web.oncall_size=2..3"]) == 130
     )

@@ -28,11 +28,8 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from orgtwin import explore, load_scenario, metrics, results, runner
-from orgtwin.analysis import lever_effects, lever_importance
-from orgtwin.levers import make_design, parse_levers, validate_design
-from orgtwin.scenario import Scenario
-from orgtwin.sweeps import SweepResult, sweep
+import orgtwin
+from orgtwin import RunSet, Scenario, SweepResult, explore, load_scenario, runs, sweep, sweeps
 
 Values = tuple[tuple[str, Any], ...]
 """Lever values of a run: ``(("interventions[0].price_usd_month", 15.0), ...)``."""
@@ -86,7 +83,7 @@ class Request:
 def warm_up() -> threading.Thread:
     """Start the library's worker pool in the background, once per server process."""
     thread = threading.Thread(
-        target=runner.warm_pool, args=(WORKERS,), daemon=True, name="orgtwin-warm-pool"
+        target=runs.warm_pool, args=(WORKERS,), daemon=True, name="orgtwin-warm-pool"
     )
     thread.start()
     return thread
@@ -117,15 +114,13 @@ def scenario_info(path: str, stamp: int) -> ScenarioInfo:
 
 
 @st.cache_resource(max_entries=RUN_CACHE, show_spinner=False)
-def base_runs(path: str, stamp: int, days: int, seeds: int, seed: int) -> results.RunSet:
+def base_runs(path: str, stamp: int, days: int, seeds: int, seed: int) -> RunSet:
     """The runs of the scenario's base (what it is compared against)."""
     return explore.run_base(path, days=days, seeds=seeds, seed=seed, workers=WORKERS)
 
 
 @st.cache_resource(max_entries=RUN_CACHE, show_spinner=False)
-def change_runs(
-    path: str, stamp: int, values: Values, days: int, seeds: int, seed: int
-) -> results.RunSet:
+def change_runs(path: str, stamp: int, values: Values, days: int, seeds: int, seed: int) -> RunSet:
     """The runs of the scenario with the lever values applied."""
     return explore.run_change(path, values, days=days, seeds=seeds, seed=seed, workers=WORKERS)
 
@@ -183,7 +178,7 @@ def change_label(found: explore.Exploration) -> str:
 
 
 @st.cache_resource(max_entries=RUN_CACHE, show_spinner=False)
-def scenario_runs(path: str, stamp: int, days: int, seeds: int, seed: int) -> results.RunSet:
+def scenario_runs(path: str, stamp: int, days: int, seeds: int, seed: int) -> RunSet:
     """The lean runs of a scenario as it is (KPIs from every hour, daily series)."""
     return explore.run_change(path, (), days=days, seeds=seeds, seed=seed, workers=WORKERS)
 
@@ -200,43 +195,7 @@ def comparison(
         ``better`` (the delta columns are null for the first scenario).
     """
     sets = [scenario_runs(p, stamp, days, seeds, seed) for p in paths]
-    first = sets[0]
-    rows = []
-    for runset in sets:
-        described = runset.describe().filter(pl.col("kpi").is_in(kpis))
-        versus = results.compare(first, runset, kpis=list(kpis)) if runset is not first else None
-        rows.append(_compared(runset.scenario, described, versus))
-    return pl.concat(rows, how="vertical_relaxed")
-
-
-def _compared(name: str, described: pl.DataFrame, versus: pl.DataFrame | None) -> pl.DataFrame:
-    frame = described.select(
-        pl.lit(name).alias("scenario"),
-        "kpi",
-        pl.col("kpi").replace_strict({k: v.label for k, v in metrics.KPIS.items()}).alias("label"),
-        "unit",
-        "mean",
-        "ci_low",
-        "ci_high",
-    )
-    if versus is None:
-        nulls = {
-            "delta": pl.Float64,
-            "delta_low": pl.Float64,
-            "delta_high": pl.Float64,
-            "significant": pl.Boolean,
-            "better": pl.Boolean,
-        }
-        return frame.with_columns(pl.lit(None, dtype).alias(c) for c, dtype in nulls.items())
-    deltas = versus.select(
-        "kpi",
-        "delta",
-        pl.col("ci_low").alias("delta_low"),
-        pl.col("ci_high").alias("delta_high"),
-        "significant",
-        "better",
-    )
-    return frame.join(deltas, on="kpi", how="left", maintain_order="left")
+    return orgtwin.compare_scenarios(sets, kpis=list(kpis))
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -272,16 +231,16 @@ def sweep_cells(out: str, stamp: int, levers: tuple[str, ...], kpi: str) -> pl.D
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def sweep_importance(out: str, stamp: int, kpi: str) -> pl.DataFrame:
-    """Lever importance for one KPI (see :func:`orgtwin.analysis.lever_importance`)."""
+    """Lever importance for one KPI (see :func:`orgtwin.sweeps.lever_importance`)."""
     result = sweep_result(out, stamp)
-    return lever_importance(result.runs, result.lever_paths, kpi=kpi)
+    return result.importance(kpi=kpi)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def sweep_effects(out: str, stamp: int) -> pl.DataFrame:
-    """Each lever's effect on the main KPIs (see :func:`orgtwin.analysis.lever_effects`)."""
+    """Each lever's effect on the main KPIs (see :func:`orgtwin.sweeps.lever_effects`)."""
     result = sweep_result(out, stamp)
-    return lever_effects(result.runs, result.lever_paths)
+    return result.effects()
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -294,14 +253,13 @@ def sweep_discovery(out: str, stamp: int, condition: str) -> tuple[str, list[str
 @st.cache_data(max_entries=64, show_spinner=False)
 def sweep_size(levers: tuple[str, ...]) -> int:
     """Points of the grid the levers span (parsed only: nothing is run or loaded)."""
-    return make_design(parse_levers(list(levers)), "grid").height
+    return sweeps.grid_size(list(levers))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def check_sweep(path: str, stamp: int, levers: tuple[str, ...]) -> None:
     """Check every lever and level against the scenario (raises ``LeverError``)."""
-    parsed = parse_levers(list(levers))
-    validate_design(scenario(path, stamp), parsed, make_design(parsed, "grid"))
+    sweeps.check_levers(scenario(path, stamp), list(levers))
 
 
 def launch_sweep(

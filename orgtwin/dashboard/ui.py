@@ -19,8 +19,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
-from orgtwin.errors import OrgTwinError, ScenarioError
-from orgtwin.levers import LeverError
+from orgtwin.errors import LeverError, OrgTwinError, ScenarioError
 
 log = logging.getLogger("orgtwin.dashboard")
 MAX_LISTED_ERRORS = 12

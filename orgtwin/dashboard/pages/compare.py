@@ -12,9 +12,9 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from orgtwin import explore, metrics
+from orgtwin import KPIS, explore
 from orgtwin.dashboard import charts, folders, state, ui
-from orgtwin.report import format_delta, format_value
+from orgtwin.units import format_delta, format_value
 
 MIN_SCENARIOS, MAX_SCENARIOS = 2, 4
 DEFAULT_DAYS, DEFAULT_SEEDS, MIN_DAYS = 90, 8, 7
@@ -142,12 +142,12 @@ def results(request: dict[str, Any], stamp: int) -> None:
         "KPI",
         TABLE_KPIS,
         key="compare-kpi",
-        format_func=lambda k: f"{metrics.KPIS[k].label} ({metrics.KPIS[k].unit})",
+        format_func=lambda k: f"{KPIS[k].label} ({KPIS[k].unit})",
     )
     bars = table.filter(pl.col("kpi") == kpi).select(
         "scenario", "mean", "ci_low", "ci_high", "unit"
     )
-    chart = charts.kpi_interval_chart(bars).properties(title=f"{metrics.KPIS[kpi].label} · {line}")
+    chart = charts.kpi_interval_chart(bars).properties(title=f"{KPIS[kpi].label} · {line}")
     st.altair_chart(chart, width="stretch")
     ui.caption(f"Mean over seeds with its 95% interval. {line}")
     files = ui.Downloads(

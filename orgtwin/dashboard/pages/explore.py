@@ -12,9 +12,9 @@ from typing import Any
 
 import streamlit as st
 
-from orgtwin import explore, metrics
+from orgtwin import KPIS, explore
 from orgtwin.dashboard import charts, folders, state, ui
-from orgtwin.report import format_delta, format_value
+from orgtwin.units import format_delta, format_value
 
 DEFAULT_SCENARIO = "baseline.yaml"
 DEFAULT_DAYS = 90
@@ -188,7 +188,7 @@ def kpi_card(card: dict[str, Any]) -> None:
         delta_color=colour,
         delta_arrow="auto" if card["delta"] else "off",
         delta_description=interval,
-        help=f"{metrics.KPIS[card['kpi']].description}.  \nBase: {card['base_text']}; "
+        help=f"{KPIS[card['kpi']].description}.  \nBase: {card['base_text']}; "
         f"with the change: {card['change_text']}; change {card['text']}.",
         border=True,
     )

@@ -11,8 +11,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from orgtwin import metrics
-from orgtwin.analysis import MIN_IMPORTANCE_RUNS
+from orgtwin import KPIS, sweeps
 from orgtwin.dashboard import charts, folders, state, ui
 
 MAX_RUNS = 500
@@ -63,13 +62,13 @@ def show_sweep(out: str, stamp: int, name: str) -> None:
         + f" · levers: {', '.join(f'`{lever}`' for lever in result.levers)}"
     )
     ui.caption(line)
-    kpis = [k for k in metrics.KPIS if k in runs.columns]
+    kpis = [k for k in KPIS if k in runs.columns]
     kpi = st.selectbox(
         "KPI",
         kpis,
         index=kpis.index("availability_pct"),
         key="sweeps-kpi",
-        format_func=lambda k: f"{metrics.KPIS[k].label} ({metrics.KPIS[k].unit})",
+        format_func=lambda k: f"{KPIS[k].label} ({KPIS[k].unit})",
     )
     files = ui.Downloads(ui.slug(name), key="dl-sweep")
     files.table("runs", runs)
@@ -96,9 +95,9 @@ def heatmap_section(
     y = st.selectbox("y lever", others, index=0, key="sweeps-y") if others else None
     chosen = (x,) if y is None else (x, y)
     cells = state.sweep_cells(out, stamp, chosen, kpi)
-    unit = metrics.KPIS[kpi].unit
+    unit = KPIS[kpi].unit
     chart = charts.heatmap(cells, x, y or "", f"{kpi} ({unit})")
-    title = f"{metrics.KPIS[kpi].label}: {manifest_line(line)}"
+    title = f"{KPIS[kpi].label}: {manifest_line(line)}"
     st.altair_chart(chart.properties(title=title), width="stretch")
     ui.caption(f"{cells.height} cells · {line}")
     files.table(f"{kpi} heatmap cells", cells)
@@ -112,9 +111,9 @@ def manifest_line(line: str) -> str:
 
 def importance_section(out: str, stamp: int, kpi: str, n_ok: int, files: ui.Downloads) -> None:
     st.markdown("**Lever importance** (permutation importance in a random-forest surrogate)")
-    if n_ok < MIN_IMPORTANCE_RUNS:
+    if n_ok < sweeps.MIN_IMPORTANCE_RUNS:
         st.info(
-            f"Ranking levers needs at least {MIN_IMPORTANCE_RUNS} successful runs, this "
+            f"Ranking levers needs at least {sweeps.MIN_IMPORTANCE_RUNS} successful runs, this "
             f"sweep has {n_ok}: sweep more points or seeds."
         )
         return

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agents.teams import DeployPolicy
-from orgtwin import scenario as sc
+from orgtwin.agents.teams import DeployPolicy
+from orgtwin.scenario import spec as sc
 
 if TYPE_CHECKING:
-    from orgtwin.model import OrgModel
+    from orgtwin.world.model import OrgModel
 
 Action = Callable[[], None]
 Handler = Callable[["OrgModel", Any], tuple[Action, Action]]

@@ -2,28 +2,14 @@
 
 Seeds are derived, never drawn: replicate ``r`` of a run with base seed ``s`` uses
 ``derive_seed(s, r)``, so the same scenario and base seed give identical results on
-any machine and in any order, serially or in worker processes.
-
-Parallel runs (``run(..., workers=4)``) use a persistent pool of worker processes
-(:func:`process_pool`): started with the ``spawn`` method of a private context (the
-global start method is left alone), created on first use, kept and reused by every
-later call with the same number of workers (so an interactive page pays the start-up
-once), and shut down when the interpreter exits. A scenario travels to the workers as
-its JSON dict and is validated again there; each worker also computes its runs' KPI
-summaries, so the parent only gathers frames.
+any machine and in any order, serially or in worker processes (:mod:`orgtwin.runs.pool`),
+where each worker also computes its runs' KPI summaries, so the parent only gathers frames.
 """
 
 from __future__ import annotations
 
-import atexit
-import multiprocessing
-import multiprocessing.connection
 import os
-import threading
-import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
@@ -32,35 +18,22 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from orgtwin import recording, tables
 from orgtwin.errors import OrgTwinError
-from orgtwin.loading import check_timing, load_scenario
-from orgtwin.model import OrgModel
-from orgtwin.results import RunResult, RunSet
-from orgtwin.scenario import HOURS_PER_DAY, Scenario
+from orgtwin.runs.pool import ShippedScenario, check_workers, run_in_pool, ship, unship
+from orgtwin.runs.results import RunResult, RunSet
+from orgtwin.scenario.load import check_timing, load_scenario
+from orgtwin.scenario.spec import Scenario
+from orgtwin.telemetry import recording
+from orgtwin.telemetry import schemas as tables
+from orgtwin.units import HOURS_PER_DAY
+from orgtwin.world.model import OrgModel
+from orgtwin.world.rng import derive_seed
 
 ScenarioLike = Scenario | str | os.PathLike[str] | Mapping
-POOL_START_METHOD = "spawn"
-"""Start method of the worker processes (a private context; the global one is untouched)."""
-MAX_WORKERS = 256
-"""Most worker processes one pool may have."""
 SeriesResolution = Literal["hourly", "daily"]
 SERIES_RESOLUTIONS: tuple[SeriesResolution, ...] = ("hourly", "daily")
 KPI_TABLES: tuple[str, ...] = ("deploys", "incidents", "pages")
 """The telemetry tables the KPI summary reads (pass as ``tables=`` when only KPIs matter)."""
-ShippedScenario = tuple[dict[str, Any], str, str | None]
-"""A scenario on its way to a worker: its JSON dict, ``source`` and ``base``."""
-
-
-def derive_seed(base: int, *keys: int) -> int:
-    """A 63-bit seed derived from a base seed and integer keys (replicate, point…).
-
-    Example:
-        >>> derive_seed(7, 0) == derive_seed(7, 0) != derive_seed(7, 1)
-        True
-    """
-    state = np.random.SeedSequence([int(base), *map(int, keys)]).generate_state(1, np.uint64)
-    return int(state[0] >> np.uint64(1))
 
 
 def as_scenario(scenario: ScenarioLike) -> Scenario:
@@ -301,17 +274,6 @@ class SummarisedRun(RunResult):
         return cls(**(values | changes), kpis=result.summary())
 
 
-def ship(scenario: Scenario) -> ShippedScenario:
-    """A scenario as plain data for a worker process: its JSON dict, source and base."""
-    return scenario.model_dump(mode="json"), scenario.source, scenario.base
-
-
-def unship(shipped: ShippedScenario) -> Scenario:
-    """The scenario :func:`ship` packed, validated again."""
-    data, source, base = shipped
-    return Scenario.model_validate(data).model_copy(update={"source": source, "base": base})
-
-
 def simulate_shipped(shipped: ShippedScenario, **options: Any) -> SummarisedRun:
     """:func:`simulate` a shipped scenario and summarise it (the job of a pool worker).
 
@@ -320,148 +282,6 @@ def simulate_shipped(shipped: ShippedScenario, **options: Any) -> SummarisedRun:
         **options: keyword arguments of :func:`simulate` (``seed``, ``days``…).
     """
     return SummarisedRun.of(simulate(unship(shipped), **options))
-
-
-def check_workers(workers: int | None) -> int:
-    """The number of worker processes ``workers`` asks for (1 for ``None``).
-
-    Raises:
-        OrgTwinError: ``workers`` is not an integer between 1 and :data:`MAX_WORKERS`.
-    """
-    if workers is None:
-        return 1
-    if isinstance(workers, bool) or not isinstance(workers, int | np.integer):
-        raise OrgTwinError(f"workers must be an integer >= 1 or None, got {workers!r}")
-    if not 1 <= workers <= MAX_WORKERS:
-        raise OrgTwinError(f"workers must be between 1 and {MAX_WORKERS}, got {workers}")
-    return int(workers)
-
-
-_POOLS: dict[int, ProcessPoolExecutor] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def _exit_with_parent() -> None:
-    """In a pool worker: end the process when the process that started it is gone.
-
-    A parent killed by a signal (or whose exit handlers something else took over, as Ray
-    does with SIGTERM) never shuts its pool down; without this its workers would linger.
-    """
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        multiprocessing.connection.wait([parent.sentinel])
-        os._exit(0)
-
-    threading.Thread(target=watch, name="orgtwin-parent-watch", daemon=True).start()
-
-
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    """The persistent pool of ``workers`` processes, created on first use.
-
-    One pool per worker count lives for the whole process: later calls (a dashboard's
-    reruns) reuse its started workers. Pools are shut down at interpreter exit, or by
-    :func:`shutdown_pools`.
-
-    Args:
-        workers: number of worker processes, 1 to :data:`MAX_WORKERS`.
-
-    Raises:
-        OrgTwinError: ``workers`` is out of range.
-    """
-    n = check_workers(workers)
-    with _POOLS_LOCK:
-        pool = _POOLS.get(n)
-        if pool is None:
-            if not _POOLS:
-                atexit.register(shutdown_pools)
-            context = multiprocessing.get_context(POOL_START_METHOD)
-            pool = ProcessPoolExecutor(
-                max_workers=n, mp_context=context, initializer=_exit_with_parent
-            )
-            _POOLS[n] = pool
-        return pool
-
-
-def warm_pool(workers: int, *, timeout_s: float = 120.0) -> ProcessPoolExecutor:
-    """:func:`process_pool`, with every worker started and its imports done.
-
-    Args:
-        workers: number of worker processes.
-        timeout_s: longest wait for the workers to start, s.
-    """
-    pool = process_pool(workers)
-    n = check_workers(workers)
-    seen: set[int] = set()
-    deadline = time.monotonic() + timeout_s
-    while len(seen) < n and time.monotonic() < deadline:
-        seen |= {f.result(timeout=timeout_s) for f in [pool.submit(_pid) for _ in range(2 * n)]}
-    return pool
-
-
-def shutdown_pools() -> None:
-    """Shut every worker pool down (they are started again on demand)."""
-    with _POOLS_LOCK:
-        pools = list(_POOLS.values())
-        _POOLS.clear()
-    for pool in pools:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def run_in_pool(
-    job: Callable[..., RunResult],
-    shipped: ShippedScenario,
-    options: Sequence[Mapping[str, Any]],
-    *,
-    workers: int,
-) -> list[RunResult]:
-    """``job(shipped, **o)`` for every ``o`` of ``options`` in the pool; results in order.
-
-    A pool whose worker died (killed, out of memory) is replaced and the jobs are run
-    once more; a job that raises raises here.
-
-    Args:
-        job: a module-level function (workers import it by name).
-        shipped: the scenario, from :func:`ship`.
-        options: keyword arguments of each job.
-        workers: pool size.
-    """
-    pool = process_pool(workers)
-    try:
-        return _gather(pool, job, shipped, options)
-    except BrokenProcessPool:
-        _forget(pool)
-        return _gather(process_pool(workers), job, shipped, options)
-
-
-def _gather(
-    pool: ProcessPoolExecutor,
-    job: Callable[..., RunResult],
-    shipped: ShippedScenario,
-    options: Sequence[Mapping[str, Any]],
-) -> list[RunResult]:
-    futures: list[Future] = [pool.submit(job, shipped, **o) for o in options]
-    try:
-        return [f.result() for f in futures]
-    finally:
-        for f in futures:
-            f.cancel()
-
-
-def _forget(pool: ProcessPoolExecutor) -> None:
-    """Drop a broken pool so that the next call starts a fresh one."""
-    with _POOLS_LOCK:
-        for n, known in list(_POOLS.items()):
-            if known is pool:
-                del _POOLS[n]
-    pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _pid() -> int:
-    time.sleep(0.05)
-    return os.getpid()
 
 
 def base_of(scenario: ScenarioLike) -> Scenario | None:

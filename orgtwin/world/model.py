@@ -24,15 +24,17 @@ from collections.abc import Mapping
 import mesa
 import numpy as np
 
-from agents.teams import TEAM_GAUGES, Incident, Team
-from agents.users import SegmentBlock
-from agents.vendors import Vendor
 from orgtwin import behaviours as bh
-from orgtwin import interventions, recording, world
-from orgtwin.scenario import Scenario
+from orgtwin.agents.teams import TEAM_GAUGES, Incident, Team
+from orgtwin.agents.users import SegmentBlock
+from orgtwin.agents.vendors import Vendor
+from orgtwin.scenario.spec import Scenario
+from orgtwin.telemetry import recording
+from orgtwin.units import HOURS_PER_MONTH, SECONDS_PER_HOUR
+from orgtwin.world import build as world
+from orgtwin.world import effects as interventions
+from orgtwin.world.rng import entity_rng
 
-SECONDS_PER_HOUR = 3600.0
-HOURS_PER_MONTH = bh.DAYS_PER_MONTH * 24.0
 CAPACITY_INCIDENT_ERROR = 0.05  # overload share that opens a capacity incident
 BUDGET_WINDOW_MAX_DAYS = 90
 
@@ -80,7 +82,7 @@ class OrgModel(mesa.Model):
         self.events = recording.EventLog(start=scenario.start, service_names=self.mesh.names)
         world.build_segments(self, scenario, seed)
         self.population = SegmentBlock(self.segments)
-        self.sessions_rng = world.entity_rng(seed, "sessions", "all")
+        self.sessions_rng = entity_rng(seed, "sessions", "all")
         world.build_vendors(self, scenario, seed)
         world.build_teams(self, scenario, seed)
         world.check_behaviour_keys(self)

@@ -27,13 +27,13 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from agents.services import ServiceMesh
-from agents.teams import Team
-from agents.users import UserSegment
-from agents.vendors import Vendor
 from orgtwin import behaviours as bh
-from orgtwin import scenario as sc
-from orgtwin.loading import scenario_json_schema
+from orgtwin.agents.services import ServiceMesh
+from orgtwin.agents.teams import Team
+from orgtwin.agents.users import UserSegment
+from orgtwin.agents.vendors import Vendor
+from orgtwin.scenario import spec as sc
+from orgtwin.scenario.load import scenario_json_schema
 
 __all__ = ["scenario_reference"]
 

@@ -16,28 +16,24 @@ spec *and* any intervention that sets the same field on them (split if it also c
 other entities), so ``services.*.spot_share`` means "this spot share, whatever the
 scenario does", not "this spot share until an intervention says otherwise".
 
-Designs: :func:`grid` (every combination) and :func:`latin_hypercube` (``n`` points,
-each lever's range cut into ``n`` strata, one point per stratum).
+The designs that set levers for a sweep live in :mod:`orgtwin.sweeps.design`.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import polars as pl
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from orgtwin.errors import ScenarioError, did_you_mean
-from orgtwin.loading import check_references
-from orgtwin.scenario import Scenario
+from orgtwin.errors import LeverError, did_you_mean
+from orgtwin.scenario.load import check_references
+from orgtwin.scenario.spec import Scenario
 
-Design = Literal["grid", "lhs"]
 ENTITY_KINDS = ("segments", "features", "services", "vendors", "teams")
 _SELECTOR_OF = {"segments": "segments", "services": "services", "teams": "teams",
                 "features": "features"}  # fmt: skip
@@ -45,14 +41,6 @@ _RANGE = re.compile(
     r"^\s*(-?[\d.]+(?:e-?\d+)?)\s*\.\.\s*(-?[\d.]+(?:e-?\d+)?)\s*(?::\s*(\d+))?\s*$"
 )
 DEFAULT_COUNT = 5
-MAX_POINTS = 1_000_000
-
-
-class LeverError(ScenarioError):
-    """A lever's path or values do not fit the scenario."""
-
-    def __init__(self, lever: str, problem: str, hint: str | None = None) -> None:
-        super().__init__("lever", lever, problem, hint)
 
 
 @dataclass(frozen=True)
@@ -351,91 +339,3 @@ def describe_targets(scenario: Scenario, path: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- designs
-
-
-def _column(lever: Lever, values: list[Any]) -> pl.Series:
-    if lever.is_range:
-        dtype = pl.Int64 if lever.integer else pl.Float64
-        return pl.Series(lever.path, values, dtype=dtype)
-    if all(isinstance(v, bool) for v in values):
-        return pl.Series(lever.path, values, dtype=pl.Boolean)
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return pl.Series(lever.path, values, dtype=pl.Int64)
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return pl.Series(lever.path, [float(v) for v in values], dtype=pl.Float64)
-    return pl.Series(lever.path, [str(v) for v in values], dtype=pl.String)
-
-
-def grid(levers: Sequence[Lever]) -> pl.DataFrame:
-    """Every combination of every lever's levels: one row per point.
-
-    Example:
-        >>> grid([parse_lever("a.b.c=1..2"), parse_lever("d.e.f=x,y")]).shape
-        (4, 3)
-    """
-    levels = [lv.levels() for lv in levers]
-    size = int(np.prod([len(v) for v in levels]))
-    if size > MAX_POINTS:
-        raise LeverError(", ".join(lv.path for lv in levers),
-                         f"grid must have at most {MAX_POINTS:,} points, got {size:,}",
-                         "use design='lhs' with n points")  # fmt: skip
-    rows = list(itertools.product(*levels))
-    columns = [_column(lv, [r[i] for r in rows]) for i, lv in enumerate(levers)]
-    return pl.DataFrame([pl.Series("point", range(len(rows)), dtype=pl.Int64), *columns])
-
-
-def latin_hypercube(levers: Sequence[Lever], n: int, *, seed: int) -> pl.DataFrame:
-    """``n`` points: each lever's range cut into ``n`` equal strata, each stratum used once.
-
-    Args:
-        levers: the levers.
-        n: number of points.
-        seed: seed of the sampling (the same seed gives the same design).
-    """
-    if not 1 <= n <= MAX_POINTS:
-        raise LeverError("n", f"must be an integer between 1 and {MAX_POINTS:,}, got {n}")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4C4853]))
-    columns = []
-    for lever in levers:
-        u = (rng.permutation(n) + rng.random(n)) / n
-        columns.append(_column(lever, lever.at(u)))
-    return pl.DataFrame([pl.Series("point", range(n), dtype=pl.Int64), *columns])
-
-
-def make_design(levers: Sequence[Lever], design: Design = "grid", *, n: int | None = None,
-                seed: int = 0) -> pl.DataFrame:  # fmt: skip
-    """The design table: ``point`` plus one column per lever, one row per point."""
-    if design == "grid":
-        return grid(levers)
-    if design == "lhs":
-        if n is None:
-            raise LeverError("n", "a Latin hypercube needs n, the number of points")
-        return latin_hypercube(levers, n, seed=seed)
-    raise LeverError("design", f"must be 'grid' or 'lhs', got {design!r}")
-
-
-def point_values(design: pl.DataFrame, point: int) -> dict[str, Any]:
-    """Lever path → value at one point of a design."""
-    row = design.row(point, named=True)
-    row.pop("point")
-    return row
-
-
-def validate_design(scenario: Scenario, levers: Sequence[Lever], design: pl.DataFrame) -> None:
-    """Check every lever against the scenario and every level against its bounds.
-
-    Checks each lever's extreme and listed values once (not every point), so that a
-    sweep fails before it starts, not halfway through.
-    """
-    for lever in levers:
-        targets(scenario.model_copy(deep=True), lever.path)
-        for value in _distinct(design[lever.path]):
-            apply_levers(scenario, {lever.path: value})
-
-
-def _distinct(column: pl.Series) -> Iterator[Any]:
-    values = column.unique(maintain_order=True)
-    if values.dtype.is_numeric() and values.len() > 2:
-        yield from (values.min(), values.max())
-    else:
-        yield from values.to_list()

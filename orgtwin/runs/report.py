@@ -5,7 +5,7 @@ thousands separators, percentages with two decimals (their changes in percentage
 ``pp``), money with ``$`` and no cents from $1,000 up.
 
 Example:
-    >>> from orgtwin.report import format_comparison  # doctest: +SKIP
+    >>> from orgtwin.runs.report import format_comparison  # doctest: +SKIP
     >>> print(format_comparison(compare(base, cab), base_name="baseline",
     ...                         change_name="cab_policy", seeds=8, days=90))  # doctest: +SKIP
 """
@@ -18,12 +18,10 @@ from typing import Any
 
 import polars as pl
 
-from orgtwin import metrics
-from orgtwin.results import RunSet
+from orgtwin.runs import metrics
+from orgtwin.runs.results import RunSet
+from orgtwin.units import MISSING, format_delta, format_table, format_value, with_unit
 
-MISSING = "n/a"
-_NO_SUFFIX = {"%", "USD", "fraction", "0-1"}
-"""Units whose values read well without the unit written after them."""
 _SHORT_UNITS = {"h", "ms"}
 """Units written after every value in a sentence; others only after its interval."""
 
@@ -98,82 +96,6 @@ def format_comparison(
     return "\n".join(lines)
 
 
-def format_value(value: float | None, unit: str) -> str:
-    """A KPI value for people: ``"1,234"``, ``"99.95%"``, ``"$12,345"``, ``"0.42"``.
-
-    Example:
-        >>> format_value(12345.678, "USD"), format_value(99.951, "%"), format_value(6.24, "h")
-        ('$12,346', '99.95%', '6.2')
-    """
-    if value is None or math.isnan(value):
-        return MISSING
-    if unit == "%":
-        return f"{value:,.2f}%"
-    if unit == "USD":
-        sign = "-" if value < 0 else ""
-        digits = ",.0f" if abs(value) >= 1000 else ",.2f"
-        return f"{sign}${abs(value):{digits}}"
-    return _plain(value)
-
-
-def format_delta(value: float | None, unit: str) -> str:
-    """A signed change for people: ``"+19.2"``, ``"-0.51 pp"``, ``"+$1,200"``, ``"0"``.
-
-    Changes of a percentage are in percentage points, with a third or fourth decimal
-    when they are small (availability moves by hundredths of a point).
-
-    Example:
-        >>> format_delta(-0.512, "%"), format_delta(-0.0412, "%"), format_delta(1200.0, "USD")
-        ('-0.51 pp', '-0.041 pp', '+$1,200')
-    """
-    if value is None or math.isnan(value):
-        return MISSING
-    if value == 0:
-        return "0 pp" if unit == "%" else "0"
-    sign = "-" if value < 0 else "+"
-    if unit == "%":  # small moves of a percentage (availability) need more than 2 decimals
-        decimals = 2 if abs(value) >= 0.1 else 3 if abs(value) >= 0.01 else 4
-        return f"{sign}{abs(value):,.{decimals}f} pp"
-    return sign + format_value(abs(value), unit)
-
-
-def format_table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Collection[int] = ()
-) -> str:
-    """An aligned plain-text table: a header line, a rule of dashes, one line per row.
-
-    Columns are padded to their widest cell and separated by two spaces; trailing spaces
-    are trimmed.
-
-    Args:
-        headers: the column names.
-        rows: the cells, already formatted; each row as long as ``headers``.
-        right: indexes of the columns aligned right (numbers); the others align left.
-
-    Returns:
-        The table, newline-separated (no trailing newline).
-
-    Example:
-        >>> print(format_table(["lever", "effect"], [["oncall", "+1.5"], ["spot", "-12"]],
-        ...                    right=[1]))
-        lever   effect
-        ------  ------
-        oncall    +1.5
-        spot       -12
-    """
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = [
-            cell.rjust(width) if index in right else cell.ljust(width)
-            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(padded).rstrip()
-
-    rule = "  ".join("-" * width for width in widths).rstrip()
-    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
-
-
 def _comparison_table(cmp: pl.DataFrame, level: str) -> str:
     rows = [
         [
@@ -205,7 +127,7 @@ def _sentence(row: dict[str, Any], level: str) -> str:
         size = f"by {format_delta(row['delta'], unit)[1:]}{short}"
     start = format_value(row["base_mean"], unit) + short
     end = format_value(row["change_mean"], unit) + short
-    interval = _with_unit(_range(row["ci_low"], row["ci_high"], unit, signed=True), unit)
+    interval = with_unit(_range(row["ci_low"], row["ci_high"], unit, signed=True), unit)
     verb = "rose" if row["direction"] == "up" else "fell"
     judgement = {True: ": better", False: ": worse"}.get(row["better"], "")
     return f"- {label} {verb} {size} (from {start} to {end}; {level} CI {interval}){judgement}."
@@ -220,30 +142,9 @@ def _range(low: float | None, high: float | None, unit: str, *, signed: bool) ->
     return f"{show(low, unit)} to {show(high, unit)}"
 
 
-def _plain(value: float) -> str:
-    size = abs(value)
-    if size >= 1000:
-        return f"{value:,.0f}"
-    if size >= 100:
-        return f"{value:.0f}"
-    if size == 0:
-        return "0"
-    if size >= 1:
-        return f"{value:.1f}"
-    if size >= 0.01:
-        return f"{value:.2f}"
-    return f"{value:.2g}"
-
-
 def _relative(fraction: float) -> str:
     percent = 100.0 * fraction
     return f"{percent:,.1f}%" if percent < 10 else f"{percent:,.0f}%"
-
-
-def _with_unit(text: str, unit: str) -> str:
-    if text == MISSING or unit in _NO_SUFFIX or text.endswith(" pp"):
-        return text
-    return f"{text} {unit}"
 
 
 def _missing(value: object) -> bool:

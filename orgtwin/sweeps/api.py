@@ -31,12 +31,13 @@ import numpy as np
 import polars as pl
 
 from orgtwin.errors import SweepError, SweepInterrupted
-from orgtwin.levers import Design, Lever, make_design, parse_levers, validate_design
-from orgtwin.loading import check_timing
-from orgtwin.metrics import KPIS
-from orgtwin.runner import ScenarioLike, as_scenario, derive_seed
-from orgtwin.scenario import Scenario
-from orgtwin.sweep_executors import (
+from orgtwin.runs.metrics import KPIS
+from orgtwin.runs.runner import ScenarioLike, as_scenario, derive_seed
+from orgtwin.scenario.levers import Lever, parse_levers
+from orgtwin.scenario.load import check_timing
+from orgtwin.scenario.spec import Scenario
+from orgtwin.sweeps.design import Design, make_design, validate_design
+from orgtwin.sweeps.executors import (
     MAX_RETRIES,
     SERIES_MODES,
     RayBackend,
@@ -46,10 +47,10 @@ from orgtwin.sweep_executors import (
     chunk_size,
     plan_chunks,
 )
-from orgtwin.sweep_store import FORMAT_VERSION, SweepStore, scenario_sha256
+from orgtwin.sweeps.store import FORMAT_VERSION, SweepStore, scenario_sha256
 
 if TYPE_CHECKING:
-    from orgtwin.discovery import Discovery
+    from orgtwin.sweeps.discovery import Discovery
 
 Runner = Literal["auto", "serial", "ray"]
 RUNNERS: tuple[Runner, ...] = ("auto", "serial", "ray")
@@ -441,25 +442,25 @@ class SweepResult:
     def effects(self, *, kpis: Sequence[str] | None = None, confidence: float = 0.95
                 ) -> pl.DataFrame:  # fmt: skip
         """Each lever's effect on each KPI (see :func:`orgtwin.analysis.lever_effects`)."""
-        from orgtwin.analysis import lever_effects
+        from orgtwin.sweeps.analysis import lever_effects
 
         return lever_effects(self.runs, self.lever_paths, kpis=kpis, confidence=confidence)
 
     def importance(self, *, kpi: str = "availability_pct") -> pl.DataFrame:
         """How much each lever drives ``kpi`` (see :func:`orgtwin.analysis.lever_importance`)."""
-        from orgtwin.analysis import lever_importance
+        from orgtwin.sweeps.analysis import lever_importance
 
         return lever_importance(self.runs, self.lever_paths, kpi=kpi)
 
     def discover(self, condition: str | pl.Expr, **options: float) -> Discovery:
         """Lever ranges where ``condition`` holds (see :func:`orgtwin.discovery.discover`)."""
-        from orgtwin.analysis import discover
+        from orgtwin.sweeps.analysis import discover
 
         return discover(self.runs, self.lever_paths, condition=condition, **options)
 
     def report(self, *, condition: str | None = None) -> str:
         """Effects, importance and (with ``condition``) discovery, as plain text."""
-        from orgtwin.analysis import format_sweep_report
+        from orgtwin.sweeps.analysis import format_sweep_report
 
         return format_sweep_report(self.runs, self.lever_paths, condition=condition)
 

@@ -1,14 +1,16 @@
-"""Run results: one run, the seeds of one scenario, their files on disk, and comparisons.
+"""Run results: one run, the seeds of one scenario, and their files on disk.
 
 A :class:`RunResult` is what the simulator returns for one seed. A :class:`RunSet` holds
 several seeds of one scenario as polars frames (the frames are the source of truth, so a
-set loaded from disk is as good as one just simulated). :func:`compare` turns two sets
-into one row per KPI: the change in the mean with a confidence interval across seeds.
+set loaded from disk is as good as one just simulated).
 
 Example:
-    >>> from orgtwin.results import RunSet, compare  # doctest: +SKIP
-    >>> base, cab = RunSet.load("out/base"), RunSet.load("out/cab")  # doctest: +SKIP
-    >>> compare(base, cab, kpis=["lead_time_hours"])  # doctest: +SKIP
+    >>> import tempfile, orgtwin
+    >>> runs = orgtwin.run("scenarios/baseline.yaml", days=2, seeds=2)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     again = RunSet.load(runs.save(folder))
+    >>> again.summary.equals(runs.summary), sorted(again.tables)[:2]
+    (True, ['calls', 'deploys'])
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from orgtwin import metrics, tables
+from orgtwin.runs import metrics, stats
+from orgtwin.runs.stats import interval
+
+from orgtwin.telemetry import schemas as tables
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
 
 RUN_COLUMNS: dict[str, pl.DataType] = {
@@ -39,23 +44,6 @@ KEY_COLUMNS: dict[str, pl.DataType] = {"run_id": pl.String(), "seed": pl.Int64()
 
 SUMMARY = RUN_COLUMNS | {name: pl.Float64() for name in metrics.KPIS}
 """Schema of :attr:`RunSet.summary`: one row per run, every KPI of :data:`metrics.KPIS`."""
-
-COMPARISON: dict[str, pl.DataType] = {
-    "kpi": pl.String(),
-    "unit": pl.String(),
-    "base_mean": pl.Float64(),
-    "change_mean": pl.Float64(),
-    "delta": pl.Float64(),  # change_mean - base_mean, in the KPI's unit
-    "ci_low": pl.Float64(),
-    "ci_high": pl.Float64(),
-    "rel_delta": pl.Float64(),  # delta / |base_mean|; null when base_mean is 0
-    "n": pl.Int64(),
-    "significant": pl.Boolean(),
-    "direction": pl.String(),  # up | down | flat
-    "better": pl.Boolean(),  # null when the KPI has no good direction or did not move
-    "method": pl.String(),  # paired | welch
-}
-"""Schema of :func:`compare`'s result."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,13 +177,13 @@ class RunSet:
             Columns ``kpi``, ``unit``, ``mean``, ``ci_low``, ``ci_high``, ``n`` (runs with a
             finite value); the interval is null below two runs.
         """
-        metrics.check_confidence(confidence)
+        stats.check_confidence(confidence)
         rows = []
         for kpi, spec in metrics.KPIS.items():
-            mean, half, n = metrics.mean_interval(
+            mean, half, n = stats.mean_interval(
                 self.summary[kpi].to_numpy(), confidence=confidence
             )
-            low, high = _interval(mean, half)
+            low, high = interval(mean, half)
             rows.append((kpi, spec.unit, mean, low, high, n))
         schema = {"kpi": pl.String, "unit": pl.String, "mean": pl.Float64}
         schema |= {"ci_low": pl.Float64, "ci_high": pl.Float64, "n": pl.Int64}
@@ -309,123 +297,3 @@ def _read(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
 # --------------------------------------------------------------------------- comparison
 
 
-def compare(
-    base: RunSet,
-    change: RunSet,
-    *,
-    kpis: Sequence[str] | None = None,
-    confidence: float = 0.95,
-) -> pl.DataFrame:
-    """Change of every KPI's mean from ``base`` to ``change``, with its uncertainty.
-
-    When both sets ran the same seeds, runs are matched by seed and the interval is a
-    Student-t interval of the paired differences (common random numbers cancel, so it
-    is much tighter). Otherwise it is Welch's interval for a difference of means. Runs
-    whose KPI is ``NaN`` (undefined) are left out of that KPI.
-
-    Args:
-        base: the reference set.
-        change: the set with the change applied.
-        kpis: names from :data:`orgtwin.metrics.KPIS`; all of them by default.
-        confidence: coverage of the interval, 0..1 exclusive.
-
-    Returns:
-        One row per KPI, schema :data:`COMPARISON`. ``n`` is the number of paired seeds
-        (``paired``) or the smaller sample (``welch``). Below two, the interval is null
-        and ``significant`` is false. ``significant`` means the interval excludes zero;
-        a KPI that did not move is ``flat`` and never significant.
-
-    Raises:
-        ResultsError: an unknown KPI or a confidence outside (0, 1).
-
-    Example:
-        >>> table = compare(base, cab, kpis=["lead_time_hours"])  # doctest: +SKIP
-        >>> table.select("kpi", "delta", "ci_low", "ci_high", "significant")  # doctest: +SKIP
-    """
-    names = _check_kpis(kpis)
-    metrics.check_confidence(confidence)
-    paired = _same_seeds(base.summary, change.summary)
-    joined = base.summary.join(change.summary, on="seed", suffix="_change") if paired else None
-    rows = []
-    for kpi in names:
-        if joined is not None:
-            estimate = _paired(joined[kpi], joined[f"{kpi}_change"], confidence)
-        else:
-            estimate = _welch(base.summary[kpi], change.summary[kpi], confidence)
-        rows.append(_comparison_row(kpi, estimate, "paired" if paired else "welch"))
-    return pl.DataFrame(rows, schema=COMPARISON)
-
-
-class _Estimate(NamedTuple):
-    base_mean: float | None
-    change_mean: float | None
-    half_width: float | None  # of the interval around change_mean - base_mean
-    n: int
-
-
-def _paired(base: pl.Series, change: pl.Series, confidence: float) -> _Estimate:
-    a, b = base.to_numpy(), change.to_numpy()
-    keep = np.isfinite(a) & np.isfinite(b)
-    a, b = a[keep], b[keep]
-    if a.size == 0:
-        return _Estimate(None, None, None, 0)
-    _, half, n = metrics.mean_interval(b - a, confidence=confidence)
-    return _Estimate(float(a.mean()), float(b.mean()), half, n)
-
-
-def _welch(base: pl.Series, change: pl.Series, confidence: float) -> _Estimate:
-    a, b = base.to_numpy(), change.to_numpy()
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    n = min(a.size, b.size)
-    if n == 0:
-        return _Estimate(None, None, None, 0)
-    half = metrics.welch_half_width(a, b, confidence=confidence)
-    return _Estimate(float(a.mean()), float(b.mean()), half, n)
-
-
-def _comparison_row(kpi: str, estimate: _Estimate, method: str) -> dict[str, object]:
-    spec = metrics.KPIS[kpi]
-    row: dict[str, object] = {"kpi": kpi, "unit": spec.unit, "n": estimate.n, "method": method}
-    row |= {"base_mean": estimate.base_mean, "change_mean": estimate.change_mean}
-    row |= {"significant": False}
-    if estimate.base_mean is None or estimate.change_mean is None:
-        return row
-    base_mean, change_mean = estimate.base_mean, estimate.change_mean
-    delta = change_mean - base_mean
-    flat = abs(delta) <= 1e-12 * max(abs(base_mean), abs(change_mean))
-    low, high = _interval(delta, estimate.half_width)
-    direction = "flat" if flat else ("up" if delta > 0 else "down")
-    row |= {"delta": 0.0 if flat else delta, "ci_low": low, "ci_high": high}
-    row["rel_delta"] = (0.0 if flat else delta / abs(base_mean)) if base_mean != 0 else None
-    crosses_zero = low is None or high is None or low <= 0.0 <= high
-    row["significant"] = not flat and not crosses_zero
-    row["direction"] = direction
-    if not flat and spec.higher_is_better is not None:
-        row["better"] = (direction == "up") == spec.higher_is_better
-    return row
-
-
-def _same_seeds(base: pl.DataFrame, change: pl.DataFrame) -> bool:
-    """Whether both sets ran exactly the same distinct seeds."""
-    a, b = base["seed"], change["seed"]
-    return a.n_unique() == a.len() and b.n_unique() == b.len() and set(a) == set(b)
-
-
-def _interval(centre: float | None, half: float | None) -> tuple[float | None, float | None]:
-    if centre is None or half is None:
-        return None, None
-    return centre - half, centre + half
-
-
-def _check_kpis(kpis: Sequence[str] | None) -> list[str]:
-    if kpis is None:
-        return list(metrics.KPIS)
-    if isinstance(kpis, str):
-        raise ResultsError(f"kpis must be a sequence of KPI names, got the string {kpis!r}")
-    for kpi in kpis:
-        if kpi not in metrics.KPIS:
-            raise ResultsError(
-                f"kpis must be names from metrics.KPIS, got {kpi!r}"
-                + in_brackets(did_you_mean(kpi, metrics.KPIS))
-            )
-    return list(kpis)

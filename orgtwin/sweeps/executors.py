@@ -32,10 +32,11 @@ import numpy as np
 import polars as pl
 
 from orgtwin.errors import SweepError
-from orgtwin.levers import apply_levers
-from orgtwin.metrics import KPIS
-from orgtwin.runner import KPI_TABLES, simulate
-from orgtwin.scenario import HOURS_PER_DAY, Scenario
+from orgtwin.runs.metrics import KPIS
+from orgtwin.runs.runner import KPI_TABLES, simulate
+from orgtwin.scenario.levers import apply_levers
+from orgtwin.scenario.spec import Scenario
+from orgtwin.units import HOURS_PER_DAY
 
 SeriesMode = Literal["none", "daily", "hourly"]
 SERIES_MODES: tuple[SeriesMode, ...] = ("none", "daily", "hourly")

@@ -39,13 +39,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from orgtwin.controls import Control, apply_controls, controls
 from orgtwin.errors import ExploreError
-from orgtwin.figures import HEADLINE_KPIS, kpi_cards, series_bands
-from orgtwin.loading import load_scenario
-from orgtwin.results import RunSet, compare
-from orgtwin.ripple import Ripple, ripple
-from orgtwin.runner import (
+from orgtwin.explore.controls import apply_controls, controls
+from orgtwin.explore.ripple import Ripple, ripple
+from orgtwin.runs.comparison import compare
+from orgtwin.runs.results import RunSet
+from orgtwin.runs.runner import (
     KPI_TABLES,
     ScenarioLike,
     as_scenario,
@@ -57,25 +56,8 @@ from orgtwin.runner import (
     simulate,
     simulate_shipped,
 )
-from orgtwin.scenario import Scenario
-
-__all__ = [
-    "HEADLINE_KPIS",
-    "MAX_DAYS",
-    "MAX_SEEDS",
-    "Control",
-    "Exploration",
-    "ExploreError",
-    "apply_controls",
-    "check_bounds",
-    "controls",
-    "explore",
-    "explore_from",
-    "kpi_cards",
-    "run_base",
-    "run_change",
-    "series_bands",
-]
+from orgtwin.scenario.load import load_scenario
+from orgtwin.scenario.spec import Scenario
 
 MAX_DAYS = 365
 """Longest run an exploration may ask for, days."""

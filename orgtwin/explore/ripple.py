@@ -33,9 +33,11 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import polars as pl
 
-from orgtwin import metrics
-from orgtwin.results import RunSet, compare
-from orgtwin.scenario import HOURS_PER_DAY, Scenario
+from orgtwin.runs import metrics, stats
+from orgtwin.runs.comparison import compare
+from orgtwin.runs.results import RunSet
+from orgtwin.scenario.spec import Scenario
+from orgtwin.units import HOURS_PER_DAY
 
 NodeKind = Literal["segment", "team", "service", "vendor"]
 
@@ -165,7 +167,7 @@ def ripple(
     Returns:
         The :class:`Ripple`.
     """
-    metrics.check_confidence(confidence)
+    stats.check_confidence(confidence)
     if comparison is None:
         comparison = compare(base, change, confidence=confidence)
     figures = _kpi_figures(comparison)
@@ -297,9 +299,9 @@ def _moved(base: dict[int, float], change: dict[int, float], confidence: float) 
     common = sorted(set(base) & set(change))
     if common and set(base) == set(change):
         diffs = np.array([change[s] - base[s] for s in common])
-        _, half, _ = metrics.mean_interval(diffs, confidence=confidence)
+        _, half, _ = stats.mean_interval(diffs, confidence=confidence)
     else:
-        half = metrics.welch_half_width(a, b, confidence=confidence)
+        half = stats.welch_half_width(a, b, confidence=confidence)
     base_mean, change_mean = float(a.mean()), float(b.mean())
     delta = change_mean - base_mean
     if abs(delta) <= 1e-12 * max(abs(base_mean), abs(change_mean)):
@@ -414,7 +416,7 @@ def intervention_words(scenario: Scenario) -> str:
     """The scenario's interventions in plain words, joined by ``" + "``.
 
     Example:
-        >>> from orgtwin.loading import load_scenario
+        >>> from orgtwin.scenario.load import load_scenario
         >>> intervention_words(load_scenario("scenarios/price_increase.yaml"))
         'price $12 → $15'
     """

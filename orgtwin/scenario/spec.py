@@ -11,42 +11,12 @@ Time inside a scenario is measured from the scenario ``start``: ``at: 30`` is da
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-HOURS_PER_DAY = 24
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")
-_UNIT_HOURS = {"h": 1, "d": 24, "w": 168}
-
-
-def parse_hours(value: float | int | str) -> int:
-    """Convert a scenario time (days as a number, or ``"36h"``, ``"3d"``, ``"2w"``) to hours.
-
-    Args:
-        value: a number of days, or a string with unit ``h``, ``d`` or ``w``.
-
-    Returns:
-        The time in whole hours (rounded to the nearest hour).
-
-    Raises:
-        ValueError: the value is neither a number nor a duration string.
-
-    Example:
-        >>> parse_hours(1.5), parse_hours("36h"), parse_hours("2w")
-        (36, 36, 336)
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"must be a number of days or a duration like '36h', got {value!r}")
-    if isinstance(value, int | float):
-        return round(float(value) * HOURS_PER_DAY)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"must be a number of days or a duration like '36h', '3d', got {value!r}")
-    return round(float(match.group(1)) * _UNIT_HOURS[match.group(2)])
+from orgtwin.units import parse_hours
 
 
 class Spec(BaseModel):

@@ -24,9 +24,10 @@ from typing import Any
 
 import yaml
 
-from orgtwin import validation
 from orgtwin.errors import ScenarioError
-from orgtwin.scenario import HOURS_PER_DAY, Scenario
+from orgtwin.scenario import checks as validation
+from orgtwin.scenario.spec import Scenario
+from orgtwin.units import HOURS_PER_DAY
 
 __all__ = [
     "check_references",
@@ -70,7 +71,7 @@ def load_scenario(
             order; ``.errors`` holds every problem found in the same pass.
 
     Example:
-        >>> from orgtwin.loading import load_scenario
+        >>> from orgtwin.scenario.load import load_scenario
         >>> sc = load_scenario("scenarios/baseline.yaml", overrides={"days": 30})
         >>> sc.days, len(sc.teams)
         (30, 5)

@@ -23,7 +23,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ValidationError
 
 from orgtwin.errors import ScenarioError, did_you_mean
-from orgtwin.scenario import INTERVENTION_KINDS, Scenario, VendorSwap
+from orgtwin.scenario.spec import INTERVENTION_KINDS, Scenario, VendorSwap
 
 LOADER_FIELDS = ("base", "source")
 """Scenario fields the loader sets; a file may not."""

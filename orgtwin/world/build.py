@@ -8,21 +8,21 @@ numbers: comparisons then measure the change, not the noise).
 
 from __future__ import annotations
 
-import zlib
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from agents.services import Service, ServiceMesh
-from agents.teams import DeployPolicy, Team
-from agents.users import UserSegment
-from agents.vendors import Vendor
 from orgtwin import behaviours as bh
+from orgtwin.agents.services import Service, ServiceMesh
+from orgtwin.agents.teams import DeployPolicy, Team
+from orgtwin.agents.users import UserSegment
+from orgtwin.agents.vendors import Vendor
 from orgtwin.errors import OrgTwinError
-from orgtwin.scenario import Scenario
+from orgtwin.scenario.spec import Scenario
+from orgtwin.world.rng import entity_rng
 
 if TYPE_CHECKING:
-    from orgtwin.model import OrgModel
+    from orgtwin.world.model import OrgModel
 
 
 def behaviour(model: OrgModel, key: str, default: object) -> object:
@@ -46,12 +46,6 @@ def check_behaviour_keys(model: OrgModel) -> None:
             f"behaviours: keys must name a behaviour of this scenario ({known}), "
             f"got {', '.join(unknown)}"
         )
-
-
-def entity_rng(seed: int, kind: str, name: str) -> np.random.Generator:
-    """The random generator of one entity in a run with ``seed``."""
-    key = zlib.crc32(f"{kind}/{name}".encode())
-    return np.random.default_rng(np.random.SeedSequence([seed, key]))
 
 
 def build_features(model: OrgModel, scenario: Scenario) -> None:

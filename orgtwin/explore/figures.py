@@ -18,11 +18,12 @@ from typing import Any, Literal
 
 import polars as pl
 
-from agents.teams import TEAM_COUNTS, Team
-from orgtwin import metrics, recording, report
+from orgtwin.agents.teams import TEAM_COUNTS, Team
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
-from orgtwin.results import RunSet
-from orgtwin.scenario import HOURS_PER_DAY
+from orgtwin.runs import metrics, stats
+from orgtwin.runs.results import RunSet
+from orgtwin.telemetry import recording
+from orgtwin.units import HOURS_PER_DAY, format_delta, format_value, with_unit
 
 HEADLINE_KPIS: tuple[str, ...] = (
     "users", "churn_rate_monthly_pct", "revenue_usd", "infra_cost_usd", "availability_pct",
@@ -85,11 +86,11 @@ def kpi_cards(
             )
         row = rows[kpi]
         unit = row["unit"]
-        delta_text = _with_unit(report.format_delta(row["delta"], unit), unit)
+        delta_text = with_unit(format_delta(row["delta"], unit), unit)
         low, high = row["ci_low"], row["ci_high"]
         interval = (
-            f"{level} CI {_bare(report.format_delta(low, unit))} to "
-            f"{_with_unit(report.format_delta(high, unit), unit)}"
+            f"{level} CI {_bare(format_delta(low, unit))} to "
+            f"{with_unit(format_delta(high, unit), unit)}"
             if low is not None and high is not None
             else f"no {level} CI with fewer than 2 seeds"
         )
@@ -99,20 +100,11 @@ def kpi_cards(
             "rel_delta": row["rel_delta"], "ci_low": low, "ci_high": high,
             "significant": bool(row["significant"]), "better": row["better"],
             "direction": row["direction"],
-            "base_text": _with_unit(report.format_value(row["base_mean"], unit), unit),
-            "change_text": _with_unit(report.format_value(row["change_mean"], unit), unit),
+            "base_text": with_unit(format_value(row["base_mean"], unit), unit),
+            "change_text": with_unit(format_value(row["change_mean"], unit), unit),
             "delta_text": delta_text, "text": f"{delta_text} ({interval})",
         })  # fmt: skip
     return cards
-
-
-_NO_SUFFIX = {"%", "USD", "fraction", "0-1"}
-
-
-def _with_unit(text: str, unit: str) -> str:
-    if text == report.MISSING or unit in _NO_SUFFIX:
-        return text
-    return f"{text} {unit}"
 
 
 def _bare(text: str) -> str:
@@ -151,7 +143,7 @@ def series_bands(
     Raises:
         ResultsError: an unknown entity type, metric, entity or frequency.
     """
-    metrics.check_confidence(confidence)
+    stats.check_confidence(confidence)
     _check_series_request(runset, entity_type, metric, entity, freq)
     accrued = metric in ACCRUED[entity_type]
     rows = runset.series.lazy().filter(
@@ -185,7 +177,7 @@ def series_bands(
 
 def _t(n: int, confidence: float) -> float:
     """Student-t quantile of a two-sided interval from ``n`` values (0 below two)."""
-    return metrics.t_quantile(0.5 + confidence / 2.0, n - 1) if n >= 2 else 0.0
+    return stats.t_quantile(0.5 + confidence / 2.0, n - 1) if n >= 2 else 0.0
 
 
 def _check_series_request(

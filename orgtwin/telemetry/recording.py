@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from orgtwin import tables
+from orgtwin.telemetry import schemas as tables
 
 SEGMENT_METRICS = (
     "active_users", "paying_users", "revenue_usd", "churned", "acquired", "tickets",

@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 
 from orgtwin.errors import SweepError
-from orgtwin.scenario import Scenario
+from orgtwin.scenario.spec import Scenario
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -18,7 +18,7 @@ A change of ``interventions[i].at`` moves ``until`` with it (the length is kept)
 control's range, naming the bound.
 
 Example:
-    >>> from orgtwin.loading import load_scenario
+    >>> from orgtwin.scenario.load import load_scenario
     >>> cab = load_scenario("scenarios/cab_policy.yaml")
     >>> [c.path for c in controls(cab)]
     ['interventions[0].active', 'interventions[0].at', 'interventions[0].meeting_every_hours']
@@ -37,11 +37,13 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from orgtwin import scenario as sc
-from orgtwin.levers import LeverError, apply_levers
-from orgtwin.loading import check_references
-from orgtwin.reference import _attribute_docs
-from orgtwin.scenario import HOURS_PER_DAY, Scenario, parse_hours
+from orgtwin.errors import LeverError
+from orgtwin.scenario import spec as sc
+from orgtwin.scenario.levers import apply_levers
+from orgtwin.scenario.load import check_references
+from orgtwin.scenario.reference import _attribute_docs
+from orgtwin.scenario.spec import Scenario
+from orgtwin.units import HOURS_PER_DAY, parse_hours
 
 ControlKind = Literal["int", "float", "bool", "choice"]
 CONTROL_KINDS: tuple[ControlKind, ...] = ("int", "float", "bool", "choice")

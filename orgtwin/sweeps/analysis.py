@@ -29,8 +29,9 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.inspection import permutation_importance
 from sklearn.model_selection import GroupShuffleSplit
 
-from orgtwin import metrics
-from orgtwin.discovery import (
+from orgtwin.errors import ResultsError, did_you_mean, in_brackets
+from orgtwin.runs import metrics, stats
+from orgtwin.sweeps.discovery import (
     Discovery,
     Limit,
     _categorical,
@@ -38,8 +39,7 @@ from orgtwin.discovery import (
     discover,
     parse_condition,
 )
-from orgtwin.errors import ResultsError, did_you_mean, in_brackets
-from orgtwin.report import format_delta, format_table, format_value
+from orgtwin.units import format_delta, format_table, format_value
 
 __all__ = [
     "BIN_SHARE",
@@ -131,7 +131,7 @@ def lever_effects(
     Raises:
         ResultsError: a lever or KPI is not a column of ``runs``, or a bad confidence.
     """
-    metrics.check_confidence(confidence)
+    stats.check_confidence(confidence)
     names = _kpis(runs, kpis)
     frame = _successful(runs, levers, names)
     rows = []
@@ -172,7 +172,7 @@ def _effect_row(frame: pl.DataFrame, lever: str, kpi: str, confidence: float) ->
     if column.n_unique() < 2:  # a lever that never moved has no effect to estimate
         return row
     row["effect"] = float(b.mean() - a.mean())
-    half = metrics.welch_half_width(a, b, confidence=confidence)
+    half = stats.welch_half_width(a, b, confidence=confidence)
     if half is not None:
         row |= {"ci_low": row["effect"] - half, "ci_high": row["effect"] + half}
         row["significant"] = not row["ci_low"] <= 0.0 <= row["ci_high"]
@@ -202,7 +202,7 @@ def _slopes(
     beta = np.linalg.lstsq(x, y, rcond=None)[0]
     sigma2 = float(np.sum((y - x @ beta) ** 2)) / dof
     se = np.sqrt(np.maximum(np.diag(np.linalg.pinv(x.T @ x)) * sigma2, 0.0))
-    t = metrics.t_quantile(0.5 + confidence / 2.0, dof)
+    t = stats.t_quantile(0.5 + confidence / 2.0, dof)
     return {
         lever: {
             "slope_per_sd": float(beta[j]),

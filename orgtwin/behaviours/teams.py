@@ -1,0 +1,103 @@
+"""Behaviours of teams: which deploys fail, and how long incidents take to detect and restore."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from orgtwin.behaviours.base import Behaviour, expit, logit
+
+
+class ChangeFailure(Behaviour):
+    """Probability that a deploy fails: ``logit p = logit base + b·log(batch) + f·fatigue``.
+
+    Args:
+        base: failure probability of a one-change deploy by a rested team.
+        batch_coef: log-odds per log of batch size (bigger batches fail more).
+        fatigue_coef: log-odds per unit of fatigue of the deploying team.
+    """
+
+    def __init__(
+        self, base: float = 0.06, batch_coef: float = 0.45, fatigue_coef: float = 0.8
+    ) -> None:
+        self.base = base
+        self.batch_coef = batch_coef
+        self.fatigue_coef = fatigue_coef
+
+    def predict_proba(self, batch_size: ArrayLike, fatigue: ArrayLike = 0.0) -> NDArray | float:
+        """Failure probability of deploys of the given batch sizes (a float for scalars)."""
+        if isinstance(batch_size, int | float) and isinstance(fatigue, int | float):
+            z = (
+                math.log(self.base / (1.0 - self.base))
+                + self.batch_coef * math.log(max(batch_size, 1.0))
+                + self.fatigue_coef * fatigue
+            )
+            return 1.0 / (1.0 + math.exp(-z))  # one deploy at a time: no array round trip
+        batch = np.maximum(np.asarray(batch_size, dtype=float), 1.0)
+        z = logit(self.base) + self.batch_coef * np.log(batch) + self.fatigue_coef * fatigue
+        return expit(z)
+
+
+class IncidentTiming(Behaviour):
+    """Time to detect and time to restore an incident (log-normal, in hours).
+
+    Restore time stretches with the responder's fatigue and with the size of the change
+    that caused it (more suspects), and shrinks with the team's expertise.
+
+    Args:
+        detect_median_hours: median time from start to detection.
+        detect_sigma: log-normal shape of detection time.
+        restore_median_hours: median time from detection to resolution.
+        restore_sigma: log-normal shape of restore time.
+        fatigue_coef: log-duration per unit of responder fatigue.
+        expertise_coef: log-duration per unit of team expertise (reduces time).
+        batch_coef: log-duration per log of the causing batch size.
+    """
+
+    def __init__(
+        self,
+        detect_median_hours: float = 0.25,
+        detect_sigma: float = 0.6,
+        restore_median_hours: float = 1.5,
+        restore_sigma: float = 0.7,
+        fatigue_coef: float = 0.6,
+        expertise_coef: float = 0.3,
+        batch_coef: float = 0.25,
+    ) -> None:
+        self.detect_median_hours = detect_median_hours
+        self.detect_sigma = detect_sigma
+        self.restore_median_hours = restore_median_hours
+        self.restore_sigma = restore_sigma
+        self.fatigue_coef = fatigue_coef
+        self.expertise_coef = expertise_coef
+        self.batch_coef = batch_coef
+
+    def sample_detect(self, rng: np.random.Generator, normal: float | None = None) -> float:
+        """Hours from incident start to detection (pass ``normal`` to reuse a draw)."""
+        z = rng.standard_normal() if normal is None else normal
+        return float(self.detect_median_hours * np.exp(self.detect_sigma * z))
+
+    def restore_median(self, fatigue: float, expertise: float, batch_size: float = 1.0) -> float:
+        """Median restore time (hours) for a responder and a causing batch."""
+        shift = (
+            self.fatigue_coef * fatigue
+            - self.expertise_coef * (expertise - 1.0)
+            + self.batch_coef * np.log(max(batch_size, 1.0))
+        )
+        return float(self.restore_median_hours * np.exp(shift))
+
+    def sample_restore(
+        self,
+        rng: np.random.Generator,
+        *,
+        fatigue: float,
+        expertise: float,
+        batch_size: float = 1.0,
+        normal: float | None = None,
+    ) -> float:
+        """Hours from detection to resolution."""
+        z = rng.standard_normal() if normal is None else normal
+        median = self.restore_median(fatigue, expertise, batch_size)
+        return float(median * np.exp(self.restore_sigma * z))

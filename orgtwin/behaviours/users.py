@@ -1,0 +1,140 @@
+"""Behaviours of users: when sessions happen, who churns, who arrives."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from orgtwin.behaviours.base import Behaviour
+from orgtwin.units import DAYS_PER_MONTH, HOURS_PER_WEEK
+
+
+class DemandProfile(Behaviour):
+    """Relative session rate by local hour of the week (mean 1 over a week).
+
+    Weekdays follow a raised-cosine day around ``peak_hour`` over a night floor;
+    weekends are the weekday shape scaled by ``weekend_level``.
+
+    Args:
+        peak_hour: local hour (0–23) of the daily peak.
+        night_level: rate at the quietest hour relative to the peak (0–1].
+        weekend_level: weekend rate relative to weekdays.
+
+    Example:
+        >>> p = DemandProfile(peak_hour=14).predict(np.arange(168))
+        >>> round(float(p.mean()), 6), int(p[:24].argmax())
+        (1.0, 14)
+    """
+
+    def __init__(
+        self, peak_hour: int = 14, night_level: float = 0.15, weekend_level: float = 0.55
+    ) -> None:
+        self.peak_hour = peak_hour
+        self.night_level = night_level
+        self.weekend_level = weekend_level
+
+    def _week(self) -> NDArray[np.float64]:
+        hours = np.arange(HOURS_PER_WEEK)
+        hour_of_day = hours % 24
+        distance = np.minimum(
+            np.abs(hour_of_day - self.peak_hour), 24 - np.abs(hour_of_day - self.peak_hour)
+        )
+        day_shape = 0.5 * (1.0 + np.cos(np.pi * np.clip(distance / 12.0, 0.0, 1.0)))
+        rate = self.night_level + (1.0 - self.night_level) * day_shape**1.5
+        weekend = hours >= 5 * 24  # hour-of-week 0 is Monday 00:00
+        rate = np.where(weekend, rate * self.weekend_level, rate)
+        return rate / rate.mean()
+
+    def predict(self, hour_of_week: ArrayLike) -> NDArray[np.float64]:
+        """Relative rate (mean 1 over a week) at each local hour of the week."""
+        return self._week()[np.asarray(hour_of_week, dtype=int) % HOURS_PER_WEEK]
+
+
+class ChurnHazard(Behaviour):
+    """Daily churn hazard of each user (proportional hazards).
+
+    ``hazard = h0 · exp(e·experience) · (price / ref)^p · (1 + tenure_months)^t`` with
+    ``h0`` the daily hazard that gives ``base_monthly`` churn for a neutral user at the
+    reference price. Users churn when their accumulated hazard passes a threshold drawn
+    once per user (an exponential clock), which is the same law as a daily coin toss.
+
+    Args:
+        base_monthly: monthly churn probability of a neutral user at the reference price.
+        experience_coef: log-hazard per unit of experience (smoothed bad sessions a day).
+        price_elasticity: log-hazard per log of price over the reference price.
+        tenure_coef: log-hazard per log(1 + tenure in months).
+        reference_price_usd_month: the price ``base_monthly`` was measured at.
+    """
+
+    def __init__(
+        self,
+        base_monthly: float = 0.03,
+        experience_coef: float = 4.0,
+        price_elasticity: float = 1.0,
+        tenure_coef: float = -0.35,
+        reference_price_usd_month: float = 0.0,
+    ) -> None:
+        self.base_monthly = base_monthly
+        self.experience_coef = experience_coef
+        self.price_elasticity = price_elasticity
+        self.tenure_coef = tenure_coef
+        self.reference_price_usd_month = reference_price_usd_month
+
+    def log_base(self, price_usd_month: float) -> float:
+        """Log of the daily hazard of a neutral, new user at this price."""
+        h0 = -np.log1p(-self.base_monthly) / DAYS_PER_MONTH
+        ref = self.reference_price_usd_month
+        price_term = 0.0
+        if ref > 0 and price_usd_month > 0:
+            price_term = self.price_elasticity * np.log(price_usd_month / ref)
+        return float(np.log(h0) + price_term)
+
+    def predict(
+        self, experience: NDArray, tenure_days: NDArray, price_usd_month: float
+    ) -> NDArray[np.float32]:
+        """Daily hazard of each user (float32, same shape as ``experience``)."""
+        z = (
+            np.float32(self.log_base(price_usd_month))
+            + np.float32(self.experience_coef) * experience
+        )
+        z += np.float32(self.tenure_coef) * np.log1p(tenure_days * np.float32(1 / DAYS_PER_MONTH))
+        return np.exp(z, out=z)
+
+
+class Acquisition(Behaviour):
+    """Expected new users per day.
+
+    ``(base + wom · active) · (price / ref)^elasticity · exp(−penalty · experience)``
+
+    Args:
+        base_per_day: arrivals a day from marketing and search at the reference price.
+        price_elasticity: arrivals respond to price with this elasticity (negative).
+        word_of_mouth_per_user_day: arrivals a day brought by each active user.
+        experience_penalty: damping of word of mouth by the segment's mean experience.
+        reference_price_usd_month: the price ``base_per_day`` was measured at.
+    """
+
+    def __init__(
+        self,
+        base_per_day: float = 100.0,
+        price_elasticity: float = -1.2,
+        word_of_mouth_per_user_day: float = 0.0002,
+        experience_penalty: float = 3.0,
+        reference_price_usd_month: float = 0.0,
+    ) -> None:
+        self.base_per_day = base_per_day
+        self.price_elasticity = price_elasticity
+        self.word_of_mouth_per_user_day = word_of_mouth_per_user_day
+        self.experience_penalty = experience_penalty
+        self.reference_price_usd_month = reference_price_usd_month
+
+    def predict(self, *, price_usd_month: float, active: float, experience: float) -> float:
+        """Expected arrivals for one day."""
+        ref = self.reference_price_usd_month
+        price_factor = 1.0
+        if ref > 0 and price_usd_month > 0:
+            price_factor = (price_usd_month / ref) ** self.price_elasticity
+        wom = (
+            self.word_of_mouth_per_user_day * active * np.exp(-self.experience_penalty * experience)
+        )
+        return float((self.base_per_day + wom) * price_factor)

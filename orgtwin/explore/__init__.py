@@ -1,0 +1,42 @@
+"""Explore: one scenario with its levers moved, against its base, for an interactive page.
+
+- :mod:`~orgtwin.explore.exploration`: run base and change, compare, trace the ripple;
+- :mod:`~orgtwin.explore.controls`: the knobs a scenario offers a page;
+- :mod:`~orgtwin.explore.ripple`: where a change landed, and the chain that carried it;
+- :mod:`~orgtwin.explore.figures`: KPI cards and time series with bands across seeds.
+
+May import every lower stage, up to :mod:`orgtwin.sweeps`.
+"""
+
+from orgtwin.explore.controls import Control, apply_controls, controls
+from orgtwin.explore.exploration import (
+    MAX_DAYS,
+    MAX_SEEDS,
+    Exploration,
+    check_bounds,
+    explore,
+    explore_from,
+    run_base,
+    run_change,
+)
+from orgtwin.explore.figures import HEADLINE_KPIS, kpi_cards, series_bands
+from orgtwin.explore.ripple import Ripple, ripple
+
+__all__ = [
+    "HEADLINE_KPIS",
+    "MAX_DAYS",
+    "MAX_SEEDS",
+    "Control",
+    "Exploration",
+    "Ripple",
+    "apply_controls",
+    "check_bounds",
+    "controls",
+    "explore",
+    "explore_from",
+    "kpi_cards",
+    "ripple",
+    "run_base",
+    "run_change",
+    "series_bands",
+]

@@ -1,0 +1,16 @@
+"""The scenario format: an organisation plus the interventions that change it.
+
+- :mod:`~orgtwin.scenario.spec`: the typed shapes of a scenario file;
+- :mod:`~orgtwin.scenario.load`: reading YAML, ``extends:`` and merging;
+- :mod:`~orgtwin.scenario.checks`: validation and its messages (file, field path,
+  expected, found), every problem at once;
+- :mod:`~orgtwin.scenario.levers`: dotted lever paths into a scenario and setting them;
+- :mod:`~orgtwin.scenario.reference`: the Markdown reference and JSON Schema of the format.
+
+May import: :mod:`orgtwin.errors`, :mod:`orgtwin.units`.
+"""
+
+from orgtwin.scenario.load import check_timing, load_scenario
+from orgtwin.scenario.spec import Scenario
+
+__all__ = ["Scenario", "check_timing", "load_scenario"]
