@@ -19,6 +19,7 @@ holds the state of every service in arrays and advances them together each hour:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import mesa
@@ -26,6 +27,9 @@ import numpy as np
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
+
+    from orgtwin.behaviours import LatencyCurve
+    from orgtwin.scenario.organisation import ServiceSpec
 
 _MAX_ERROR = 1.0 - 1e-12
 
@@ -64,7 +68,7 @@ class ServiceMesh:
         spot_preemption_per_hour: NDArray,
         spot_recovery_hours: NDArray,
         base_error_rate: NDArray,
-        latency: Any,
+        latency: LatencyCurve,
         autoscale_enabled: NDArray,
         target_utilisation: NDArray,
         min_replicas: NDArray,
@@ -105,6 +109,58 @@ class ServiceMesh:
         self.incident_error = np.zeros(n)
         self.incident_capacity_loss = np.zeros(n)
         self._zero_state(n)
+
+    @classmethod
+    def from_specs(
+        cls,
+        specs: Mapping[str, ServiceSpec],
+        vendors: Sequence[str],
+        *,
+        latency: LatencyCurve,
+        rng: np.random.Generator,
+    ) -> ServiceMesh:
+        """The mesh of the services a scenario declares, in its order.
+
+        Args:
+            specs: service name -> its spec (calls name services and vendors).
+            vendors: vendor names, in index order.
+            latency: the latency curves of every service (one behaviour, arrays inside).
+            rng: the mesh's random generator.
+        """
+        names = list(specs)
+        index = {name: i for i, name in enumerate(names)}
+        vendor_index = {name: v for v, name in enumerate(vendors)}
+        fanout = np.zeros((len(names), len(names)))
+        vendor_fanout = np.zeros((len(names), len(vendors)))
+        for i, spec in enumerate(specs.values()):
+            for callee, calls in spec.calls.items():
+                fanout[i, index[callee]] = calls
+            for vendor, calls in spec.vendors.items():
+                vendor_fanout[i, vendor_index[vendor]] = calls
+
+        def column(get: Any) -> NDArray:
+            return np.array([get(spec) for spec in specs.values()])
+
+        return cls(
+            names=names,
+            fanout=fanout,
+            vendor_fanout=vendor_fanout,
+            replicas=column(lambda s: s.replicas),
+            capacity_rps_per_replica=column(lambda s: s.capacity_rps_per_replica),
+            replica_cost_usd_hour=column(lambda s: s.replica_cost_usd_hour),
+            spot_share=column(lambda s: s.spot_share),
+            spot_discount=column(lambda s: s.spot_discount),
+            spot_preemption_per_hour=column(lambda s: s.spot_preemption_per_hour),
+            spot_recovery_hours=column(lambda s: s.spot_recovery_hours),
+            base_error_rate=column(lambda s: s.base_error_rate),
+            latency=latency,
+            autoscale_enabled=column(lambda s: s.autoscale.enabled),
+            target_utilisation=column(lambda s: s.autoscale.target_utilisation),
+            min_replicas=column(lambda s: s.autoscale.min_replicas),
+            max_replicas=column(lambda s: s.autoscale.max_replicas),
+            lag_hours=column(lambda s: s.autoscale.lag_hours),
+            rng=rng,
+        )
 
     def _zero_state(self, n: int) -> None:
         for name in (
@@ -195,6 +251,54 @@ class ServiceMesh:
         """Move the mesh's clock on by one hour."""
         self._position += 1
 
+    # ------------------------------------------------------------------ levers
+
+    def autoscaling(self, services: list[int]) -> dict[str, NDArray]:
+        """The autoscaling settings of some services (copies), as :meth:`set_autoscaling`
+        takes them."""
+        return {
+            "enabled": self.autoscale_enabled[services].copy(),
+            "target_utilisation": self.target_utilisation[services].copy(),
+            "min_replicas": self.min_replicas[services].copy(),
+            "max_replicas": self.max_replicas[services].copy(),
+            "lag_hours": self.lag_hours[services].copy(),
+        }
+
+    def set_autoscaling(
+        self,
+        services: list[int],
+        *,
+        enabled: Any = None,
+        target_utilisation: Any = None,
+        min_replicas: Any = None,
+        max_replicas: Any = None,
+        lag_hours: Any = None,
+    ) -> None:
+        """Change some autoscaling settings of some services (None leaves one as it is)."""
+        settings = (
+            (self.autoscale_enabled, enabled), (self.target_utilisation, target_utilisation),
+            (self.min_replicas, min_replicas), (self.max_replicas, max_replicas),
+            (self.lag_hours, lag_hours),
+        )  # fmt: skip
+        for array, value in settings:
+            if value is not None:
+                array[services] = value
+
+    def set_spot_share(self, services: list[int], share: Any) -> None:
+        """Run this share of some services' replicas on spot instances."""
+        self.spot_share[services] = share
+
+    def reroute_vendor(self, vendor: int, to: int) -> NDArray:
+        """Send every call to ``vendor`` to ``to`` instead; returns the calls as they were."""
+        before = self.vendor_fanout.copy()
+        self.vendor_fanout[:, to] += self.vendor_fanout[:, vendor]
+        self.vendor_fanout[:, vendor] = 0.0
+        return before
+
+    def restore_vendor_calls(self, calls: NDArray) -> None:
+        """Route vendor calls as ``calls`` says (as :meth:`reroute_vendor` returned them)."""
+        self.vendor_fanout[:] = calls
+
     def set_incidents(self, service: int, error_rates: list[float], capacity_loss: float) -> None:
         """Set the combined effect of the open incidents on one service."""
         self.incident_error[service] = 1.0 - float(np.prod([1.0 - e for e in error_rates]))
@@ -205,7 +309,7 @@ class Service(mesa.Agent):
     """One microservice: its owner, dependencies and live figures (a view on the mesh).
 
     Args:
-        model: the owning model.
+        model: the Mesa model the service belongs to (for registration only).
         name: service name.
         index: the service's position in the mesh arrays.
         team: name of the owning team.

@@ -18,20 +18,33 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import mesa
 import numpy as np
 
-from orgtwin.units import HOURS_PER_WEEK
+from orgtwin.telemetry.series import accrued_metrics
+from orgtwin.units import (
+    HOURS_PER_DAY,
+    HOURS_PER_WEEK,
+    WORK_END_HOUR,
+    WORK_START_HOUR,
+    WORKWEEK_HOURS,
+    Clock,
+)
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-WORK_START, WORK_END = 9, 18
+    from orgtwin.behaviours import ChangeFailure, IncidentTiming
+    from orgtwin.scenario.organisation import TeamSpec
+    from orgtwin.telemetry.recording import EventLog
+
 SEVERITY_ERROR_SHARE = {1: 1.0, 2: 0.25, 3: 0.04}
 RESPONDERS_PER_INCIDENT = 2.0
 PAGING_SEVERITY = 2  # incidents of this severity or worse page the on-call engineer
+DRILL_HOUR = 11  # chaos drills start at 11:00 local time
+WORKDAYS_PER_MONTH = 21.7
 
 
 @dataclass
@@ -64,28 +77,66 @@ class DeployPolicy:
     anchor: int = 0
 
 
+class Drills(Protocol):
+    """A programme of chaos drills (an intervention's settings, read by the team)."""
+
+    drills_per_month: float
+    drill_hours: float
+    expertise_per_drill: float
+
+
+class BudgetGate(Protocol):
+    """An error-budget policy: freeze deploys while too much of the budget is used."""
+
+    window_days: int
+    freeze_above_budget_used: float
+
+
+class IncidentDesk(Protocol):
+    """What a team needs from the desk that keeps the organisation's incidents."""
+
+    def open(
+        self, *, team: Team, service: int, severity: int, cause: str, started: int,
+        error_rate: float = 0.0, batch_size: int = 1, resolve_when: str = "restored",
+        vendor: int | None = None,
+    ) -> Incident:  # fmt: skip
+        """Open an incident owned by ``team``; its effects begin at ``started``."""
+        ...
+
+    def apply(self, service: int) -> None:
+        """Recompute one service's degradation from the incidents open on it."""
+        ...
+
+    def close(self, incident: Incident) -> None:
+        """Record a resolved incident and lift its effect."""
+        ...
+
+    def cleared(self, incident: Incident) -> bool:
+        """Whether what an incident waits for is over (the vendor is up, the load is ok)."""
+        ...
+
+
+GAUGES = ("headcount", "oncall_size", "fatigue", "expertise", "pending_changes")
+"""The team's state the series records each hour (see :meth:`Team.gauges`)."""
+COUNTS = accrued_metrics("team")
+"""What a team counts each hour: the team metrics of the series that accrue."""
+COUNTED = {name: i for i, name in enumerate(COUNTS)}
+"""Count name -> its place in the row of this hour's counts the model hands the team."""
+
+
 class Team(mesa.Agent):
     """An engineering team.
 
     Args:
-        model: the owning model.
+        model: the Mesa model the team belongs to (for registration only).
         name: team name.
+        spec: the team as the scenario declares it (people, rotation, policy, habits).
         services: indices (in the service mesh) of the services the team owns.
-        headcount: engineers at the start.
-        oncall_size: engineers sharing the on-call rotation.
-        utc_offset_hours: the team's time zone.
-        changes_per_engineer_day: changes an engineer finishes in a day of feature work.
-        toil_hours_per_ticket: engineer-hours one support ticket costs.
-        pipeline_hours: hours from a finished change to deployable (review, CI).
-        canary: whether deploys go out as canaries.
-        canary_blast_radius: share of traffic a failing canary reaches.
-        policy: the deploy policy.
         change_failure: behaviour with ``predict_proba(batch_size, fatigue)``.
         timing: behaviour with ``sample_detect`` and ``sample_restore`` (hours).
-        incident_error_rate: error rate a severity-1 failed deploy adds to its service.
-        escalate_every_hours: an open incident pages again this often.
-        people: fatigue, attrition and hiring parameters (a mapping).
-        expertise: starting expertise (1 = typical).
+        clock: the run's clock.
+        events: the run's event log (deploys and pages are recorded there).
+        desk: the incident desk (incidents are opened, applied and closed there).
         rng: this team's random generator (split into one stream per purpose).
     """
 
@@ -94,62 +145,59 @@ class Team(mesa.Agent):
         model: mesa.Model,
         *,
         name: str,
+        spec: TeamSpec,
         services: list[int],
-        headcount: int,
-        oncall_size: int,
-        utc_offset_hours: int,
-        changes_per_engineer_day: float,
-        toil_hours_per_ticket: float,
-        pipeline_hours: int,
-        canary: bool,
-        canary_blast_radius: float,
-        policy: DeployPolicy,
-        change_failure: Any,
-        timing: Any,
-        incident_error_rate: float,
-        escalate_every_hours: int,
-        people: dict[str, float],
-        expertise: float,
+        change_failure: ChangeFailure,
+        timing: IncidentTiming,
+        clock: Clock,
+        events: EventLog,
+        desk: IncidentDesk,
         rng: np.random.Generator,
     ) -> None:
         super().__init__(model)
         self.name = name
         self.services = list(services)
-        self.utc_offset_hours = utc_offset_hours
-        self.changes_per_engineer_day = changes_per_engineer_day
-        self.toil_hours_per_ticket = toil_hours_per_ticket
-        self.pipeline_hours = pipeline_hours
-        self.canary = canary
-        self.canary_blast_radius = canary_blast_radius
-        self.policy = policy
+        self.clock = clock
+        self.events = events
+        self.desk = desk
+        self.utc_offset_hours = spec.utc_offset_hours
+        self.changes_per_engineer_day = spec.changes_per_engineer_day
+        self.toil_hours_per_ticket = spec.toil_hours_per_ticket
+        self.pipeline_hours = spec.pipeline_hours
+        self.canary = spec.canary
+        self.canary_blast_radius = spec.change_failure.canary_blast_radius
+        policy = spec.deploy_policy
+        anchor = clock.first_tick_at(spec.utc_offset_hours, weekday=0, hour=10)
+        self.policy = DeployPolicy(policy.kind, policy.every_hours, policy.working_hours_only,
+                                   anchor)  # fmt: skip
         self.change_failure = change_failure
         self.timing = timing
-        self.incident_error_rate = incident_error_rate
-        self.escalate_every_hours = escalate_every_hours
-        self.people = dict(people)
-        self.expertise = expertise
-        self.oncall_target = oncall_size
+        self.incident_error_rate = spec.incidents.deploy_incident_error_rate
+        self.escalate_every_hours = spec.incidents.escalate_every_hours
+        self.people = spec.people.model_copy()
+        self.expertise = spec.expertise
+        self.oncall_target = spec.oncall_size
         streams = rng.spawn(4)
         self.rng_work, self.rng_deploy, self.rng_incident, self.rng_people = streams
         self.fatigue = np.zeros(0)
         self._mean_fatigue = 0.0
         self.attrition_clock = np.zeros(0)
         self.attrition_threshold = np.zeros(0)
-        self._hire(headcount)
+        self._hire(spec.headcount)
         self.hires_due: deque[int] = deque()  # days on which a hire starts
         self.open_reqs = 0
         self.hiring_frozen = False
         self.freezes = 0
         self.budget_frozen = False
-        self.budget_gate: tuple[int, float] | None = None  # (window days, budget limit)
+        self.budget_gate: BudgetGate | None = None
         self.pending: dict[int, deque[list[int]]] = {s: deque() for s in self.services}
         self.pending_changes = 0  # changes waiting in all queues
         self._service_share = np.full(len(self.services), 1 / max(len(self.services), 1))
         self.work_done = 0.0
         self.toil_backlog_hours = 0.0
         self.open_incidents: list[Incident] = []
-        self.chaos: dict[str, float] | None = None
-        self.counts = np.zeros(len(TEAM_COUNTS))
+        self.drills: Drills | None = None
+        self.counts = np.zeros(len(COUNTED))
 
     # ------------------------------------------------------------------ people
 
@@ -208,7 +256,7 @@ class Team(mesa.Agent):
     def _schedule_hires(self, day: int) -> None:
         if self.hiring_frozen:
             return
-        lag = int(self.people["hiring_lag_days"])
+        lag = int(self.people.hiring_lag_days)
         self.hires_due.extend([day + lag] * self.open_reqs)
         self.open_reqs = 0
 
@@ -221,18 +269,47 @@ class Team(mesa.Agent):
         else:
             self._schedule_hires(day)
 
-    # ------------------------------------------------------------------ the hour
+    def set_oncall_target(self, size: int) -> None:
+        """Engineers the rotation should have (fewer while the team is smaller)."""
+        self.oncall_target = int(size)
 
-    def local_time(self, tick: int) -> tuple[int, bool]:
-        """Local hour of day and whether it is a working hour, at ``tick``."""
-        hour_of_week = (tick + self.model.hour_of_week_offset + self.utc_offset_hours) % 168
-        hour = hour_of_week % 24
-        return hour, hour_of_week < 120 and WORK_START <= hour < WORK_END
+    # ------------------------------------------------------------------ policies
+
+    def set_policy(self, policy: DeployPolicy) -> None:
+        """Ship by another deploy policy from now on."""
+        self.policy = policy
+
+    def board_policy(self, meeting_every_hours: int) -> DeployPolicy:
+        """The policy of a change-approval board meeting every so often, Tuesdays 10:00 local."""
+        anchor = self.clock.first_tick_at(self.utc_offset_hours, weekday=1, hour=10)
+        return DeployPolicy("approval_board", meeting_every_hours, True, anchor)
+
+    def freeze_deploys(self) -> None:
+        """No deploys until the freeze is lifted (freezes nest)."""
+        self.freezes += 1
+
+    def lift_freeze(self) -> None:
+        """Lift one freeze."""
+        self.freezes -= 1
+
+    def set_drills(self, drills: Drills | None) -> None:
+        """Run a programme of chaos drills (None: no drills)."""
+        self.drills = drills
+
+    def set_budget_gate(self, gate: BudgetGate | None) -> None:
+        """Freeze deploys while the error budget is spent (None: never)."""
+        self.budget_gate = gate
+
+    def raise_tickets(self, tickets: float) -> None:
+        """Support tickets caused by the team's services become toil."""
+        self.toil_backlog_hours += tickets * self.toil_hours_per_ticket
+
+    # ------------------------------------------------------------------ the hour
 
     def step(self) -> None:
         """One hour: incidents move on, engineers work, the deploy policy may ship."""
-        tick = self.model.tick
-        _, working = self.local_time(tick)
+        tick = self.clock.tick
+        working = self.clock.is_working_hour(tick, self.utc_offset_hours)
         if self.open_incidents:
             self._progress_incidents(tick)
         if working:
@@ -250,8 +327,11 @@ class Team(mesa.Agent):
         toil = min(self.toil_backlog_hours, 0.5 * hours)
         self.toil_backlog_hours -= toil
         feature_hours = hours - toil
-        self.counts[TOIL], self.counts[FEATURE] = toil, feature_hours
-        rate = self.changes_per_engineer_day / (WORK_END - WORK_START)
+        self.counts[COUNTED["toil_hours"]], self.counts[COUNTED["feature_hours"]] = (
+            toil,
+            feature_hours,
+        )
+        rate = self.changes_per_engineer_day / (WORK_END_HOUR - WORK_START_HOUR)
         self.work_done += feature_hours * rate / (1.0 + self.mean_fatigue)
         n = int(self.work_done)
         if n == 0:
@@ -291,16 +371,16 @@ class Team(mesa.Agent):
         p_fail = float(self.change_failure.predict_proba(batch, self.mean_fatigue))
         u_fail, u_severity, u_latent = self.rng_deploy.random(3)
         failed = bool(u_fail < p_fail)
-        self.counts[DEPLOYS] += 1
-        self.model.events.deploy(tick, service, self.name, batch, failed, lead)
+        self.counts[COUNTED["deploys"]] += 1
+        self.events.deploy(tick, service, self.name, batch, failed, lead)
         if not failed:
-            self.counts[SHIPPED] += batch
+            self.counts[COUNTED["changes_shipped"]] += batch
             return
-        self.counts[FAILED] += 1
+        self.counts[COUNTED["failed_deploys"]] += 1
         severity = self._severity(batch, u_severity)
         blast = self.canary_blast_radius if (self.canary if canary is None else canary) else 1.0
         latent = int(-np.log1p(-u_latent) * 3.0)  # hours until the defect bites (mean ≈ 2.5)
-        incident = self.model.open_incident(
+        incident = self.desk.open(
             team=self,
             service=service,
             severity=severity,
@@ -335,7 +415,7 @@ class Team(mesa.Agent):
     def _progress_incidents(self, tick: int) -> None:
         for incident in list(self.open_incidents):
             if incident.started == tick:
-                self.model.apply_incidents(incident.service)
+                self.desk.apply(incident.service)
             if incident.detected == tick:
                 self._on_detect(incident, tick)
             elif incident.next_page is not None and tick >= incident.next_page:
@@ -354,38 +434,36 @@ class Team(mesa.Agent):
                 batch_size=incident.batch_size,
             )
             if incident.cause == "chaos":
-                hours = self.chaos["drill_hours"] if self.chaos else 1.0
+                hours = self.drills.drill_hours if self.drills else 1.0
             incident.resolved = tick + max(1, int(np.ceil(hours)))
         if incident.severity <= PAGING_SEVERITY:
             self._page(incident, tick)
 
     def _page(self, incident: Incident, tick: int) -> None:
-        _, working = self.local_time(tick)
+        working = self.clock.is_working_hour(tick, self.utc_offset_hours)
         engineer = self.on_call(tick)
         if not working and engineer >= 0:
-            self.fatigue[engineer] += self.people["fatigue_per_offhours_page"]
+            self.fatigue[engineer] += self.people.fatigue_per_offhours_page
             self._fatigue_changed()
-            self.counts[OFF_HOURS_PAGES] += 1
-        self.counts[PAGES] += 1
-        self.model.events.page(tick, self.name, not working, incident.incident_id)
+            self.counts[COUNTED["off_hours_pages"]] += 1
+        self.counts[COUNTED["pages"]] += 1
+        self.events.page(tick, self.name, not working, incident.incident_id)
         incident.next_page = tick + self.escalate_every_hours
 
     def _is_resolved(self, incident: Incident, tick: int) -> bool:
-        if incident.resolve_when == "vendor_up":
-            return bool(self.model.vendor_up_now[incident.vendor])
-        if incident.resolve_when == "load_ok":
-            return bool(self.model.mesh.overload_error[incident.service] < 0.01)
+        if incident.resolve_when != "restored":
+            return self.desk.cleared(incident)
         return incident.resolved is not None and tick >= incident.resolved
 
     def _resolve(self, incident: Incident, tick: int) -> None:
         incident.resolved = tick
         self.open_incidents.remove(incident)
-        self.model.close_incident(incident)
+        self.desk.close(incident)
         if incident.rollback:  # the failed changes go back to the queue, as they were
             self.pending[incident.service].extendleft(reversed(incident.rollback))
             self.pending_changes += sum(c for _, c in incident.rollback)
         if incident.cause != "chaos":
-            self.expertise += self.people["expertise_per_incident"]
+            self.expertise += self.people.expertise_per_incident
 
     # ------------------------------------------------------------------ the day
 
@@ -397,73 +475,63 @@ class Team(mesa.Agent):
             budget_used: share of the error budget the team's services used over the
                 window of its error-budget policy (None without a policy).
         """
-        recovery = np.full(self.headcount, 1.0 - self.people["fatigue_recovery_per_day"])
-        on_call = self.on_call(day * 24)
+        recovery = np.full(self.headcount, 1.0 - self.people.fatigue_recovery_per_day)
+        on_call = self.on_call(day * HOURS_PER_DAY)
         if on_call >= 0:
             recovery[on_call] = 1.0  # carrying the pager is no rest
         self.fatigue *= recovery
         self._fatigue_changed()
-        self.expertise *= 1.0 - self.people["expertise_decay_per_day"]
+        self.expertise *= 1.0 - self.people.expertise_decay_per_day
         self._attrition(day)
         while self.hires_due and self.hires_due[0] <= day:
             self.hires_due.popleft()
             self._hire(1)
-            self.counts[HIRED] += 1
+            self.counts[COUNTED["hired"]] += 1
         gate = self.budget_gate
-        self.budget_frozen = gate is not None and budget_used is not None and budget_used > gate[1]
-        if self.chaos is not None:
-            self._plan_drill(day)
+        self.budget_frozen = (
+            gate is not None and budget_used is not None
+            and budget_used > gate.freeze_above_budget_used
+        )  # fmt: skip
+        if self.drills is not None:
+            self._plan_drill(day, self.drills)
 
     def _attrition(self, day: int) -> None:
-        base = self.people["attrition_base_yearly"] / 365.0
-        self.attrition_clock += base * np.exp(self.people["attrition_fatigue_coef"] * self.fatigue)
+        base = self.people.attrition_base_yearly / 365.0
+        self.attrition_clock += base * np.exp(self.people.attrition_fatigue_coef * self.fatigue)
         leavers = np.flatnonzero(self.attrition_clock >= self.attrition_threshold)
         if leavers.size == 0:
             return
         if leavers.size >= self.headcount:  # the last engineer stays to keep the lights on
             leavers = leavers[1:]
         self._remove(leavers)
-        self.counts[LEFT] += leavers.size
+        self.counts[COUNTED["left"]] += leavers.size
         self.open_reqs += int(leavers.size)
         self._schedule_hires(day)
 
-    def _plan_drill(self, day: int) -> None:
-        """Maybe schedule a drill tomorrow at 11:00 local on a weekday."""
-        chaos = self.chaos
-        assert chaos is not None
+    def _plan_drill(self, day: int, drills: Drills) -> None:
+        """Maybe schedule a drill tomorrow at 11:00 local, if tomorrow is a weekday."""
         draw = self.rng_incident.random()
-        tomorrow = (day + 1) * 24
-        hour_of_week = (tomorrow + self.model.hour_of_week_offset + self.utc_offset_hours) % 168
-        if hour_of_week >= 120 or draw >= chaos["drills_per_month"] / 21.7:
+        tomorrow = (day + 1) * HOURS_PER_DAY
+        weekday = self.clock.hour_of_week(tomorrow, self.utc_offset_hours) < WORKWEEK_HOURS
+        if not weekday or draw >= drills.drills_per_month / WORKDAYS_PER_MONTH:
             return
-        start = tomorrow + 11 - self.utc_offset_hours
+        start = tomorrow + DRILL_HOUR - self.utc_offset_hours
         service = self.services[int(self.rng_incident.integers(len(self.services)))]
-        self.model.open_incident(
+        self.desk.open(
             team=self, service=service, severity=3, cause="chaos", started=start,
             error_rate=0.01 * self.canary_blast_radius,
         )  # fmt: skip
-        self.expertise += chaos["expertise_per_drill"]
+        self.expertise += drills.expertise_per_drill
 
-    @staticmethod
-    def series_metrics() -> tuple[str, ...]:
-        """Names of the team's figures in the time series: its gauges, then its counts."""
-        return TEAM_GAUGES + TEAM_COUNTS
+    # ------------------------------------------------------------------ figures
 
     def gauges(self) -> tuple[float, ...]:
-        """The team's state now, in :data:`TEAM_GAUGES` order."""
+        """The team's state now, in :data:`GAUGES` order."""
         return (
             self.headcount, self.oncall_size, self._mean_fatigue, self.expertise,
             self.pending_changes,
         )  # fmt: skip
 
     def count_into(self, row: NDArray) -> None:
-        """Count this hour's events into ``row`` (:data:`TEAM_COUNTS` order, zeroed)."""
+        """Count this hour's events into ``row`` (zeroed, laid out as :data:`COUNTED`)."""
         self.counts = row
-
-
-TEAM_GAUGES = ("headcount", "oncall_size", "fatigue", "expertise", "pending_changes")
-TEAM_COUNTS = (
-    "changes_shipped", "deploys", "failed_deploys", "pages", "off_hours_pages",
-    "left", "hired", "toil_hours", "feature_hours",
-)  # fmt: skip
-SHIPPED, DEPLOYS, FAILED, PAGES, OFF_HOURS_PAGES, LEFT, HIRED, TOIL, FEATURE = range(9)

@@ -19,38 +19,36 @@ so a comparison sees the change, not the noise.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
 
-from orgtwin.units import DAYS_PER_MONTH, HOURS_PER_WEEK
+from orgtwin.units import DAYS_PER_MONTH, HOURS_PER_DAY, HOURS_PER_WEEK
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
+
+    from orgtwin.behaviours import Acquisition, ChurnHazard, DemandProfile
+    from orgtwin.scenario.organisation import SegmentSpec
+    from orgtwin.telemetry.recording import EventLog
 
 
 class UserSegment(mesa.Agent):
     """A segment of users with per-user state held in arrays.
 
     Args:
-        model: the owning model.
+        model: the Mesa model the segment belongs to (for registration only).
         name: segment name.
-        plan: plan name (``free`` is not paying; any plan with a price > 0 is).
-        n_users: users at the start.
-        price_usd_month: price per user per month, USD.
-        utc_offset_hours: the segment's time zone.
-        sessions_per_user_day: mean sessions a day of a user of intensity 1.
-        intensity_sigma: log-normal spread of per-user intensity (mean 1).
+        spec: the segment as the scenario declares it (plan, price, users, habits).
         feature_weights: share of sessions per feature, one entry per model feature.
         profile: behaviour with ``predict(hour_of_week)`` (relative rate, mean 1).
         churn: behaviour with ``predict(experience, tenure_days, price)`` (daily hazard).
         acquisition: behaviour with ``predict(price_usd_month=, active=, experience=)``.
-        tickets_per_bad_session: chance a bad session becomes a support ticket.
-        slow_session_ms: p95 latency above which a session counts as bad.
-        initial_tenure_months_mean: mean tenure of the users present at the start.
-        experience_half_life_days: half-life of the experience memory.
         sample_size: users whose daily activity is recorded (the first slots).
+        events: the run's event log (the sampled users' days are recorded there).
+        new_ids: gives ``n`` fresh, unique user ids.
         rng: this segment's random generator.
     """
 
@@ -59,46 +57,52 @@ class UserSegment(mesa.Agent):
         model: mesa.Model,
         *,
         name: str,
-        plan: str,
-        n_users: int,
-        price_usd_month: float,
-        utc_offset_hours: int,
-        sessions_per_user_day: float,
-        intensity_sigma: float,
+        spec: SegmentSpec,
         feature_weights: NDArray[np.float64],
-        profile: Any,
-        churn: Any,
-        acquisition: Any,
-        tickets_per_bad_session: float,
-        slow_session_ms: float,
-        initial_tenure_months_mean: float,
-        experience_half_life_days: float,
+        profile: DemandProfile,
+        churn: ChurnHazard,
+        acquisition: Acquisition,
         sample_size: int,
+        events: EventLog,
+        new_ids: Callable[[int], NDArray[np.int64]],
         rng: np.random.Generator,
     ) -> None:
         super().__init__(model)
         self.name = name
-        self.plan = plan
-        self.price_usd_month = float(price_usd_month)
-        self.sessions_per_user_day = float(sessions_per_user_day)
-        self.intensity_sigma = float(intensity_sigma)
+        self.plan = spec.plan
+        self.price_usd_month = float(spec.price_usd_month)
+        self.sessions_per_user_day = float(spec.sessions_per_user_day)
+        self.intensity_sigma = float(spec.intensity_sigma)
         self.feature_weights = np.asarray(feature_weights, dtype=float)
         self.churn = churn
         self.acquisition = acquisition
-        self.tickets_per_bad_session = float(tickets_per_bad_session)
-        self.slow_session_ms = float(slow_session_ms)
-        self.memory = float(0.5 ** (1.0 / experience_half_life_days))
+        self.tickets_per_bad_session = float(spec.tickets_per_bad_session)
+        self.slow_session_ms = float(spec.slow_session_ms)
+        self.memory = float(0.5 ** (1.0 / spec.churn.experience_half_life_days))
+        self.events = events
+        self.new_ids = new_ids
         self.stream = rng
         utc_hours = np.arange(HOURS_PER_WEEK)
-        self.hourly_rate = profile.predict(utc_hours + utc_offset_hours) / 24.0
+        self.hourly_rate = profile.predict(utc_hours + spec.utc_offset_hours) / HOURS_PER_DAY
         self.intensity_total = 0.0  # sum of every active user's intensity, kept as users move
+        n_users = spec.n_users
         self._allocate(max(16, int(n_users * 1.25)))
-        self._arrive(n_users, tenure_mean_days=initial_tenure_months_mean * DAYS_PER_MONTH)
+        self._arrive(n_users, tenure_mean_days=spec.initial_tenure_months_mean * DAYS_PER_MONTH)
         self.sample_size = min(int(sample_size), n_users)
         self._reset_day()
         self.churned_today = 0
         self.acquired_today = 0
         self.tickets_today = 0
+
+    # ------------------------------------------------------------------ levers
+
+    def set_price(self, price_usd_month: float) -> None:
+        """Charge a new price from now on (churn and acquisition respond to it)."""
+        self.price_usd_month = float(price_usd_month)
+
+    def set_feature_share(self, feature: int, share: float) -> None:
+        """Weight of one feature in the segment's sessions (0: the feature is not used)."""
+        self.feature_weights[feature] = share
 
     # ------------------------------------------------------------------ state
 
@@ -149,7 +153,7 @@ class UserSegment(mesa.Agent):
         )
         self.experience[slots] = 0.0
         self.clock[slots] = 0.0
-        self.user_id[slots] = self.model.new_user_ids(n)
+        self.user_id[slots] = self.new_ids(n)
         self.intensity_total += float(self.intensity[slots].sum(dtype=np.float64))
 
     def _leave(self, slots: NDArray[np.int64]) -> None:
@@ -162,8 +166,6 @@ class UserSegment(mesa.Agent):
         self.day_sessions = 0.0
         self.day_bad = 0.0
         self.day_latency_weighted = 0.0
-
-    # ------------------------------------------------------------------ hourly
 
     # ------------------------------------------------------------------ daily
 
@@ -202,7 +204,7 @@ class UserSegment(mesa.Agent):
         errors = self.stream.binomial(sessions, min(max(bad_share, 0.0), 1.0))
         left = np.zeros(k, dtype=bool)
         left[churned[churned < k]] = True
-        self.model.events.user_day(
+        self.events.user_day(
             segment=self.name,
             plan=self.plan,
             price=self.price_usd_month,

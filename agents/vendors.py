@@ -9,7 +9,7 @@ traffic surge shows as vendor errors, as it does in production.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
@@ -17,20 +17,18 @@ import numpy as np
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from orgtwin.behaviours import VendorOutages
+    from orgtwin.scenario.organisation import VendorSpec
+
 
 class Vendor(mesa.Agent):
     """A third-party dependency.
 
     Args:
-        model: the owning model.
+        model: the Mesa model the vendor belongs to (for registration only).
         name: vendor name.
-        kind: what it provides (``payments``, ``auth``…), for reports.
-        latency_ms: added latency per call, ms.
-        price_usd_per_1k_calls: price per thousand calls, USD.
-        rate_limit_rps: calls per second above which calls are rejected (None: no limit).
-        error_rate: errors when healthy.
+        spec: the vendor as the scenario declares it (latency, price, limits, SLA).
         outages: behaviour with ``sample(rng, horizon_hours) -> [(start, end), ...]``.
-        sla_availability: availability the vendor promises.
         rng: this vendor's random generator.
     """
 
@@ -39,24 +37,20 @@ class Vendor(mesa.Agent):
         model: mesa.Model,
         *,
         name: str,
-        kind: str,
-        latency_ms: float,
-        price_usd_per_1k_calls: float,
-        rate_limit_rps: float | None,
-        error_rate: float,
-        outages: Any,
-        sla_availability: float,
+        spec: VendorSpec,
+        outages: VendorOutages,
         rng: np.random.Generator,
     ) -> None:
         super().__init__(model)
         self.name = name
-        self.kind = kind
-        self.latency_ms = float(latency_ms)
-        self.price_usd_per_1k_calls = float(price_usd_per_1k_calls)
-        self.rate_limit_rps = np.inf if rate_limit_rps is None else float(rate_limit_rps)
-        self.error_rate = float(error_rate)
+        self.kind = spec.kind
+        self.latency_ms = float(spec.latency_ms)
+        self.price_usd_per_1k_calls = float(spec.price_usd_per_1k_calls)
+        limit = spec.rate_limit_rps
+        self.rate_limit_rps = np.inf if limit is None else float(limit)
+        self.error_rate = float(spec.error_rate)
         self.outages = outages
-        self.sla_availability = float(sla_availability)
+        self.sla_availability = float(spec.sla_availability)
         self.stream = rng
         self.planned_outages: list[tuple[int, int]] = []
 

@@ -150,13 +150,13 @@ def user_days_per_s(scenario: Scenario, repeats: int, days: int = 30) -> float:
         user_days, elapsed = 0, 0.0
         gc.collect()
         for _ in range(days):
-            for seg in model.segments:
+            for seg in model.world.segments:
                 seg.day_sessions = seg.intensity_total * seg.sessions_per_user_day
                 seg.day_bad = 0.01 * seg.day_sessions
                 seg.day_latency_weighted = 150.0 * seg.day_sessions
                 user_days += seg.active_users
             start = time.perf_counter()
-            for seg in model.segments:
+            for seg in model.world.segments:
                 seg.end_day()
             elapsed += time.perf_counter() - start
         rates.append(user_days / elapsed)

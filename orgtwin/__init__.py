@@ -86,16 +86,29 @@ errors; a stage loads when one of its names is first used, so ``import orgtwin.b
 does not pull in Mesa, and the command line starts quickly."""
 
 __all__ = [
+    "KPIS",
     "ExploreError",
     "LeverError",
+    "OrgModel",
     "OrgTwinError",
     "ResultsError",
     "RunError",
+    "RunResult",
+    "RunSet",
+    "Scenario",
     "ScenarioError",
     "SweepError",
     "SweepInterrupted",
+    "SweepResult",
     "TelemetryError",
-    *_LAZY,
+    "base_of",
+    "compare",
+    "compare_scenarios",
+    "derive_seed",
+    "load_scenario",
+    "run",
+    "simulate",
+    "sweep",
 ]
 
 

@@ -293,7 +293,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from orgtwin.scenario.load import scenario_json_schema
+    from orgtwin.scenario.reference import scenario_json_schema
 
     print(json.dumps(scenario_json_schema(), indent=2))
     return 0

@@ -8,6 +8,9 @@ Values are formatted by their unit (:func:`format_value`, :func:`format_delta`):
 thousands separators, percentages with two decimals and their changes in percentage
 points (``pp``), money with ``$`` and no cents from $1,000 up.
 
+The :class:`Clock` is the one home of a run's time arithmetic: the hour of the week at a
+tick, in UTC or a local time zone, working hours, and the first tick at a local time.
+
 This module imports nothing from orgtwin: every stage may use it.
 """
 
@@ -16,6 +19,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
 SECONDS_PER_HOUR = 3600.0
 HOURS_PER_DAY = 24
@@ -24,6 +29,10 @@ HOURS_PER_WEEK = HOURS_PER_DAY * DAYS_PER_WEEK
 DAYS_PER_MONTH = 30.4375
 """The mean Gregorian month (365.25 / 12 days): monthly rates in scenarios use it."""
 HOURS_PER_MONTH = DAYS_PER_MONTH * 24.0
+WORKWEEK_HOURS = 5 * HOURS_PER_DAY
+"""Hours of the week from Monday 00:00 to Friday 24:00 (the weekdays)."""
+WORK_START_HOUR, WORK_END_HOUR = 9, 18
+"""Working hours on a weekday, local time: from 09:00 to 18:00."""
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")
 _UNIT_HOURS = {"h": 1, "d": HOURS_PER_DAY, "w": HOURS_PER_WEEK}
@@ -53,6 +62,69 @@ def parse_hours(value: float | int | str) -> int:
     if not match:
         raise ValueError(f"must be a number of days or a duration like '36h', '3d', got {value!r}")
     return round(float(match.group(1)) * _UNIT_HOURS[match.group(2)])
+
+
+# --------------------------------------------------------------------------- the clock
+
+
+@dataclass
+class Clock:
+    """The simulated time of one run: tick 0 is the scenario's ``start``, one tick an hour.
+
+    Hours of the week count from Monday 00:00 (0) to Sunday 23:00 (167), in UTC unless a
+    time zone's ``utc_offset_hours`` is given.
+
+    Args:
+        start: wall time of tick 0 (timezone-naive UTC).
+        n_ticks: ticks in the run.
+        tick: the current tick (the hour being simulated).
+
+    Example:
+        >>> clock = Clock(datetime(2026, 1, 5, 8), n_ticks=48)  # a Monday, 08:00 UTC
+        >>> clock.hour_of_week(), clock.is_working_hour(), clock.is_working_hour(utc_offset_hours=1)
+        (8, False, True)
+        >>> clock.first_tick_at(0, weekday=1, hour=10)  # Tuesday 10:00 UTC
+        26
+    """
+
+    start: datetime
+    n_ticks: int
+    tick: int = 0
+    offset: int = field(init=False)
+    """Hour of the week (UTC) of tick 0."""
+
+    def __post_init__(self) -> None:
+        self.offset = self.start.weekday() * HOURS_PER_DAY + self.start.hour
+
+    @property
+    def day(self) -> int:
+        """The day the current tick falls in (0 = the first)."""
+        return self.tick // HOURS_PER_DAY
+
+    def hour_of_week(self, tick: int | None = None, utc_offset_hours: int = 0) -> int:
+        """Hour of the week at ``tick`` (default: now), in the given time zone."""
+        now = self.tick if tick is None else tick
+        return (now + self.offset + utc_offset_hours) % HOURS_PER_WEEK
+
+    def is_working_hour(self, tick: int | None = None, utc_offset_hours: int = 0) -> bool:
+        """Whether ``tick`` (default: now) is a weekday working hour in the time zone."""
+        now = self.tick if tick is None else tick
+        hour_of_week = (now + self.offset + utc_offset_hours) % HOURS_PER_WEEK
+        hour = hour_of_week % HOURS_PER_DAY
+        return hour_of_week < WORKWEEK_HOURS and WORK_START_HOUR <= hour < WORK_END_HOUR
+
+    def first_tick_at(self, utc_offset_hours: int, *, weekday: int, hour: int) -> int:
+        """First tick at which it is ``weekday`` (0 = Monday) ``hour`` in a time zone."""
+        local = weekday * HOURS_PER_DAY + hour
+        return (local - self.offset - utc_offset_hours) % HOURS_PER_WEEK
+
+    def ends_day(self) -> bool:
+        """Whether the current tick is the last hour of a day."""
+        return (self.tick + 1) % HOURS_PER_DAY == 0
+
+    def advance(self) -> None:
+        """Move on to the next hour."""
+        self.tick += 1
 
 
 # --------------------------------------------------------------------------- formatting

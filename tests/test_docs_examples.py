@@ -10,10 +10,10 @@ import importlib
 import pkgutil
 from pathlib import Path
 
+import orgtwin.agents
 import pytest
 
 import orgtwin
-import orgtwin.agents
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = sorted(

@@ -14,19 +14,51 @@ the curve of every service in the mesh. Nothing here imports mesa.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from pydantic import BaseModel
 
 
 class Behaviour:
-    """Base of every behaviour: the scikit-learn estimator protocol, without scikit-learn.
+    """Base of every behaviour: the scikit-learn parameter protocol, without scikit-learn.
 
-    ``get_params``/``set_params`` read and write the ``__init__`` arguments, so
-    ``sklearn.base.clone``, grid searches and pipelines treat a behaviour like any
-    estimator, while importing orgtwin stays free of scikit-learn (and SciPy).
+    ``__init__`` stores its parameters and nothing else; ``get_params``/``set_params``
+    read and write them, so ``sklearn.base.clone`` copies a behaviour and a behaviour's
+    parameters are inspectable, while importing orgtwin stays free of scikit-learn (and
+    SciPy). These are the prediction side only: fitting a behaviour to telemetry is the
+    job of learners, which produce these parameters.
+
+    A behaviour is built from the scenario spec that declares its parameters
+    (:meth:`from_spec`), and its ``__init__`` defaults are that spec's defaults, so a
+    parameter's default is declared once, on the spec.
+
+    Attributes:
+        spec: the scenario spec class the parameters come from.
+        spec_fields: behaviour parameter -> spec field, where the names differ.
     """
+
+    spec: ClassVar[type[BaseModel] | None] = None
+    spec_fields: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def from_spec(cls, spec: BaseModel, **params: Any) -> Self:
+        """The behaviour with the parameters ``spec`` sets (``params`` win).
+
+        Example:
+            >>> from orgtwin.behaviours import ChangeFailure
+            >>> from orgtwin.scenario.organisation import ChangeFailureSpec
+            >>> ChangeFailure.from_spec(ChangeFailureSpec(base=0.05)).base
+            0.05
+        """
+        fields = type(spec).model_fields
+        for name in cls._param_names():
+            field = cls.spec_fields.get(name, name)
+            if name not in params and field in fields:
+                params[name] = getattr(spec, field)
+        return cls(**params)
 
     @classmethod
     def _param_names(cls) -> list[str]:

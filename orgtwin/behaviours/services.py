@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from orgtwin.behaviours.base import Behaviour
+from orgtwin.scenario.organisation import LatencySpec
+
+_LATENCY = LatencySpec()
 
 
 class LatencyCurve(Behaviour):
@@ -23,12 +29,14 @@ class LatencyCurve(Behaviour):
         u_max: utilisation above which queueing stops growing (the queue is full).
     """
 
+    spec = LatencySpec
+
     def __init__(
         self,
-        base_ms: ArrayLike = 20.0,
-        queueing_factor: ArrayLike = 1.0,
-        timeout_ms: ArrayLike = 5000.0,
-        p95_over_p50: ArrayLike = 3.0,
+        base_ms: ArrayLike = _LATENCY.base_ms,
+        queueing_factor: ArrayLike = _LATENCY.queueing_factor,
+        timeout_ms: ArrayLike = _LATENCY.timeout_ms,
+        p95_over_p50: ArrayLike = _LATENCY.p95_over_p50,
         u_max: float = 0.98,
     ) -> None:
         self.base_ms = base_ms
@@ -36,6 +44,19 @@ class LatencyCurve(Behaviour):
         self.timeout_ms = timeout_ms
         self.p95_over_p50 = p95_over_p50
         self.u_max = u_max
+
+    @classmethod
+    def from_specs(cls, specs: Sequence[LatencySpec], **params: Any) -> LatencyCurve:
+        """One curve per service, as arrays: the curves of ``specs``, in order.
+
+        Example:
+            >>> curve = LatencyCurve.from_specs([LatencySpec(base_ms=10), LatencySpec()])
+            >>> curve.predict([0.0, 0.0]).tolist()
+            [10.0, 20.0]
+        """
+        names = ("base_ms", "queueing_factor", "timeout_ms", "p95_over_p50")
+        columns = {name: np.array([getattr(s, name) for s in specs]) for name in names}
+        return cls(**(columns | params))
 
     def predict(self, utilisation: ArrayLike) -> NDArray[np.float64]:
         """Median latency (ms) at each utilisation."""

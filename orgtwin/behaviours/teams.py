@@ -8,6 +8,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from orgtwin.behaviours.base import Behaviour, expit, logit
+from orgtwin.scenario.organisation import ChangeFailureSpec, IncidentResponseSpec
+
+_FAILURE, _RESPONSE = ChangeFailureSpec(), IncidentResponseSpec()
 
 
 class ChangeFailure(Behaviour):
@@ -19,8 +22,13 @@ class ChangeFailure(Behaviour):
         fatigue_coef: log-odds per unit of fatigue of the deploying team.
     """
 
+    spec = ChangeFailureSpec
+
     def __init__(
-        self, base: float = 0.06, batch_coef: float = 0.45, fatigue_coef: float = 0.8
+        self,
+        base: float = _FAILURE.base,
+        batch_coef: float = _FAILURE.batch_coef,
+        fatigue_coef: float = _FAILURE.fatigue_coef,
     ) -> None:
         self.base = base
         self.batch_coef = batch_coef
@@ -56,15 +64,17 @@ class IncidentTiming(Behaviour):
         batch_coef: log-duration per log of the causing batch size.
     """
 
+    spec = IncidentResponseSpec
+
     def __init__(
         self,
-        detect_median_hours: float = 0.25,
-        detect_sigma: float = 0.6,
-        restore_median_hours: float = 1.5,
-        restore_sigma: float = 0.7,
-        fatigue_coef: float = 0.6,
-        expertise_coef: float = 0.3,
-        batch_coef: float = 0.25,
+        detect_median_hours: float = _RESPONSE.detect_median_hours,
+        detect_sigma: float = _RESPONSE.detect_sigma,
+        restore_median_hours: float = _RESPONSE.restore_median_hours,
+        restore_sigma: float = _RESPONSE.restore_sigma,
+        fatigue_coef: float = _RESPONSE.fatigue_coef,
+        expertise_coef: float = _RESPONSE.expertise_coef,
+        batch_coef: float = _RESPONSE.batch_coef,
     ) -> None:
         self.detect_median_hours = detect_median_hours
         self.detect_sigma = detect_sigma

@@ -6,7 +6,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from orgtwin.behaviours.base import Behaviour
+from orgtwin.scenario.organisation import AcquisitionSpec, ChurnSpec, DemandProfileSpec
 from orgtwin.units import DAYS_PER_MONTH, HOURS_PER_WEEK
+
+_DEMAND, _CHURN, _ACQUISITION = DemandProfileSpec(), ChurnSpec(), AcquisitionSpec()
 
 
 class DemandProfile(Behaviour):
@@ -26,8 +29,13 @@ class DemandProfile(Behaviour):
         (1.0, 14)
     """
 
+    spec = DemandProfileSpec
+
     def __init__(
-        self, peak_hour: int = 14, night_level: float = 0.15, weekend_level: float = 0.55
+        self,
+        peak_hour: int = _DEMAND.peak_hour,
+        night_level: float = _DEMAND.night_level,
+        weekend_level: float = _DEMAND.weekend_level,
     ) -> None:
         self.peak_hour = peak_hour
         self.night_level = night_level
@@ -66,12 +74,14 @@ class ChurnHazard(Behaviour):
         reference_price_usd_month: the price ``base_monthly`` was measured at.
     """
 
+    spec = ChurnSpec
+
     def __init__(
         self,
-        base_monthly: float = 0.03,
-        experience_coef: float = 4.0,
-        price_elasticity: float = 1.0,
-        tenure_coef: float = -0.35,
+        base_monthly: float = _CHURN.base_monthly,
+        experience_coef: float = _CHURN.experience_coef,
+        price_elasticity: float = _CHURN.price_elasticity,
+        tenure_coef: float = _CHURN.tenure_coef,
         reference_price_usd_month: float = 0.0,
     ) -> None:
         self.base_monthly = base_monthly
@@ -114,12 +124,14 @@ class Acquisition(Behaviour):
         reference_price_usd_month: the price ``base_per_day`` was measured at.
     """
 
+    spec = AcquisitionSpec
+
     def __init__(
         self,
-        base_per_day: float = 100.0,
-        price_elasticity: float = -1.2,
-        word_of_mouth_per_user_day: float = 0.0002,
-        experience_penalty: float = 3.0,
+        base_per_day: float = _ACQUISITION.base_per_day,
+        price_elasticity: float = _ACQUISITION.price_elasticity,
+        word_of_mouth_per_user_day: float = _ACQUISITION.word_of_mouth_per_user_day,
+        experience_penalty: float = _ACQUISITION.experience_penalty,
         reference_price_usd_month: float = 0.0,
     ) -> None:
         self.base_per_day = base_per_day

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import numpy as np
 
 from orgtwin.behaviours.base import Behaviour
+from orgtwin.scenario.organisation import VendorSpec
 from orgtwin.units import DAYS_PER_MONTH
+
+_VENDOR = VendorSpec()
 
 
 class VendorOutages(Behaviour):
@@ -16,7 +22,17 @@ class VendorOutages(Behaviour):
         hours_mean: mean outage length, hours.
     """
 
-    def __init__(self, rate_per_month: float = 0.5, hours_mean: float = 2.0) -> None:
+    spec = VendorSpec
+    spec_fields: ClassVar[Mapping[str, str]] = {
+        "rate_per_month": "outage_rate_per_month",
+        "hours_mean": "outage_hours_mean",
+    }
+
+    def __init__(
+        self,
+        rate_per_month: float = _VENDOR.outage_rate_per_month,
+        hours_mean: float = _VENDOR.outage_hours_mean,
+    ) -> None:
         self.rate_per_month = rate_per_month
         self.hours_mean = hours_mean
 

@@ -35,20 +35,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from orgtwin.errors import LeverError
-from orgtwin.scenario import spec as sc
+from orgtwin.scenario.fields import Knob, Selector
+from orgtwin.scenario.interventions import MAX_PRICE_FACTOR, InterventionSpec, VendorOutage
 from orgtwin.scenario.levers import apply_levers
 from orgtwin.scenario.load import check_references
-from orgtwin.scenario.reference import _attribute_docs
 from orgtwin.scenario.spec import Scenario
 from orgtwin.units import HOURS_PER_DAY, parse_hours
 
 ControlKind = Literal["int", "float", "bool", "choice"]
 CONTROL_KINDS: tuple[ControlKind, ...] = ("int", "float", "bool", "choice")
-MAX_PRICE_FACTOR = 4.0
-"""A price control goes up to this many times the current price (and at least $100)."""
 
 
 @dataclass(frozen=True)
@@ -82,43 +80,6 @@ class Control:
 
 # --------------------------------------------------------------------------- listing
 
-INTERVENTION_FIELDS: dict[str, tuple[str, str, float | None, float | None, float | None]] = {
-    # field: (label, unit, low, high, step); a None bound is worked out per scenario
-    "price_usd_month": ("New price", "USD/month", 0.0, None, 0.5),
-    "factor": ("Price factor", "x", 0.1, MAX_PRICE_FACTOR, 0.05),
-    "session_share": ("Sessions using the feature", "x existing sessions", 0.05, 2.0, 0.05),
-    "launch_changes": ("Size of the launch deploy", "changes", 1, 500, 1),
-    "dark": ("Dark launch: errors hidden from users until it ends", "", None, None, None),
-    "meeting_every_hours": ("Board meets every", "h", 24, 24 * 28, 24),
-    "oncall_size": ("On-call rotation size", "engineers", 1, None, 1),
-    "headcount_change": ("Engineers hired (+) or laid off (-)", "engineers", None, 20, 1),
-    "hiring_freeze": ("Hiring freeze (leavers not replaced)", "", None, None, None),
-    "enabled": ("Autoscaling on", "", None, None, None),
-    "target_utilisation": ("Autoscaling target utilisation", "0-1", 0.1, 1.0, 0.05),
-    "min_replicas": ("Fewest replicas", "replicas", 1, 50, 1),
-    "max_replicas": ("Most replicas", "replicas", 1, 500, 1),
-    "lag_hours": ("Autoscaling lag", "h", 0, 48, 1),
-    "spot_share": ("Share of replicas on spot instances", "0-1", 0.0, 1.0, 0.05),
-    "to": ("Replacement vendor", "", None, None, None),
-    "vendor": ("Vendor that is down", "", None, None, None),
-    "drills_per_month": ("Chaos drills a month per team", "drills/month", 0.5, 20.0, 0.5),
-    "drill_hours": ("Length of a drill", "h", 0.5, 8.0, 0.5),
-    "window_days": ("Error-budget window", "days", 1, 90, 1),
-    "freeze_above_budget_used": ("Freeze when budget used exceeds", "x budget", 0.1, 5.0, 0.1),
-    "multiplier": ("Traffic multiplier", "x", 0.1, 10.0, 0.1),
-}
-"""User-facing intervention fields: label, unit and the range a page offers."""
-
-_KIND_WORDS = {
-    "price_change": "price change", "feature_launch": "feature launch",
-    "approval_board": "approval board", "deploy_freeze": "deploy freeze",
-    "oncall_rotation": "on-call rotation", "staffing": "staffing change",
-    "autoscaling_policy": "autoscaling policy", "spot_share": "spot instances",
-    "vendor_swap": "vendor swap", "vendor_outage": "vendor outage",
-    "chaos_program": "chaos programme", "error_budget_policy": "error-budget policy",
-    "traffic_surge": "traffic surge",
-}  # fmt: skip
-"""Each intervention kind in plain words."""
 
 _SPECIAL = re.compile(r"^interventions\[(\d+)\]\.(active|at|duration_hours|duration_days)$")
 
@@ -149,31 +110,26 @@ def controls(scenario: Scenario) -> list[Control]:
     return found
 
 
-def describe(iv: sc.InterventionSpec) -> str:
-    """An intervention in plain words: its label, else its kind (``"approval board"``)."""
-    return iv.label or _KIND_WORDS.get(getattr(iv, "kind", ""), "intervention")
-
-
-def _where(iv: sc.InterventionSpec) -> str:
+def _where(iv: InterventionSpec) -> str:
     day, hour = divmod(iv.start_hour, HOURS_PER_DAY)
-    return f"{describe(iv)}, from day {day}" + (f" {hour:02d}:00" if hour else "")
+    return f"{iv.describe()}, from day {day}" + (f" {hour:02d}:00" if hour else "")
 
 
-def _timing_controls(scenario: Scenario, i: int, iv: sc.InterventionSpec) -> list[Control]:
-    docs = _docs("InterventionSpec")
+def _timing_controls(scenario: Scenario, i: int, iv: InterventionSpec) -> list[Control]:
+    docs = _docs(InterventionSpec)
     start_days = iv.start_hour / HOURS_PER_DAY
     whole = start_days.is_integer()
     found = [
-        Control(f"interventions[{i}].active", f"{describe(iv)}: on", "bool", True,
+        Control(f"interventions[{i}].active", f"{iv.describe()}: on", "bool", True,
                 help="Off: run the scenario without this intervention."),
-        Control(f"interventions[{i}].at", f"Starts on day ({describe(iv)})",
+        Control(f"interventions[{i}].at", f"Starts on day ({iv.describe()})",
                 "int" if whole else "float", int(start_days) if whole else start_days,
                 low=0, high=scenario.days - 1, step=1 if whole else 1 / HOURS_PER_DAY,
                 unit="day", help=docs.get("at", "")),
     ]  # fmt: skip
     if iv.end_hour is not None:
         hours = iv.end_hour - iv.start_hour
-        if isinstance(iv, sc.VendorOutage) or hours % HOURS_PER_DAY:
+        if isinstance(iv, VendorOutage) or hours % HOURS_PER_DAY:
             found.append(Control(
                 f"interventions[{i}].duration_hours", f"Length ({_where(iv)})", "int", hours,
                 low=1, high=max(72, hours), step=1, unit="h",
@@ -189,15 +145,26 @@ def _timing_controls(scenario: Scenario, i: int, iv: sc.InterventionSpec) -> lis
     return found
 
 
+def knob(spec: type[BaseModel], name: str) -> Knob | None:
+    """The control a field of a spec declares (:class:`~orgtwin.scenario.fields.Knob`), if any."""
+    return next((m for m in spec.model_fields[name].metadata if isinstance(m, Knob)), None)
+
+
 def _field_control(scenario: Scenario, i: int, iv: Any, name: str) -> Control | None:
     value = getattr(iv, name)
-    wrong_vendor = name == "vendor" and iv.kind != "vendor_outage"  # a swap's is fixed
-    if name not in INTERVENTION_FIELDS or value is None or wrong_vendor:
+    offered = knob(type(iv), name)
+    if offered is None or value is None:
         return None
-    label, unit, low, high, step = INTERVENTION_FIELDS[name]
+    label, unit, low, high, step = (
+        offered.label,
+        offered.unit,
+        offered.low,
+        offered.high,
+        offered.step,
+    )
     path = f"interventions[{i}].{name}"
     text = f"{label} ({_where(iv)})"
-    doc = _docs(type(iv).__name__).get(name, "")
+    doc = _docs(type(iv)).get(name, "")
     if name in ("to", "vendor"):
         return Control(path, text, "choice", value, choices=_vendor_choices(scenario, iv, name),
                        help=doc)  # fmt: skip
@@ -225,7 +192,7 @@ def _bounds(
     return min(low, value), max(high, value)
 
 
-def _selected(entities: Mapping[str, Any], selector: sc.Selector) -> list[str]:
+def _selected(entities: Mapping[str, Any], selector: Selector) -> list[str]:
     return list(entities) if selector == "*" else [n for n in selector if n in entities]
 
 
@@ -237,9 +204,13 @@ def _vendor_choices(scenario: Scenario, iv: Any, name: str) -> tuple[str, ...]:
     return tuple(alike or [iv.to])
 
 
-def _docs(class_name: str) -> dict[str, str]:
-    docs = _attribute_docs().get(class_name, {})
-    return {field: " ".join(text.split()).replace("``", "`") for field, text in docs.items()}
+def _docs(spec: type[BaseModel]) -> dict[str, str]:
+    """Each field's description (the docstring under it), as one Markdown line."""
+    return {
+        name: " ".join(field.description.split()).replace("``", "`")
+        for name, field in spec.model_fields.items()
+        if field.description
+    }
 
 
 _ORGANISATION: tuple[tuple[str, str, str, str, float | None, float | None], ...] = (
@@ -270,7 +241,7 @@ def _organisation_controls(scenario: Scenario) -> list[Control]:
             parent = _get(entities[names[0]], field.rpartition(".")[0])
             control = Control(
                 f"{kind}.{name}.{field}", f"{label} ({who})", "choice", values[names[0]],
-                help=_docs(type(parent).__name__).get(field.rpartition(".")[2], ""),
+                help=_docs(type(parent)).get(field.rpartition(".")[2], ""),
             )  # fmt: skip
             found.append(_ranged(control, scenario, names, low, step, unit))
     return found

@@ -44,18 +44,7 @@ from orgtwin.explore.controls import apply_controls, controls
 from orgtwin.explore.ripple import Ripple, ripple
 from orgtwin.runs.comparison import compare
 from orgtwin.runs.results import RunSet
-from orgtwin.runs.runner import (
-    KPI_TABLES,
-    ScenarioLike,
-    as_scenario,
-    base_of,
-    check_workers,
-    derive_seed,
-    run_in_pool,
-    ship,
-    simulate,
-    simulate_shipped,
-)
+from orgtwin.runs.runner import ScenarioLike, as_scenario, base_of, run
 from orgtwin.scenario.load import load_scenario
 from orgtwin.scenario.spec import Scenario
 
@@ -63,12 +52,6 @@ MAX_DAYS = 365
 """Longest run an exploration may ask for, days."""
 MAX_SEEDS = 32
 """Most seeds an exploration may ask for."""
-LEAN: dict[str, Any] = {
-    "tables": (*KPI_TABLES, "calls", "vendor_status"),
-    "series": "daily",
-}
-"""Options of :func:`orgtwin.runner.simulate` for a lean run: the small event tables (the
-KPI summary needs deploys, incidents and pages) and the series as daily means."""
 Values = Mapping[str, Any] | Sequence[tuple[str, Any]]
 """Control values: a mapping, or ``(path, value)`` pairs (hashable, for caches)."""
 
@@ -154,14 +137,7 @@ def _run_lean(
     scenario: Scenario, *, days: int, seeds: int, seed: int, workers: int | None
 ) -> RunSet:
     check_bounds(days, seeds)
-    jobs = [
-        {"seed": derive_seed(seed, r), "days": days, "replicate": r, **LEAN} for r in range(seeds)
-    ]
-    if check_workers(workers) > 1 and seeds > 1:
-        runs = run_in_pool(simulate_shipped, ship(scenario), jobs, workers=workers)
-    else:
-        runs = [simulate(scenario, **job) for job in jobs]
-    return RunSet.from_runs(runs)
+    return run(scenario, days=days, seeds=seeds, seed=seed, workers=workers, lean=True)
 
 
 def _base_scenario(scenario: Scenario) -> Scenario:

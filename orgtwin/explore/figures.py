@@ -18,11 +18,10 @@ from typing import Any, Literal
 
 import polars as pl
 
-from orgtwin.agents.teams import TEAM_COUNTS, Team
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
 from orgtwin.runs import metrics, stats
 from orgtwin.runs.results import RunSet
-from orgtwin.telemetry import recording
+from orgtwin.telemetry import series as registry
 from orgtwin.units import HOURS_PER_DAY, format_delta, format_value, with_unit
 
 HEADLINE_KPIS: tuple[str, ...] = (
@@ -31,26 +30,6 @@ HEADLINE_KPIS: tuple[str, ...] = (
     "change_failure_rate_pct", "deploy_frequency_per_day",
 )  # fmt: skip
 """KPIs the Explore page shows as cards, in order."""
-SERIES_METRICS: dict[str, tuple[str, ...]] = {
-    "segment": recording.SEGMENT_METRICS,
-    "service": recording.SERVICE_METRICS,
-    "vendor": recording.VENDOR_METRICS,
-    "feature": recording.FEATURE_METRICS,
-    "team": Team.series_metrics(),
-}
-"""Metrics of the series by entity type (see :mod:`orgtwin.metrics` for their meaning)."""
-ACCRUED: dict[str, frozenset[str]] = {
-    "segment": frozenset({"revenue_usd", "churned", "acquired", "tickets", "sessions",
-                          "bad_sessions"}),
-    "service": frozenset({"cost_usd"}),
-    "vendor": frozenset({"cost_usd"}),
-    "feature": frozenset({"sessions", "requests", "errors"}),
-    "team": frozenset(TEAM_COUNTS),
-}  # fmt: skip
-"""Metrics that accrue within a tick (summed over time); the others are gauges (averaged)."""
-INTENSIVE = frozenset({"utilisation", "latency_p50_ms", "latency_p95_ms", "error_rate", "up",
-                       "fatigue", "expertise"})  # fmt: skip
-"""Metrics averaged across entities (rates, levels); the others are summed."""
 Freq = Literal["day", "week"]
 
 
@@ -123,15 +102,16 @@ def series_bands(
     """A metric over time: its mean across seeds with a confidence band, for a chart.
 
     Each seed's value per period is first made from its series: within a period, gauges
-    are averaged and accrued figures (:data:`ACCRUED`, such as ``churned`` or ``pages``)
+    are averaged and accrued figures (such as ``churned`` or ``pages``, see
+    :data:`~orgtwin.telemetry.series.SERIES_METRICS`)
     are summed (a day's total); across entities (``entity=None``), levels and rates
-    (:data:`INTENSIVE`) are averaged and the others summed. The band is the Student-t
+    (intensive metrics) are averaged and the others summed. The band is the Student-t
     interval of the mean across seeds (``confidence``), not the spread of the seeds.
 
     Args:
         runset: a run set (lean or full).
         entity_type: ``segment``, ``service``, ``vendor``, ``feature`` or ``team``.
-        metric: a metric of that type (:data:`SERIES_METRICS`).
+        metric: a metric of that type (see :mod:`orgtwin.telemetry.series`).
         entity: one entity's name, or None for all of them together.
         freq: ``"day"`` or ``"week"`` (7-day periods from the start).
         confidence: coverage of the band, 0..1 exclusive.
@@ -145,14 +125,15 @@ def series_bands(
     """
     stats.check_confidence(confidence)
     _check_series_request(runset, entity_type, metric, entity, freq)
-    accrued = metric in ACCRUED[entity_type]
+    declared = registry.metric(entity_type, metric)
+    accrued = declared.accrues
     rows = runset.series.lazy().filter(
         pl.col("entity_type") == entity_type, pl.col("metric") == metric,
         *([pl.col("entity") == entity] if entity is not None else []),
     )  # fmt: skip
     day = (pl.col("tick") // HOURS_PER_DAY).cast(pl.Int64).alias("day")
     per_entity = rows.group_by("seed", "entity", day).agg(pl.col("value").mean())
-    across = pl.col("value").mean() if metric in INTENSIVE else pl.col("value").sum()
+    across = pl.col("value").mean() if declared.intensive else pl.col("value").sum()
     daily = per_entity.group_by("seed", "day").agg(across)
     if accrued:
         daily = daily.with_columns(pl.col("value") * HOURS_PER_DAY)
@@ -183,12 +164,12 @@ def _t(n: int, confidence: float) -> float:
 def _check_series_request(
     runset: RunSet, entity_type: str, metric: str, entity: str | None, freq: str
 ) -> None:
-    if entity_type not in SERIES_METRICS:
+    if entity_type not in registry.ENTITY_TYPES:
         raise ResultsError(
-            f"entity_type must be one of {', '.join(SERIES_METRICS)}, got {entity_type!r}"
-            + in_brackets(did_you_mean(entity_type, SERIES_METRICS))
+            f"entity_type must be one of {', '.join(registry.ENTITY_TYPES)}, got {entity_type!r}"
+            + in_brackets(did_you_mean(entity_type, registry.ENTITY_TYPES))
         )
-    known = SERIES_METRICS[entity_type]
+    known = registry.metrics_of(entity_type)
     if metric not in known:
         raise ResultsError(
             f"metric must be a {entity_type} metric ({', '.join(known)}), got {metric!r}"

@@ -26,7 +26,6 @@ numpy: no UI library is imported here.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -415,70 +414,12 @@ def format_move(base: float, change: float, unit: str) -> str:
 def intervention_words(scenario: Scenario) -> str:
     """The scenario's interventions in plain words, joined by ``" + "``.
 
+    Each kind says itself (:meth:`~orgtwin.scenario.interventions.InterventionSpec.words`).
+
     Example:
         >>> from orgtwin.scenario.load import load_scenario
         >>> intervention_words(load_scenario("scenarios/price_increase.yaml"))
         'price $12 → $15'
     """
-    words = [_words(scenario, iv) for iv in scenario.interventions]
+    words = [iv.words(scenario) for iv in scenario.interventions]
     return " + ".join(words) or "the change"
-
-
-def _words(scenario: Scenario, iv: Any) -> str:
-    say = _WORDS.get(iv.kind)
-    return say(scenario, iv) if say else iv.kind.replace("_", " ")
-
-
-def _every(hours: int, noun: str) -> str:
-    if hours == 168:
-        return f"weekly {noun}"
-    if hours % 168 == 0:
-        return f"{noun} every {hours // 168} weeks"
-    if hours == 24:
-        return f"daily {noun}"
-    return f"{noun} every {hours // 24} days" if hours % 24 == 0 else f"{noun} every {hours} h"
-
-
-def _price_words(scenario: Scenario, iv: Any) -> str:
-    names = list(scenario.segments) if iv.segments == "*" else list(iv.segments)
-    old = {scenario.segments[n].price_usd_month for n in names if n in scenario.segments}
-    if iv.factor is not None:
-        return f"price ×{iv.factor:g}"
-    if len(old) == 1:
-        return f"price ${old.pop():g} → ${iv.price_usd_month:g}"
-    return f"price → ${iv.price_usd_month:g}"
-
-
-def _staffing_words(iv: Any) -> str:
-    parts = ["hiring freeze"] if iv.hiring_freeze else []
-    n = iv.headcount_change
-    if n < 0:
-        parts.append(f"{-n} layoff{'s' if n < -1 else ''}")
-    elif n > 0:
-        parts.append(f"{n} hire{'s' if n > 1 else ''}")
-    return " and ".join(parts) or "staffing change"
-
-
-def _autoscaling_words(iv: Any) -> str:
-    target = iv.target_utilisation
-    return "autoscaling policy" if target is None else f"autoscaling target {target:.0%}"
-
-
-_WORDS: dict[str, Callable[[Scenario, Any], str]] = {
-    "approval_board": lambda _, iv: _every(iv.meeting_every_hours, "approval board"),
-    "price_change": _price_words,
-    "feature_launch": lambda _, iv: (
-        f"dark launch of {iv.feature}" if iv.dark else f"{iv.feature} launch"
-    ),
-    "deploy_freeze": lambda _, iv: "deploy freeze",
-    "oncall_rotation": lambda _, iv: f"on-call rotation of {iv.oncall_size}",
-    "staffing": lambda _, iv: _staffing_words(iv),
-    "autoscaling_policy": lambda _, iv: _autoscaling_words(iv),
-    "spot_share": lambda _, iv: f"{iv.spot_share:.0%} spot",
-    "vendor_swap": lambda _, iv: f"{iv.vendor} → {iv.to}",
-    "vendor_outage": lambda _, iv: f"{iv.end_hour - iv.start_hour} h {iv.vendor} outage",
-    "chaos_program": lambda _, iv: f"chaos drills {iv.drills_per_month:g}/month",
-    "error_budget_policy": lambda _, iv: "error-budget freeze",
-    "traffic_surge": lambda _, iv: f"traffic ×{iv.multiplier:g}",
-}
-"""Intervention kind -> its words, with the figure that sets its size."""

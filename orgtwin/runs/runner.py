@@ -9,23 +9,17 @@ where each worker also computes its runs' KPI summaries, so the parent only gath
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-import polars as pl
-
-from orgtwin.errors import OrgTwinError
+from orgtwin.errors import RunError
 from orgtwin.runs.pool import ShippedScenario, check_workers, run_in_pool, ship, unship
 from orgtwin.runs.results import RunResult, RunSet
 from orgtwin.scenario.load import check_timing, load_scenario
 from orgtwin.scenario.spec import Scenario
-from orgtwin.telemetry import recording
-from orgtwin.telemetry import schemas as tables
-from orgtwin.units import HOURS_PER_DAY
+from orgtwin.telemetry.recording import check_tables
 from orgtwin.world.model import OrgModel
 from orgtwin.world.rng import derive_seed
 
@@ -34,6 +28,9 @@ SeriesResolution = Literal["hourly", "daily"]
 SERIES_RESOLUTIONS: tuple[SeriesResolution, ...] = ("hourly", "daily")
 KPI_TABLES: tuple[str, ...] = ("deploys", "incidents", "pages")
 """The telemetry tables the KPI summary reads (pass as ``tables=`` when only KPIs matter)."""
+LEAN: dict[str, Any] = {"tables": (*KPI_TABLES, "calls", "vendor_status"), "series": "daily"}
+"""Options of :func:`simulate` for a lean run (``run(..., lean=True)``): the small event
+tables and the series as daily means."""
 
 
 def as_scenario(scenario: ScenarioLike) -> Scenario:
@@ -58,11 +55,11 @@ def simulate(
         seed: the run's seed (used as given, not derived).
         days: days to simulate (default: the scenario's ``days``).
         replicate: the run's index among the seeds of a multi-seed run.
-        behaviours: replacement behaviours by key (see :func:`orgtwin.world.behaviour`).
+        behaviours: replacement behaviours by key (see
+            :class:`orgtwin.world.build.Behaviours`).
         tables: names of the telemetry tables to build (the others are left empty, in
             their schema; they cost time and memory: ``user_days`` is the dearest);
-            every table by default. The KPI summary needs ``deploys``, ``incidents``
-            and ``pages``.
+            every table by default. The KPI summary needs :data:`KPI_TABLES`.
         series: ``"hourly"`` (every tick) or ``"daily"``: one row per day, ``tick``
             the day's first hour and ``value`` the mean over the day's hours; the KPIs
             are then computed from every hour first (the result is a
@@ -72,17 +69,25 @@ def simulate(
         The run's :class:`RunResult`.
 
     Raises:
-        OrgTwinError: ``series`` or ``tables`` names something unknown.
+        RunError: ``series`` or ``tables`` names something unknown, or a replacement
+            behaviour's key names nothing in this scenario.
+
+    Example:
+        >>> from orgtwin import load_scenario
+        >>> result = simulate(load_scenario("scenarios/baseline.yaml"), seed=1, days=2)
+        >>> result.events["deploys"].columns[:3], result.summary()["users"] > 0
+        (['time', 'service', 'team'], True)
     """
     sc = as_scenario(scenario)
     days = sc.days if days is None else int(days)
     check_timing(sc, days)
     if series not in SERIES_RESOLUTIONS:
-        raise OrgTwinError(f"series must be 'hourly' or 'daily', got {series!r}")
-    _check_tables(tables)
+        raise RunError(f"series must be 'hourly' or 'daily', got {series!r}")
+    check_tables(tables)
     model = OrgModel(sc, seed=seed, days=days, behaviours=behaviours)
     model.run()
     model.finish()
+    world = model.world
     result = RunResult(
         scenario=sc.name,
         seed=seed,
@@ -91,113 +96,12 @@ def simulate(
         days=days,
         slo_availability=sc.slo.availability_target,
         slo_latency_p95_ms=sc.slo.latency_p95_ms,
-        series=model.recorder.to_frame(),
-        events=telemetry(model, only=tables),
+        series=world.recorder.to_frame(),
+        events=world.events.tables(world.recorder, only=tables),
     )
     if series == "daily":
-        return SummarisedRun.of(result, series=daily_series(model.recorder))
+        return SummarisedRun.of(result, series=world.recorder.daily_frame())
     return result
-
-
-def daily_series(recorder: recording.SeriesRecorder) -> pl.DataFrame:
-    """A run's series at daily resolution, straight from its recorder's arrays.
-
-    Returns:
-        Schema :data:`orgtwin.tables.SERIES`, one row per day × entity × metric:
-        ``tick`` is the day's first hour, ``value`` the mean over the day's hours.
-    """
-    days = recorder.n_ticks // HOURS_PER_DAY
-    daily = recording.SeriesRecorder(days, recorder.entities, recorder.metrics)
-    daily.arrays = {
-        kind: values[: days * HOURS_PER_DAY]
-        .reshape(days, HOURS_PER_DAY, *values.shape[1:])
-        .mean(axis=1)
-        for kind, values in recorder.arrays.items()
-    }
-    return daily.to_frame().with_columns(pl.col("tick") * HOURS_PER_DAY)
-
-
-def telemetry(model: OrgModel, *, only: Collection[str] | None = None) -> dict[str, pl.DataFrame]:
-    """Every telemetry table of a finished model, in the schemas of :mod:`orgtwin.tables`.
-
-    Args:
-        model: a model that has run.
-        only: names of the tables to build; the others come back empty (all by default).
-
-    Raises:
-        OrgTwinError: ``only`` names a table that does not exist.
-    """
-    log = model.events
-    builders: dict[str, Callable[[], pl.DataFrame]] = {
-        "requests": lambda: _requests_table(model),
-        "calls": lambda: _calls_table(model),
-        "deploys": log.deploys_table,
-        "incidents": log.incidents_table,
-        "user_days": log.user_days_table,
-        "vendor_status": lambda: _vendor_status_table(model),
-        "pages": log.pages_table,
-    }
-    _check_tables(only)
-    wanted = set(builders) if only is None else set(only)
-    return {
-        name: build() if name in wanted else tables.empty(name) for name, build in builders.items()
-    }
-
-
-def _check_tables(names: Collection[str] | None) -> None:
-    unknown = sorted(set(names or ()) - set(tables.EVENT_TABLES))
-    if unknown or isinstance(names, str):
-        known = ", ".join(tables.EVENT_TABLES)
-        raise OrgTwinError(f"tables must name telemetry tables ({known}), got {names!r}")
-
-
-def _requests_table(model: OrgModel) -> pl.DataFrame:
-    rec = model.recorder
-    n_ticks, names = rec.n_ticks, model.mesh.names
-    demand = rec.metric("service", "demand_rps") * 3600.0
-    start = np.datetime64(model.scenario.start, "us")
-    times = start + np.arange(n_ticks).astype("timedelta64[h]")
-    frame = pl.DataFrame(
-        {
-            "time": np.repeat(times, len(names)),
-            "service": np.tile(np.array(names), n_ticks),
-            "requests": demand.reshape(-1),
-            "errors": (demand * rec.metric("service", "error_rate")).reshape(-1),
-            "latency_p50_ms": rec.metric("service", "latency_p50_ms").reshape(-1),
-            "latency_p95_ms": rec.metric("service", "latency_p95_ms").reshape(-1),
-            "cpu": rec.metric("service", "utilisation").reshape(-1),
-            "replicas": rec.metric("service", "replicas").reshape(-1),
-        }
-    )
-    return frame.select([pl.col(c).cast(t) for c, t in tables.REQUESTS.items()])
-
-
-def _calls_table(model: OrgModel) -> pl.DataFrame:
-    mesh = model.mesh
-    totals = model.service_request_totals
-    rows = [
-        (caller, mesh.names[j], float(totals[i] * mesh.fanout[i, j]))
-        for i, caller in enumerate(mesh.names)
-        for j in np.flatnonzero(mesh.fanout[i])
-    ]
-    vendor_names = [v.name for v in model.vendors]
-    rows += [
-        (caller, vendor_names[v], float(model.vendor_call_totals[i, v]))
-        for i, caller in enumerate(mesh.names)
-        for v in np.flatnonzero(model.vendor_call_totals[i])
-    ]
-    return pl.DataFrame(rows, schema=tables.CALLS, orient="row")
-
-
-def _vendor_status_table(model: OrgModel) -> pl.DataFrame:
-    start = model.scenario.start
-    rows = [
-        (v.name, start + timedelta(hours=s), start + timedelta(hours=min(e, model.n_ticks)))
-        for v in model.vendors
-        for s, e in v.outage_windows()
-        if s < model.n_ticks
-    ]
-    return pl.DataFrame(rows, schema=tables.VENDOR_STATUS, orient="row")
 
 
 def run(
@@ -208,46 +112,51 @@ def run(
     seed: int | None = None,
     behaviours: Mapping[str, object] | None = None,
     workers: int | None = None,
+    lean: bool = False,
 ) -> RunSet:
     """Run a scenario over several seeds.
+
+    Replicate ``r`` runs with seed ``derive_seed(seed, r)``: the same scenario and base
+    seed give the same runs on any machine, serially or in worker processes.
 
     Args:
         scenario: a :class:`Scenario`, or a path to a scenario file.
         days: days per run (default: the scenario's ``days``).
         seeds: number of seeds (default: the scenario's ``seeds``).
         seed: base seed the runs' seeds derive from (default: the scenario's ``seed``).
-        behaviours: replacement behaviours by key (see :func:`orgtwin.world.behaviour`);
-            with ``workers`` they must pickle.
+        behaviours: replacement behaviours by key (see
+            :class:`orgtwin.world.build.Behaviours`); with ``workers`` they must pickle.
         workers: run the seeds in the persistent pool of this many worker processes
-            (see :func:`process_pool`); ``None`` or 1 runs them here, one after the other.
-            The results are the same either way.
+            (see :func:`orgtwin.runs.pool.process_pool`); ``None`` or 1 runs them here,
+            one after the other. The results are the same either way.
+        lean: keep less, to answer within seconds (an interactive page): every KPI is
+            still computed from every hour, but the series keeps daily means and only
+            the small event tables are built (:data:`LEAN`).
 
     Returns:
         A :class:`RunSet`: ``.summary`` (one row per seed), ``.series``, ``.tables``.
 
     Raises:
-        OrgTwinError: ``workers`` is not an integer between 1 and :data:`MAX_WORKERS`.
+        RunError: ``workers`` is not a whole number between 1 and
+            :data:`~orgtwin.runs.pool.MAX_WORKERS`.
 
     Example:
         >>> import orgtwin
         >>> runs = orgtwin.run("scenarios/baseline.yaml", days=7, seeds=2)
-        >>> runs.summary.height
-        2
+        >>> runs.summary.height, runs.series["tick"].max()
+        (2, 167)
+        >>> orgtwin.run("scenarios/baseline.yaml", days=7, seeds=2, lean=True).series[
+        ...     "tick"].max()
+        144
     """
     sc = as_scenario(scenario)
     n = sc.seeds if seeds is None else int(seeds)
     base = sc.seed if seed is None else int(seed)
-    if check_workers(workers) > 1:
-        jobs = [
-            {"seed": derive_seed(base, r), "days": days, "replicate": r, "behaviours": behaviours}
-            for r in range(n)
-        ]
+    options = {"days": days, "behaviours": behaviours, **(LEAN if lean else {})}
+    jobs = [{"seed": derive_seed(base, r), "replicate": r, **options} for r in range(n)]
+    if check_workers(workers) > 1 and n > 1:
         return RunSet.from_runs(run_in_pool(simulate_shipped, ship(sc), jobs, workers=workers))
-    results = [
-        simulate(sc, seed=derive_seed(base, r), days=days, replicate=r, behaviours=behaviours)
-        for r in range(n)
-    ]
-    return RunSet.from_runs(results)
+    return RunSet.from_runs([simulate(sc, **job) for job in jobs])
 
 
 # --------------------------------------------------------------------------- worker pool

@@ -23,7 +23,8 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ValidationError
 
 from orgtwin.errors import ScenarioError, did_you_mean
-from orgtwin.scenario.spec import INTERVENTION_KINDS, Scenario, VendorSwap
+from orgtwin.scenario.interventions import INTERVENTION_KINDS, VendorSwap
+from orgtwin.scenario.spec import Scenario
 
 LOADER_FIELDS = ("base", "source")
 """Scenario fields the loader sets; a file may not."""

@@ -34,7 +34,6 @@ __all__ = [
     "check_timing",
     "load_scenario",
     "pin_reference_prices",
-    "scenario_json_schema",
 ]
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -143,28 +142,6 @@ def check_timing(scenario: Scenario, days: int | None = None) -> None:
         if x.start_hour >= days * HOURS_PER_DAY
     ]
     validation.raise_issues(scenario.source, issues)
-
-
-def scenario_json_schema() -> dict[str, Any]:
-    """Return the JSON Schema of a scenario file, for editors and external validators.
-
-    Returns:
-        A JSON-serialisable dict (draft 2020-12): the scenario's fields plus ``extends``,
-        without the fields the loader sets (``base``, ``source``).
-    """
-    schema = Scenario.model_json_schema(mode="validation")
-    properties = schema.pop("properties")
-    for name in validation.LOADER_FIELDS:
-        properties.pop(name, None)
-    about = "Path (relative to this file) of a scenario to merge this one over."
-    extends = {"type": "string", "title": "Extends", "description": about}
-    schema.pop("title", None)
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "orgtwin scenario",
-        **schema,
-        "properties": {"extends": extends, **properties},
-    }
 
 
 # --------------------------------------------------------------------------- 1. read

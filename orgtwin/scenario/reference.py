@@ -1,59 +1,67 @@
-"""The scenario reference: Markdown generated from the scenario models, so it cannot drift.
+"""The scenario reference and schema: generated from the scenario specs, so they cannot drift.
 
 Every key of a scenario file is declared once, in :mod:`orgtwin.scenario`: its type,
-default and bounds on the pydantic field, its meaning in the attribute docstring under
-it. :func:`scenario_reference` turns those declarations into one table per object
-(``key | type | default | bounds | meaning``) and one per intervention kind. A key with
-no attribute docstring borrows the summary of the spec it holds, or else the ``Args:``
-entry of the behaviour or agent parameter of the same name that it configures. Fields
-the loader sets (``exclude=True``: ``base``, ``source``) are left out.
+default and bounds on the pydantic field, its meaning in the docstring under it (pydantic
+reads it as the field's description). :func:`scenario_reference` turns those
+declarations into Markdown: one table per object (``key | type | default | bounds |
+meaning``) and one per intervention kind; :func:`scenario_json_schema` into a JSON
+Schema for editors. Fields the loader sets (``exclude=True``: ``base``, ``source``) are
+left out of both.
 
-The README pastes the output between its ``scenario-reference`` markers and
-``tests/test_readme.py`` checks that the two agree. Print it with
-``python -m orgtwin.reference``.
+``docs/scenarios.md`` is this module's output (``python -m orgtwin.scenario.reference``),
+and ``tests/scenario/test_reference.py`` checks that the two agree.
 """
 
 from __future__ import annotations
 
-import ast
 import inspect
 import re
 import types
 import typing
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from orgtwin import behaviours as bh
-from orgtwin.agents.services import ServiceMesh
-from orgtwin.agents.teams import Team
-from orgtwin.agents.users import UserSegment
-from orgtwin.agents.vendors import Vendor
-from orgtwin.scenario import spec as sc
-from orgtwin.scenario.load import scenario_json_schema
+from orgtwin.scenario.checks import LOADER_FIELDS
+from orgtwin.scenario.interventions import KINDS, InterventionSpec
+from orgtwin.scenario.spec import Scenario
 
-__all__ = ["scenario_reference"]
+__all__ = ["scenario_json_schema", "scenario_reference"]
 
-_CONSUMERS: dict[type[BaseModel], tuple[type, ...]] = {
-    sc.SegmentSpec: (UserSegment,),
-    sc.DemandProfileSpec: (bh.DemandProfile,),
-    sc.ChurnSpec: (bh.ChurnHazard, UserSegment),
-    sc.AcquisitionSpec: (bh.Acquisition,),
-    sc.ServiceSpec: (ServiceMesh,),
-    sc.LatencySpec: (bh.LatencyCurve,),
-    sc.VendorSpec: (Vendor,),
-    sc.TeamSpec: (Team,),
-    sc.ChangeFailureSpec: (bh.ChangeFailure,),
-    sc.IncidentResponseSpec: (bh.IncidentTiming,),
-}
-"""Spec → the classes its keys configure, whose ``Args:`` describe keys left undocumented."""
 _SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean", datetime: "datetime"}
 _HEADER = ["| key | type | default | bounds | meaning |", "|---|---|---|---|---|"]
-_INTERVENTIONS = typing.get_args(typing.get_args(sc.Intervention)[0])
+_INTERVENTIONS = tuple(KINDS.values())
 """The members of the ``Intervention`` union, in declaration order."""
+EXTENDS = "Path (relative to this file) of a scenario to merge this one over."
+"""What the ``extends`` key means (the loader reads it; it is no field of the specs)."""
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """Return the JSON Schema of a scenario file, for editors and external validators.
+
+    Returns:
+        A JSON-serialisable dict (draft 2020-12): the scenario's fields plus ``extends``,
+        without the fields the loader sets (``base``, ``source``).
+
+    Example:
+        >>> schema = scenario_json_schema()
+        >>> schema["properties"]["extends"]["type"], "source" in schema["properties"]
+        ('string', False)
+    """
+    schema = Scenario.model_json_schema(mode="validation")
+    properties = schema.pop("properties")
+    for name in LOADER_FIELDS:
+        properties.pop(name, None)
+    extends = {"type": "string", "title": "Extends", "description": EXTENDS}
+    schema.pop("title", None)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "orgtwin scenario",
+        **schema,
+        "properties": {"extends": extends, **properties},
+    }
 
 
 def scenario_reference() -> str:
@@ -67,18 +75,15 @@ def scenario_reference() -> str:
         '### Scenario'
     """
     lines: list[str] = []
-    extends = scenario_json_schema()["properties"]["extends"]["description"]
-    for model, path in _specs(sc.Scenario, ""):
+    for model, path in _specs(Scenario, ""):
         where = f"At `{path}`." if path else "The top level of a scenario file."
-        extra = [] if path else [f"| `extends` | string | — |  | {_md(extends)} |"]
+        extra = [] if path else [f"| `extends` | string | — |  | {_md(EXTENDS)} |"]
         lines += [f"### {model.__name__}", "", f"{where} {_doc(model)}", "", *_HEADER, *extra]
         lines += [*_rows(model, [n for n, f in model.model_fields.items() if not f.exclude]), ""]
-    common = list(sc.InterventionSpec.model_fields)
+    common = list(InterventionSpec.model_fields)
     intro = "Each entry of `interventions` names its `kind` (a section below) and may set:"
-    lines += ["### Interventions", "", intro, "", *_HEADER, *_rows(sc.InterventionSpec, common)]
-    kinds = {typing.get_args(m.model_fields["kind"].annotation)[0]: m for m in _INTERVENTIONS}
-    for kind in sc.INTERVENTION_KINDS:
-        model = kinds[kind]
+    lines += ["### Interventions", "", intro, "", *_HEADER, *_rows(InterventionSpec, common)]
+    for kind, model in KINDS.items():
         own = [n for n in model.model_fields if n not in common and n != "kind"]
         lines += ["", f"#### `{kind}`", "", _doc(model, full=True), "", *_HEADER]
         lines += _rows(model, own)
@@ -172,59 +177,22 @@ def _num(value: Any) -> str:
 
 
 def _meaning(model: type[BaseModel], name: str, field: FieldInfo) -> str:
-    """The field's attribute docstring, else its spec's summary, else a consumer's ``Args:``."""
-    own = [_attribute_docs().get(owner.__name__, {}).get(name) for owner in model.__mro__]
-    borrowed = [_args_docs(consumer).get(name) for consumer in _CONSUMERS.get(model, ())]
+    """The field's description (the docstring under it), else the summary of its spec."""
     nested = _nested(field.annotation)
-    if any(own):
-        text = _md(next(doc for doc in own if doc))
+    if field.description:
+        text = _md(field.description)
     elif nested:
         text = _doc(nested[0])
     elif set(_flatten(field.annotation)) >= set(_INTERVENTIONS):
         text = "Changes applied during the run; see [Interventions](#interventions)."
     else:
-        text = _md(next((doc for doc in borrowed if doc), ""))
+        text = ""
     return text[:1].upper() + text[1:]
 
 
 def _flatten(annotation: Any) -> list[Any]:
     """``annotation`` and every type argument inside it, depth first."""
     return [annotation, *(x for arg in typing.get_args(annotation) for x in _flatten(arg))]
-
-
-@cache
-def _attribute_docs() -> dict[str, dict[str, str]]:
-    """Class name → field → the docstring under the field in :mod:`orgtwin.scenario`."""
-    docs: dict[str, dict[str, str]] = {}
-    for node in ast.walk(ast.parse(inspect.getsource(sc))):
-        if not isinstance(node, ast.ClassDef):
-            continue
-        for field, doc in zip(node.body, node.body[1:], strict=False):
-            if (
-                isinstance(field, ast.AnnAssign)
-                and isinstance(field.target, ast.Name)
-                and isinstance(doc, ast.Expr)
-                and isinstance(doc.value, ast.Constant)
-                and isinstance(doc.value.value, str)
-            ):
-                docs.setdefault(node.name, {})[field.target.id] = doc.value.value
-    return docs
-
-
-@cache
-def _args_docs(cls: type) -> dict[str, str]:
-    """Parameter → description, from the single-name entries of a class's ``Args:``."""
-    found: dict[str, str] = {}
-    name = None
-    lines = (inspect.getdoc(cls) or "").splitlines()
-    for line in lines[lines.index("Args:") + 1 :] if "Args:" in lines else []:
-        if not line.startswith("    "):
-            break
-        entry = re.match(r"^ {4}(\w[\w, ]*): (.*)$", line)
-        name = (entry[1] if "," not in entry[1] else None) if entry else name
-        if name:
-            found[name] = entry[2] if entry else f"{found[name]} {line.strip()}"
-    return found
 
 
 def _doc(model: type, *, full: bool = False) -> str:

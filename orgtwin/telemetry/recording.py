@@ -1,60 +1,107 @@
 """Recording a run: per-tick figures into preallocated arrays, events into plain lists.
 
-During a run nothing is built per row: gauges go into one ``[ticks, entities, metrics]``
-array per entity type and events are appended as tuples. At the end the arrays become
-the tidy series (``tick, entity_type, entity, metric, value``) and the events become the
-telemetry tables of :mod:`orgtwin.tables`, with one vectorised conversion each.
+During a run nothing is built per row: the figures of each entity type go into one
+``[ticks, entities, metrics]`` array (:class:`SeriesRecorder`), written by metric name in
+the order of the series registry (:mod:`orgtwin.telemetry.series`), and events are
+appended as named tuples (:class:`EventLog`). At the end the arrays become the tidy
+series (``tick, entity_type, entity, metric, value``) and the events become the
+telemetry tables of :mod:`orgtwin.telemetry.schemas`, with one vectorised conversion each.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
 
-from orgtwin.telemetry import schemas as tables
+from orgtwin.errors import RunError
+from orgtwin.telemetry import schemas
+from orgtwin.telemetry.series import metrics_of
+from orgtwin.units import HOURS_PER_DAY, SECONDS_PER_HOUR
 
-SEGMENT_METRICS = (
-    "active_users", "paying_users", "revenue_usd", "churned", "acquired", "tickets",
-    "sessions", "bad_sessions",
-)  # fmt: skip
-SERVICE_METRICS = (
-    "demand_rps", "capacity_rps", "utilisation", "replicas", "latency_p50_ms",
-    "latency_p95_ms", "error_rate", "cost_usd", "preempted_replicas",
-)  # fmt: skip
-VENDOR_METRICS = ("calls_rps", "up", "error_rate", "cost_usd")
-FEATURE_METRICS = ("sessions", "requests", "errors", "latency_p95_ms")
+# --------------------------------------------------------------------------- the series
 
 
-@dataclass
 class SeriesRecorder:
-    """Preallocated per-tick arrays, one per entity type.
+    """Preallocated per-tick arrays, one per entity type, written by metric name.
 
     Args:
         n_ticks: ticks in the run.
-        entities: entity type → entity names.
-        metrics: entity type → metric names.
+        entities: entity type -> entity names, in the order of
+            :data:`~orgtwin.telemetry.series.ENTITY_TYPES`.
+        metrics: entity type -> metric names; by default those of the series registry.
+
+    Attributes:
+        arrays: entity type -> ``[ticks, entities, metrics]`` array of values.
     """
 
-    n_ticks: int
-    entities: dict[str, list[str]]
-    metrics: dict[str, tuple[str, ...]]
-    arrays: dict[str, np.ndarray] = field(init=False)
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        n_ticks: int,
+        entities: Mapping[str, Sequence[str]],
+        metrics: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        self.n_ticks = n_ticks
+        self.entities = {kind: list(names) for kind, names in entities.items()}
+        self.metrics = {
+            kind: tuple(metrics[kind] if metrics is not None else metrics_of(kind))
+            for kind in self.entities
+        }
+        self.columns = {
+            kind: {name: i for i, name in enumerate(names)} for kind, names in self.metrics.items()
+        }
         self.arrays = {
-            kind: np.zeros((self.n_ticks, len(names), len(self.metrics[kind])))
+            kind: np.zeros((n_ticks, len(names), len(self.metrics[kind])))
             for kind, names in self.entities.items()
         }
 
+    def write(self, kind: str, tick: int, **figures: Any) -> None:
+        """Set metrics of every entity of ``kind`` at ``tick`` (one value per entity each).
+
+        Raises:
+            KeyError: a name is not a metric of ``kind``.
+        """
+        row = self.arrays[kind][tick]
+        if tuple(figures) == self.metrics[kind]:  # every metric, in order: one assignment
+            row.T[:] = tuple(figures.values())
+            return
+        columns = self.columns[kind]
+        for name, values in figures.items():
+            row[:, columns[name]] = values
+
+    def write_table(
+        self, kind: str, tick: int, names: Sequence[str], table: Sequence[Sequence[float]]
+    ) -> None:
+        """Set metrics at ``tick`` from one row per entity (``table[entity][i]`` is metric
+        ``names[i]``)."""
+        self.arrays[kind][tick][:, self._block(kind, names)] = table
+
+    def counters(self, kind: str, names: Sequence[str]) -> np.ndarray:
+        """A writable ``[ticks, entities, len(names)]`` view of metrics, to count into.
+
+        Raises:
+            KeyError: ``names`` are not consecutive metrics of ``kind``, in order.
+        """
+        return self.arrays[kind][:, :, self._block(kind, names)]
+
+    def _block(self, kind: str, names: Sequence[str]) -> slice:
+        """The columns of consecutive metrics ``names`` of ``kind``, as a slice."""
+        first = self.columns[kind][names[0]]
+        block = slice(first, first + len(names))
+        if tuple(names) != self.metrics[kind][block]:
+            raise KeyError(f"{kind}: {', '.join(names)} must be consecutive metrics, in order")
+        return block
+
     def metric(self, kind: str, name: str) -> np.ndarray:
         """The ``[ticks, entities]`` slice of one metric."""
-        return self.arrays[kind][:, :, self.metrics[kind].index(name)]
+        return self.arrays[kind][:, :, self.columns[kind][name]]
 
     def to_frame(self) -> pl.DataFrame:
-        """The tidy series: one row per tick × entity × metric."""
+        """The tidy series: one row per tick × entity × metric, schema ``SERIES``."""
         names = list(dict.fromkeys(n for kind in self.entities for n in self.entities[kind]))
         metric_names = list(dict.fromkeys(m for kind in self.entities for m in self.metrics[kind]))
         entity_cats = pl.Series(names, dtype=pl.Categorical)
@@ -85,48 +132,192 @@ class SeriesRecorder:
                     }
                 )
             )
-        return pl.concat(parts).select(list(tables.SERIES))
+        return pl.concat(parts).select(list(schemas.SERIES))
+
+    def daily_frame(self) -> pl.DataFrame:
+        """The series at daily resolution: ``tick`` is each day's first hour and ``value``
+        the mean over the day's hours (schema ``SERIES``, one row per day × entity × metric).
+        """
+        days = self.n_ticks // HOURS_PER_DAY
+        daily = SeriesRecorder(days, self.entities, self.metrics)
+        daily.arrays = {
+            kind: values[: days * HOURS_PER_DAY]
+            .reshape(days, HOURS_PER_DAY, *values.shape[1:])
+            .mean(axis=1)
+            for kind, values in self.arrays.items()
+        }
+        return daily.to_frame().with_columns(pl.col("tick") * HOURS_PER_DAY)
+
+
+# --------------------------------------------------------------------------- events
+
+
+class DeployEvent(NamedTuple):
+    """A deploy (``tick`` is the hour it went out)."""
+
+    tick: int
+    service: str
+    team: str
+    batch_size: int
+    failed: bool
+    lead_time_hours: float
+
+
+class PageEvent(NamedTuple):
+    """A page of the on-call engineer."""
+
+    tick: int
+    team: str
+    off_hours: bool
+    incident_id: int
+
+
+class IncidentEvent(NamedTuple):
+    """An incident, recorded once resolved (times are ticks; ``resolved`` None if open)."""
+
+    incident_id: int
+    service: str
+    team: str
+    severity: int
+    cause: str
+    started: int
+    detected: int | None
+    resolved: int | None
+
+
+class CallsEvent(NamedTuple):
+    """Calls from a service to a service or vendor over the whole run."""
+
+    caller: str
+    callee: str
+    count: float
+
+
+class OutageEvent(NamedTuple):
+    """A vendor outage, from ``start`` to ``end`` (ticks, end exclusive)."""
+
+    vendor: str
+    start: int
+    end: int
 
 
 @dataclass
 class EventLog:
-    """Events of one run as plain rows, turned into telemetry tables at the end."""
+    """Events of one run as named tuples, turned into telemetry tables at the end.
+
+    Attributes:
+        start: wall time of tick 0.
+        service_names: services by index (events name services by index).
+        today: day index (from the start) that :meth:`user_day` rows belong to.
+    """
 
     start: datetime
     service_names: list[str]
-    deploys: list[tuple] = field(default_factory=list)
-    incidents: list[tuple] = field(default_factory=list)
-    pages: list[tuple] = field(default_factory=list)
+    deploys: list[DeployEvent] = field(default_factory=list)
+    incidents: list[IncidentEvent] = field(default_factory=list)
+    pages: list[PageEvent] = field(default_factory=list)
     user_days: list[tuple] = field(default_factory=list)
+    calls: list[CallsEvent] = field(default_factory=list)
+    outages: list[OutageEvent] = field(default_factory=list)
     today: int = 0
-    """Day index (from the start) that ``user_day`` rows belong to; set by the model."""
 
     def deploy(
         self, tick: int, service: int, team: str, batch: int, failed: bool, lead_hours: float
     ) -> None:
         """Record a deploy."""
-        self.deploys.append((tick, self.service_names[service], team, batch, failed, lead_hours))
+        self.deploys.append(
+            DeployEvent(tick, self.service_names[service], team, batch, failed, lead_hours)
+        )
 
     def page(self, tick: int, team: str, off_hours: bool, incident_id: int) -> None:
         """Record a page."""
-        self.pages.append((tick, team, off_hours, incident_id))
+        self.pages.append(PageEvent(tick, team, off_hours, incident_id))
 
-    def incident(self, incident: object, team: str) -> None:
+    def incident(self, incident: Any, team: str) -> None:
         """Record an incident once it is resolved (or still open at the end)."""
         i = incident
         self.incidents.append(
-            (i.incident_id, self.service_names[i.service], team, i.severity, i.cause,
-             i.started, i.detected, i.resolved)
+            IncidentEvent(i.incident_id, self.service_names[i.service], team, i.severity,
+                          i.cause, i.started, i.detected, i.resolved)
         )  # fmt: skip
 
     def user_day(self, *, segment: str, plan: str, price: float, **columns: object) -> None:
         """Record one segment-day of the sampled users (arrays, one entry per user)."""
         self.user_days.append((self.today, segment, plan, price, columns))
 
+    def call_totals(self, caller: str, callee: str, count: float) -> None:
+        """Record the calls of a whole run from one service to a service or vendor."""
+        self.calls.append(CallsEvent(caller, callee, count))
+
+    def outage(self, vendor: str, start: int, end: int) -> None:
+        """Record a vendor outage."""
+        self.outages.append(OutageEvent(vendor, start, end))
+
     # ------------------------------------------------------------------ tables
+
+    def tables(
+        self, recorder: SeriesRecorder, *, only: Collection[str] | None = None
+    ) -> dict[str, pl.DataFrame]:
+        """Every telemetry table of the run, in the schemas of :mod:`orgtwin.telemetry.schemas`.
+
+        Args:
+            recorder: the run's series (the ``requests`` table is made from it).
+            only: names of the tables to build; the others come back empty, in their
+                schema (every table by default; ``user_days`` is the dearest).
+
+        Raises:
+            RunError: ``only`` names a table that does not exist.
+        """
+        builders: dict[str, Callable[[], pl.DataFrame]] = {
+            "requests": lambda: self.requests_table(recorder),
+            "calls": self.calls_table,
+            "deploys": self.deploys_table,
+            "incidents": self.incidents_table,
+            "user_days": self.user_days_table,
+            "vendor_status": self.vendor_status_table,
+            "pages": self.pages_table,
+        }
+        check_tables(only)
+        wanted = set(builders) if only is None else set(only)
+        return {
+            name: build() if name in wanted else schemas.empty(name)
+            for name, build in builders.items()
+        }
 
     def _time(self, ticks: pl.Expr) -> pl.Expr:
         return pl.lit(self.start, dtype=pl.Datetime("us")) + pl.duration(hours=ticks)
+
+    def requests_table(self, recorder: SeriesRecorder) -> pl.DataFrame:
+        """The ``requests`` table: every service's hour, from the recorded series."""
+        n_ticks, names = recorder.n_ticks, recorder.entities["service"]
+        demand = recorder.metric("service", "demand_rps") * SECONDS_PER_HOUR
+        start = np.datetime64(self.start, "us")
+        times = start + np.arange(n_ticks).astype("timedelta64[h]")
+        frame = pl.DataFrame(
+            {
+                "time": np.repeat(times, len(names)),
+                "service": np.tile(np.array(names), n_ticks),
+                "requests": demand.reshape(-1),
+                "errors": (demand * recorder.metric("service", "error_rate")).reshape(-1),
+                "latency_p50_ms": recorder.metric("service", "latency_p50_ms").reshape(-1),
+                "latency_p95_ms": recorder.metric("service", "latency_p95_ms").reshape(-1),
+                "cpu": recorder.metric("service", "utilisation").reshape(-1),
+                "replicas": recorder.metric("service", "replicas").reshape(-1),
+            }
+        )
+        return frame.select([pl.col(c).cast(t) for c, t in schemas.REQUESTS.items()])
+
+    def calls_table(self) -> pl.DataFrame:
+        """The ``calls`` table."""
+        return pl.DataFrame(self.calls, schema=schemas.CALLS, orient="row")
+
+    def vendor_status_table(self) -> pl.DataFrame:
+        """The ``vendor_status`` table."""
+        rows = [
+            (o.vendor, self.start + timedelta(hours=o.start), self.start + timedelta(hours=o.end))
+            for o in self.outages
+        ]
+        return pl.DataFrame(rows, schema=schemas.VENDOR_STATUS, orient="row")
 
     def deploys_table(self) -> pl.DataFrame:
         """The ``deploys`` table."""
@@ -136,21 +327,15 @@ class EventLog:
         }  # fmt: skip
         frame = pl.DataFrame(self.deploys, schema=cols, orient="row")
         frame = frame.with_columns(time=self._time(pl.col("tick")))
-        return frame.select([pl.col(c).cast(t) for c, t in tables.DEPLOYS.items()])
+        return frame.select([pl.col(c).cast(t) for c, t in schemas.DEPLOYS.items()])
 
     def pages_table(self) -> pl.DataFrame:
         """The ``pages`` table."""
-        frame = pl.DataFrame(
-            self.pages,
-            schema={
-                "tick": pl.Int64,
-                "team": pl.String,
-                "off_hours": pl.Boolean,
-                "incident_id": pl.Int64,
-            },
-            orient="row",
-        ).with_columns(time=self._time(pl.col("tick")))
-        return frame.select([pl.col(c).cast(t) for c, t in tables.PAGES.items()])
+        cols = {"tick": pl.Int64, "team": pl.String, "off_hours": pl.Boolean,
+                "incident_id": pl.Int64}  # fmt: skip
+        frame = pl.DataFrame(self.pages, schema=cols, orient="row")
+        frame = frame.with_columns(time=self._time(pl.col("tick")))
+        return frame.select([pl.col(c).cast(t) for c, t in schemas.PAGES.items()])
 
     def incidents_table(self) -> pl.DataFrame:
         """The ``incidents`` table (``resolved`` null for incidents open at the end)."""
@@ -165,13 +350,13 @@ class EventLog:
             ]
         )
         return frame.sort("incident_id").select(
-            [pl.col(c).cast(t) for c, t in tables.INCIDENTS.items()]
+            [pl.col(c).cast(t) for c, t in schemas.INCIDENTS.items()]
         )
 
     def user_days_table(self) -> pl.DataFrame:
         """The ``user_days`` table of the sampled users."""
         if not self.user_days:
-            return tables.empty("user_days")
+            return schemas.empty("user_days")
         frames = []
         start_day = np.datetime64(self.start.date(), "D")
         for day, segment, plan, price, cols in self.user_days:
@@ -192,4 +377,16 @@ class EventLog:
                 )
             )
         frame = pl.concat(frames, how="vertical_relaxed")
-        return frame.select([pl.col(c).cast(t) for c, t in tables.USER_DAYS.items()])
+        return frame.select([pl.col(c).cast(t) for c, t in schemas.USER_DAYS.items()])
+
+
+def check_tables(names: Collection[str] | None) -> None:
+    """Refuse table names that are not telemetry tables.
+
+    Raises:
+        RunError: an unknown name, or a single string instead of a collection.
+    """
+    unknown = sorted(set(names or ()) - set(schemas.EVENT_TABLES))
+    if unknown or isinstance(names, str):
+        known = ", ".join(schemas.EVENT_TABLES)
+        raise RunError(f"tables must name telemetry tables ({known}), got {names!r}")

@@ -1,252 +1,316 @@
-"""Building the world: scenario objects → agents and behaviours under one model.
+"""Building the world: a scenario turned into agents, behaviours and their shared parts.
 
-Each entity gets its own random stream, derived from the run seed and the entity's
-kind and name, so adding a team does not reshuffle the users' fates, and two runs with
-the same seed share their randomness wherever their worlds agree (common random
-numbers: comparisons then measure the change, not the noise).
+:func:`build_world` is the one build step. It returns a :class:`World`, whose fields say
+everything a running model holds, and which the model owns. Every agent is handed its
+collaborators (the clock, the event log, the incident desk) when it is made; behaviours
+are built from their specs unless the caller replaces one by key (:class:`Behaviours`).
+
+Each entity gets its own random stream (:func:`~orgtwin.world.rng.entity_rng`), so adding
+a team does not reshuffle the users' fates, and two runs with the same seed share their
+randomness wherever their worlds agree (common random numbers).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
 
+import mesa
 import numpy as np
+from numpy.typing import NDArray
 
 from orgtwin import behaviours as bh
 from orgtwin.agents.services import Service, ServiceMesh
-from orgtwin.agents.teams import DeployPolicy, Team
-from orgtwin.agents.users import UserSegment
+from orgtwin.agents.teams import COUNTS, Team
+from orgtwin.agents.users import SegmentBlock, UserSegment
 from orgtwin.agents.vendors import Vendor
-from orgtwin.errors import OrgTwinError
+from orgtwin.errors import RunError
+from orgtwin.scenario.fields import Selector
+from orgtwin.scenario.interventions import Action
 from orgtwin.scenario.spec import Scenario
+from orgtwin.telemetry.recording import EventLog, SeriesRecorder
+from orgtwin.units import HOURS_PER_DAY, HOURS_PER_WEEK, Clock
+from orgtwin.world.desk import IncidentDesk
+from orgtwin.world.effects import schedule
+from orgtwin.world.parts import Features, Ledger, UserIds, VendorStatus
 from orgtwin.world.rng import entity_rng
 
-if TYPE_CHECKING:
-    from orgtwin.world.model import OrgModel
+B = TypeVar("B")
+
+CLOUD_PEAK = bh.DemandProfile(peak_hour=16, night_level=0.3, weekend_level=0.8)
+"""Load on the cloud provider over the week: spot replicas are reclaimed more at its peak."""
 
 
-def behaviour(model: OrgModel, key: str, default: object) -> object:
-    """The behaviour to use for ``key``: the caller's replacement if any, else the default.
+@dataclass(eq=False)
+class World:
+    """Everything a running model holds, declared in one place (built by :func:`build_world`).
 
-    Keys name a behaviour and, where it is per entity, the entity:
-    ``demand/<segment>``, ``churn/<segment>``, ``acquisition/<segment>``, ``latency``
-    (all services at once), ``outages/<vendor>``, ``change_failure/<team>``,
-    ``incident_timing/<team>``.
+    Attributes:
+        scenario: the scenario the world was built from.
+        clock: the run's time.
+        events: the event log (deploys, pages, incidents, sampled users' days…).
+        recorder: the per-tick series.
+        features: the product features.
+        segments: the user segments (agents), in scenario order.
+        population: every segment's hourly figures stacked.
+        sessions_rng: the random stream of the hour's sessions.
+        mesh: every service's state, advanced together.
+        services: the service agents (views on the mesh), in scenario order.
+        vendors: the vendor agents, in scenario order.
+        vendor_status: the vendors' figures as arrays, and their outages.
+        teams: the team agents, in scenario order.
+        service_team: index of the team that owns each service.
+        desk: the incident desk.
+        ledger: error budgets, blame for bad sessions, call totals.
+        cloud_peak: the cloud's relative load at each hour of the week.
+        team_counts: ``[ticks, teams, counts]`` view of the recorder's team counts: each
+            hour, each team counts its events into its row (:data:`~orgtwin.agents.teams.COUNTS`).
+        schedule: tick -> the intervention actions that run at its start.
+        behaviour_keys: keys of every behaviour, for replacing one (see :class:`Behaviours`).
     """
-    model.behaviour_keys.append(key)
-    return model.behaviour_overrides.get(key, default)
+
+    scenario: Scenario
+    clock: Clock
+    events: EventLog
+    recorder: SeriesRecorder
+    features: Features
+    segments: list[UserSegment]
+    population: SegmentBlock
+    sessions_rng: np.random.Generator
+    mesh: ServiceMesh
+    services: list[Service]
+    vendors: list[Vendor]
+    vendor_status: VendorStatus
+    teams: list[Team]
+    service_team: NDArray[np.int64]
+    desk: IncidentDesk
+    ledger: Ledger
+    cloud_peak: NDArray[np.float64]
+    team_counts: NDArray[np.float64]
+    schedule: dict[int, list[Action]] = field(default_factory=dict)
+    behaviour_keys: tuple[str, ...] = ()
+
+    # ----------------------------------------------------------------- lookups
+
+    def segments_named(self, selector: Selector) -> list[UserSegment]:
+        """The user segments a selector names (``"*"``: all), in scenario order."""
+        return [s for s in self.segments if selector == "*" or s.name in selector]
+
+    def teams_named(self, selector: Selector) -> list[Team]:
+        """The teams a selector names (``"*"``: all), in scenario order."""
+        return [t for t in self.teams if selector == "*" or t.name in selector]
+
+    def service_indices(self, selector: Selector) -> list[int]:
+        """Indices of the services a selector names (``"*"``: all)."""
+        return [i for i, name in enumerate(self.mesh.names) if selector == "*" or name in selector]
+
+    def feature_indices(self, selector: Selector) -> list[int]:
+        """Indices of the features a selector names (``"*"``: all)."""
+        names = self.features.names
+        return [i for i, name in enumerate(names) if selector == "*" or name in selector]
+
+    def vendor(self, name: str) -> Vendor:
+        """The vendor of that name."""
+        return self.vendors[self.vendor_index(name)]
+
+    def vendor_index(self, name: str) -> int:
+        """Index of the vendor of that name."""
+        return [v.name for v in self.vendors].index(name)
+
+    def owner(self, service: int) -> Team:
+        """The team that owns a service."""
+        return self.teams[self.service_team[service]]
 
 
-def check_behaviour_keys(model: OrgModel) -> None:
-    """Refuse replacement behaviours whose key names nothing in this world."""
-    unknown = sorted(set(model.behaviour_overrides) - set(model.behaviour_keys))
-    if unknown:
-        known = ", ".join(sorted(model.behaviour_keys))
-        raise OrgTwinError(
-            f"behaviours: keys must name a behaviour of this scenario ({known}), "
-            f"got {', '.join(unknown)}"
-        )
+class Behaviours:
+    """The behaviours of a world: each built from its spec, unless replaced by key.
+
+    Keys name a behaviour and, where it is per entity, the entity: ``demand/<segment>``,
+    ``churn/<segment>``, ``acquisition/<segment>``, ``latency`` (every service at once),
+    ``outages/<vendor>``, ``change_failure/<team>``, ``incident_timing/<team>``.
+
+    Args:
+        replacements: behaviours to use instead of the built ones, by key (a churn hazard
+            learned from telemetry: ``{"churn/free": fitted}``).
+    """
+
+    def __init__(self, replacements: Mapping[str, object] | None = None) -> None:
+        self.replacements = dict(replacements or {})
+        self.keys: list[str] = []
+
+    def pick(self, key: str, built: B) -> B:
+        """The behaviour for ``key``: its replacement if one was given, else ``built``."""
+        self.keys.append(key)
+        return self.replacements.get(key, built)  # type: ignore[return-value]
+
+    def check(self) -> None:
+        """Refuse replacements whose key names no behaviour of this world.
+
+        Raises:
+            RunError: a key is unknown (the message lists the known keys).
+        """
+        unknown = sorted(set(self.replacements) - set(self.keys))
+        if unknown:
+            known = ", ".join(sorted(self.keys))
+            raise RunError(
+                f"behaviours: keys must name a behaviour of this scenario ({known}), "
+                f"got {', '.join(unknown)}"
+            )
 
 
-def build_features(model: OrgModel, scenario: Scenario) -> None:
-    """Feature arrays: entry service, requests per session, visibility, surge."""
-    names = list(scenario.features)
-    model.feature_names = names
-    model.feature_index = {n: i for i, n in enumerate(names)}
-    model.feature_entry = np.array(
-        [model.service_index[scenario.features[n].entry] for n in names], dtype=np.int64
-    )
-    model.requests_per_session = np.array(
-        [scenario.features[n].requests_per_session for n in names]
-    )
-    model.visible_requests_per_session = np.array(
-        [
-            scenario.features[n].requests_per_session * scenario.features[n].user_visible_share
-            for n in names
-        ]
-    )
-    model.feature_visible = np.ones(len(names))
-    model.surge = np.ones(len(names))
+def build_world(
+    model: mesa.Model,
+    scenario: Scenario,
+    *,
+    seed: int,
+    days: int | None = None,
+    behaviours: Mapping[str, object] | None = None,
+) -> World:
+    """Build the world of a scenario: agents registered with ``model``, behaviours, parts.
 
+    Args:
+        model: the Mesa model that registers the agents.
+        scenario: the validated scenario.
+        seed: the run's seed; every entity derives its own stream from it.
+        days: days to simulate (default: the scenario's ``days``).
+        behaviours: replacement behaviours by key (see :class:`Behaviours`).
 
-def build_segments(model: OrgModel, scenario: Scenario, seed: int) -> None:
-    """One :class:`UserSegment` per scenario segment."""
-    model.segments = []
-    for name, spec in scenario.segments.items():
-        weights = np.zeros(len(model.feature_names))
-        total = sum(spec.features.values())
-        for feature, share in spec.features.items():
-            if scenario.features[feature].launched:
-                weights[model.feature_index[feature]] = share / total
-        reference = spec.churn.reference_price_usd_month
-        reference = spec.price_usd_month if reference is None else reference
-        churn = behaviour(model, f"churn/{name}", bh.ChurnHazard(
-            base_monthly=spec.churn.base_monthly,
-            experience_coef=spec.churn.experience_coef,
-            price_elasticity=spec.churn.price_elasticity,
-            tenure_coef=spec.churn.tenure_coef,
-            reference_price_usd_month=reference,
-        ))  # fmt: skip
-        acquisition = behaviour(model, f"acquisition/{name}", bh.Acquisition(
-            **spec.acquisition.model_dump(), reference_price_usd_month=reference
-        ))  # fmt: skip
-        profile = behaviour(
-            model, f"demand/{name}", bh.DemandProfile(**spec.demand_profile.model_dump())
-        )
-        segment = UserSegment(
-            model,
-            name=name,
-            plan=spec.plan,
-            n_users=spec.n_users,
-            price_usd_month=spec.price_usd_month,
-            utc_offset_hours=spec.utc_offset_hours,
-            sessions_per_user_day=spec.sessions_per_user_day,
-            intensity_sigma=spec.intensity_sigma,
-            feature_weights=weights,
-            profile=profile,
-            churn=churn,
-            acquisition=acquisition,
-            tickets_per_bad_session=spec.tickets_per_bad_session,
-            slow_session_ms=spec.slow_session_ms,
-            initial_tenure_months_mean=spec.initial_tenure_months_mean,
-            experience_half_life_days=spec.churn.experience_half_life_days,
-            sample_size=scenario.telemetry.user_sample_per_segment,
-            rng=entity_rng(seed, "segment", name),
-        )
-        model.segments.append(segment)
-    model.segments_by_name = {s.name: s for s in model.segments}
-
-
-def build_mesh(model: OrgModel, scenario: Scenario, seed: int) -> None:
-    """The :class:`ServiceMesh` and one :class:`Service` agent per service."""
-    names = list(scenario.services)
-    vendor_names = list(scenario.vendors)
-    model.service_index = {n: i for i, n in enumerate(names)}
-    model.vendor_index = {n: i for i, n in enumerate(vendor_names)}
-    specs = [scenario.services[n] for n in names]
-    fanout = np.zeros((len(names), len(names)))
-    vendor_fanout = np.zeros((len(names), len(vendor_names)))
-    for i, spec in enumerate(specs):
-        for callee, calls in spec.calls.items():
-            fanout[i, model.service_index[callee]] = calls
-        for vendor, calls in spec.vendors.items():
-            vendor_fanout[i, model.vendor_index[vendor]] = calls
-
-    def column(get) -> np.ndarray:
-        return np.array([get(s) for s in specs])
-
-    model.mesh = ServiceMesh(
-        names=names,
-        fanout=fanout,
-        vendor_fanout=vendor_fanout,
-        replicas=column(lambda s: s.replicas),
-        capacity_rps_per_replica=column(lambda s: s.capacity_rps_per_replica),
-        replica_cost_usd_hour=column(lambda s: s.replica_cost_usd_hour),
-        spot_share=column(lambda s: s.spot_share),
-        spot_discount=column(lambda s: s.spot_discount),
-        spot_preemption_per_hour=column(lambda s: s.spot_preemption_per_hour),
-        spot_recovery_hours=column(lambda s: s.spot_recovery_hours),
-        base_error_rate=column(lambda s: s.base_error_rate),
-        latency=behaviour(
-            model,
-            "latency",
-            bh.LatencyCurve(
-                base_ms=column(lambda s: s.latency.base_ms),
-                queueing_factor=column(lambda s: s.latency.queueing_factor),
-                timeout_ms=column(lambda s: s.latency.timeout_ms),
-                p95_over_p50=column(lambda s: s.latency.p95_over_p50),
-            ),
+    Raises:
+        RunError: a replacement behaviour's key names nothing in this world.
+    """
+    days = scenario.days if days is None else int(days)
+    clock = Clock(scenario.start, n_ticks=days * HOURS_PER_DAY)
+    picked = Behaviours(behaviours)
+    service_names = list(scenario.services)
+    events = EventLog(start=scenario.start, service_names=service_names)
+    mesh = ServiceMesh.from_specs(
+        scenario.services,
+        list(scenario.vendors),
+        latency=picked.pick(
+            "latency", bh.LatencyCurve.from_specs([s.latency for s in scenario.services.values()])
         ),
-        autoscale_enabled=column(lambda s: s.autoscale.enabled),
-        target_utilisation=column(lambda s: s.autoscale.target_utilisation),
-        min_replicas=column(lambda s: s.autoscale.min_replicas),
-        max_replicas=column(lambda s: s.autoscale.max_replicas),
-        lag_hours=column(lambda s: s.autoscale.lag_hours),
         rng=entity_rng(seed, "mesh", "services"),
     )
-    model.services = [
-        Service(model, name=n, index=i, team=specs[i].team, mesh=model.mesh)
-        for i, n in enumerate(names)
+    services = [
+        Service(model, name=name, index=i, team=spec.team, mesh=mesh)
+        for i, (name, spec) in enumerate(scenario.services.items())
     ]
-
-
-def build_vendors(model: OrgModel, scenario: Scenario, seed: int) -> None:
-    """One :class:`Vendor` agent per vendor, with its outage behaviour."""
-    model.vendors = [
+    features = Features(scenario.features, {name: i for i, name in enumerate(service_names)})
+    segments = _segments(model, scenario, features, events, picked, seed)
+    vendors = [
         Vendor(
             model,
             name=name,
-            kind=spec.kind,
-            latency_ms=spec.latency_ms,
-            price_usd_per_1k_calls=spec.price_usd_per_1k_calls,
-            rate_limit_rps=spec.rate_limit_rps,
-            error_rate=spec.error_rate,
-            outages=behaviour(
-                model,
-                f"outages/{name}",
-                bh.VendorOutages(spec.outage_rate_per_month, spec.outage_hours_mean),
-            ),
-            sla_availability=spec.sla_availability,
+            spec=spec,
+            outages=picked.pick(f"outages/{name}", bh.VendorOutages.from_spec(spec)),
             rng=entity_rng(seed, "vendor", name),
         )
         for name, spec in scenario.vendors.items()
     ]
-    model.vendors_by_name = {v.name: v for v in model.vendors}
-    for vendor in model.vendors:
-        vendor.plan_outages(model.n_ticks)
-
-
-def build_teams(model: OrgModel, scenario: Scenario, seed: int) -> None:
-    """One :class:`Team` agent per team, owning its services."""
-    model.teams = []
-    for name, spec in scenario.teams.items():
-        owned = [i for i, s in enumerate(model.services) if s.team == name]
-        policy = spec.deploy_policy
-        anchor = model.local_anchor(spec.utc_offset_hours, weekday=0, hour=10)
-        incidents = spec.incidents
-        team = Team(
+    for vendor in vendors:
+        vendor.plan_outages(clock.n_ticks)
+    vendor_status = VendorStatus(vendors, clock.n_ticks)
+    desk = IncidentDesk(clock=clock, mesh=mesh, events=events, vendors=vendor_status)
+    teams = [
+        Team(
             model,
             name=name,
-            services=owned,
-            headcount=spec.headcount,
-            oncall_size=spec.oncall_size,
-            utc_offset_hours=spec.utc_offset_hours,
-            changes_per_engineer_day=spec.changes_per_engineer_day,
-            toil_hours_per_ticket=spec.toil_hours_per_ticket,
-            pipeline_hours=spec.pipeline_hours,
-            canary=spec.canary,
-            canary_blast_radius=spec.change_failure.canary_blast_radius,
-            policy=DeployPolicy(policy.kind, policy.every_hours, policy.working_hours_only, anchor),
-            change_failure=behaviour(
-                model,
-                f"change_failure/{name}",
-                bh.ChangeFailure(
-                    spec.change_failure.base,
-                    spec.change_failure.batch_coef,
-                    spec.change_failure.fatigue_coef,
-                ),
+            spec=spec,
+            services=[i for i, s in enumerate(services) if s.team == name],
+            change_failure=picked.pick(
+                f"change_failure/{name}", bh.ChangeFailure.from_spec(spec.change_failure)
             ),
-            timing=behaviour(
-                model,
-                f"incident_timing/{name}",
-                bh.IncidentTiming(
-                    detect_median_hours=incidents.detect_median_hours,
-                    detect_sigma=incidents.detect_sigma,
-                    restore_median_hours=incidents.restore_median_hours,
-                    restore_sigma=incidents.restore_sigma,
-                    fatigue_coef=incidents.fatigue_coef,
-                    expertise_coef=incidents.expertise_coef,
-                    batch_coef=incidents.batch_coef,
-                ),
+            timing=picked.pick(
+                f"incident_timing/{name}", bh.IncidentTiming.from_spec(spec.incidents)
             ),
-            incident_error_rate=incidents.deploy_incident_error_rate,
-            escalate_every_hours=incidents.escalate_every_hours,
-            people=spec.people.model_dump(),
-            expertise=spec.expertise,
+            clock=clock,
+            events=events,
+            desk=desk,
             rng=entity_rng(seed, "team", name),
         )
-        model.teams.append(team)
-    model.teams_by_name = {t.name: t for t in model.teams}
-    model.service_team = np.array(
-        [model.teams.index(model.teams_by_name[s.team]) for s in model.services], dtype=np.int64
+        for name, spec in scenario.teams.items()
+    ]
+    team_index = {team.name: t for t, team in enumerate(teams)}
+    service_team = np.array([team_index[s.team] for s in services], dtype=np.int64)
+    desk.staff(teams, service_team)
+    picked.check()
+    recorder = SeriesRecorder(
+        clock.n_ticks,
+        {
+            "segment": [s.name for s in segments],
+            "service": service_names,
+            "vendor": [v.name for v in vendors],
+            "feature": features.names,
+            "team": [t.name for t in teams],
+        },
     )
+    world = World(
+        scenario=scenario,
+        clock=clock,
+        events=events,
+        recorder=recorder,
+        features=features,
+        segments=segments,
+        population=SegmentBlock(segments),
+        sessions_rng=entity_rng(seed, "sessions", "all"),
+        mesh=mesh,
+        services=services,
+        vendors=vendors,
+        vendor_status=vendor_status,
+        teams=teams,
+        service_team=service_team,
+        desk=desk,
+        ledger=Ledger(service_team, len(teams), mesh.vendor_fanout.shape),
+        cloud_peak=CLOUD_PEAK.predict(np.arange(HOURS_PER_WEEK) - clock.offset),
+        team_counts=recorder.counters("team", COUNTS),
+        behaviour_keys=tuple(picked.keys),
+    )
+    world.schedule.update(schedule(world, scenario.interventions))
+    vendor_status.plan()  # after the interventions: a scheduled outage joins the plan
+    return world
+
+
+def _segments(
+    model: mesa.Model,
+    scenario: Scenario,
+    features: Features,
+    events: EventLog,
+    picked: Behaviours,
+    seed: int,
+) -> list[UserSegment]:
+    """One :class:`UserSegment` per scenario segment, with its behaviours."""
+    new_ids = UserIds()
+    segments = []
+    for name, spec in scenario.segments.items():
+        weights = np.zeros(len(features.names))
+        total = sum(spec.features.values())
+        for feature, share in spec.features.items():
+            if scenario.features[feature].launched:
+                weights[features.index[feature]] = share / total
+        reference = spec.churn.reference_price_usd_month
+        reference = spec.price_usd_month if reference is None else reference
+        segments.append(
+            UserSegment(
+                model,
+                name=name,
+                spec=spec,
+                feature_weights=weights,
+                profile=picked.pick(
+                    f"demand/{name}", bh.DemandProfile.from_spec(spec.demand_profile)
+                ),
+                churn=picked.pick(
+                    f"churn/{name}",
+                    bh.ChurnHazard.from_spec(spec.churn, reference_price_usd_month=reference),
+                ),
+                acquisition=picked.pick(
+                    f"acquisition/{name}",
+                    bh.Acquisition.from_spec(spec.acquisition, reference_price_usd_month=reference),
+                ),
+                sample_size=scenario.telemetry.user_sample_per_segment,
+                events=events,
+                new_ids=new_ids,
+                rng=entity_rng(seed, "segment", name),
+            )
+        )
+    return segments

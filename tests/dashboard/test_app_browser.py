@@ -1,0 +1,169 @@
+"""End to end in a real browser: ``streamlit run app.py``, driven by headless Chromium.
+
+The test starts the dashboard on 127.0.0.1 at a free port, opens the Explore page in
+Debian's ``/usr/bin/chromium`` through Playwright, sets a short run, raises the US Pro
+price with the keyboard, presses Run and reads the KPI cards. It saves a screenshot to
+``test-artifacts/`` and fails on any browser console error or uncaught page error.
+The server is stopped by its pid afterwards.
+
+Chromium comes from apt (``.ci/run`` and ``make browser`` install it); never from
+``playwright install``, which downloads a browser.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVER_START_S = 90
+RUN_S = 180
+PRICE_LEVER = "Price (segment pro_us) (USD/month)"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.is_file(),
+        reason=f"{CHROMIUM} is missing: install Debian's chromium (make browser / .ci/run)",
+    ),
+]
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is missing: pip install -e '.[dev]'"
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.3)
+    pytest.fail(
+        f"streamlit did not answer /_stcore/health in {SERVER_START_S} s:\n{log.read_text()}"
+    )
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> Iterator[str]:
+    """``streamlit run app.py`` on 127.0.0.1 at a free port; its URL. Stopped by pid."""
+    port = free_port()
+    log = tmp_path / "streamlit.log"
+    env = os.environ | {
+        "ORGTWIN_SCENARIOS": str(ROOT / "scenarios"),
+        "ORGTWIN_RESULTS": str(tmp_path / "results"),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+    ]
+    with log.open("w") as out:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, server, log)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)
+
+
+def test_explore_change_a_lever_and_run(dashboard: str, tmp_path: Path):
+    problems: list[str] = []
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 3200},
+        )
+        try:
+            page = browser.new_page()
+            page.on(
+                "console",
+                lambda m: (
+                    problems.append(f"console {m.type}: {m.text} ({m.location})")
+                    if m.type == "error"
+                    else None
+                ),
+            )
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.goto(dashboard)
+            run = page.get_by_role("button", name="Run")
+            run.wait_for(timeout=SERVER_START_S * 1000)
+            sync_api.expect(page.get_by_role("heading", name="Explore a scenario")).to_be_visible()
+
+            page.get_by_role("spinbutton", name="Days").fill("14")
+            page.get_by_role("spinbutton", name="Seeds").fill("2")
+            price = page.get_by_role("slider", name=PRICE_LEVER)
+            price.focus()
+            for _ in range(6):  # 12.00 → 15.00 in steps of 0.50
+                price.press("ArrowRight")
+            sync_api.expect(price).to_have_attribute("aria-valuetext", "15.00")
+            run.click()
+
+            cards = page.get_by_test_id("stMetric")
+            revenue = cards.filter(has_text="Revenue")
+            revenue.wait_for(timeout=RUN_S * 1000)
+            sync_api.expect(page.get_by_text("Ripple graph: 32 nodes")).to_be_visible(
+                timeout=RUN_S * 1000
+            )
+            text = revenue.inner_text()
+            assert "+$" in text, text  # a higher price: more revenue
+            assert cards.count() == 12
+            caption = page.get_by_text(
+                "baseline (levers moved) vs baseline · 2 seeds × 14 days"
+            ).first
+            sync_api.expect(caption).to_contain_text("segments.pro_us.price_usd_month = 15.0")
+            page.wait_for_timeout(1500)  # let the charts draw for the screenshot
+            page.screenshot(path=str(ARTIFACTS / "app-explore.png"))
+        finally:
+            browser.close()
+    assert not problems, "\n".join(problems)
