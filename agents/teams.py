@@ -509,13 +509,14 @@ class Team(mesa.Agent):
         self._schedule_hires(day)
 
     def _plan_drill(self, day: int, drills: Drills) -> None:
-        """Maybe schedule a drill tomorrow at 11:00 local, if tomorrow is a weekday."""
+        """Maybe schedule a drill at the first 11:00 local after the day ends, on weekdays."""
         draw = self.rng_incident.random()
         tomorrow = (day + 1) * HOURS_PER_DAY
-        weekday = self.clock.hour_of_week(tomorrow, self.utc_offset_hours) < WORKWEEK_HOURS
+        local = self.clock.hour_of_week(tomorrow, self.utc_offset_hours)
+        start = tomorrow + (DRILL_HOUR - local) % HOURS_PER_DAY
+        weekday = self.clock.hour_of_week(start, self.utc_offset_hours) < WORKWEEK_HOURS
         if not weekday or draw >= drills.drills_per_month / WORKDAYS_PER_MONTH:
             return
-        start = tomorrow + DRILL_HOUR - self.utc_offset_hours
         service = self.services[int(self.rng_incident.integers(len(self.services)))]
         self.desk.open(
             team=self, service=service, severity=3, cause="chaos", started=start,

@@ -17,6 +17,7 @@ from orgtwin.explore.controls import knob
 from orgtwin.scenario import interventions as iv
 from orgtwin.scenario.fields import Knob
 from orgtwin.scenario.load import load_scenario
+from orgtwin.units import WORK_END_HOUR, WORK_START_HOUR, WORKWEEK_HOURS
 from orgtwin.world.build import World
 from orgtwin.world.model import OrgModel
 
@@ -197,16 +198,20 @@ def test_vendor_outage_takes_the_vendor_down_exactly_in_its_window():
     assert np.all(errors[AT * 24 : UNTIL * 24] == 1.0)
 
 
-def test_chaos_program_drills_on_the_teams_own_services_without_paging():
+def test_chaos_program_runs_drills_in_working_hours_on_the_teams_own_services():
     model = model_with({"kind": "chaos_program", "at": 0, "drills_per_month": 20.0}, days=14)
     step_to(model, 14)
     model.finish()
     world = model.world
     drills = [i for i in world.events.incidents if i.cause == "chaos"]
     assert len(drills) >= 10
+    offsets = {t.name: t.utc_offset_hours for t in world.teams}
     for drill in drills:
         owner = world.owner(world.service_indices([drill.service])[0])
         assert owner.name == drill.team
+        local = world.clock.hour_of_week(drill.started, offsets[drill.team])
+        assert local < WORKWEEK_HOURS, f"drill {drill.incident_id} on a weekend"
+        assert WORK_START_HOUR <= local % 24 < WORK_END_HOUR, f"drill at {local % 24}:00"
     assert not [p for p in world.events.pages if p.incident_id in {d.incident_id for d in drills}]
 
 
