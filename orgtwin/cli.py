@@ -1,7 +1,8 @@
 """The ``orgtwin`` command line: run, sweep, check and describe scenarios.
 
-Every user mistake (a bad scenario, a missing file, a bad option) ends with one line on
-standard error naming what was wrong and exit status 2, never a traceback.
+Every user mistake (a bad scenario, a missing file, a bad option) ends with exit status 2
+and a message on standard error naming what was wrong (one line, or one line per problem
+of a scenario file that has several), never a traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from orgtwin.errors import OrgTwinError, SweepInterrupted
+from orgtwin.errors import OrgTwinError, SweepInterrupted, whole_number
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -25,13 +26,7 @@ def _whole_number(minimum: int) -> Callable[[str], int]:
     """An argparse type: a whole number of at least ``minimum``."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
+        return whole_number(text, name="", low=minimum, error=argparse.ArgumentTypeError)
 
     return parse
 

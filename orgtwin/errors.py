@@ -9,7 +9,8 @@ for callers that do not know orgtwin. Messages follow one shape::
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import numbers
+from collections.abc import Callable, Iterable
 
 
 class OrgTwinError(Exception):
@@ -19,14 +20,26 @@ class OrgTwinError(Exception):
 class ScenarioError(OrgTwinError, ValueError):
     """A scenario file or object is invalid.
 
+    With one problem, ``str(error)`` is one line in the shape above. With several, it is
+    a first line naming the file and how many problems, then one line per problem (the
+    first :attr:`MAX_LISTED`; the rest are counted)::
+
+        scenarios/acme.yaml: 2 problems
+          scenarios/acme.yaml: days must be an integer >= 1, got -5
+          scenarios/acme.yaml: teams.web.headcount must be an integer, got 'many'
+
     Attributes:
         source: the file (or ``"<scenario>"``) the error was found in.
         path: dotted field path inside the scenario (``teams.platform.oncall_size``), or ``""``.
         problem: what was expected and what was found.
         hint: a suggestion (``did you mean 'oncall_size'?``), or ``None``.
+        line: this problem alone, in one line (``source: path problem (hint)``).
         errors: every error found in the same pass, first one first; ``[self]`` when the
-            check stopped at one error.
+            check stopped at one error. ``path``, ``problem`` and ``hint`` are the first's.
     """
+
+    MAX_LISTED = 20
+    """Problems that ``str(error)`` lists one per line; past them, the rest are counted."""
 
     def __init__(self, source: str, path: str, problem: str, hint: str | None = None) -> None:
         self.source = source
@@ -35,14 +48,29 @@ class ScenarioError(OrgTwinError, ValueError):
         self.hint = hint
         self.errors: list[ScenarioError] = [self]
         where = f"{path} " if path else ""
-        message = f"{source}: {where}{problem}"
-        if hint:
-            message += f" ({hint})"
-        super().__init__(message)
+        self.line = f"{source}: {where}{problem}{in_brackets(hint)}"
+        super().__init__(self.line)
 
-    def __reduce__(self) -> tuple[type[ScenarioError], tuple[str, str, str, str | None]]:
-        """Pickle by the constructor arguments (Ray ships errors between processes)."""
-        return (type(self), (self.source, self.path, self.problem, self.hint))
+    def __str__(self) -> str:
+        """The problem in one line; with several, a header line then one line each."""
+        if len(self.errors) <= 1:
+            return self.line
+        listed = self.errors[: self.MAX_LISTED]
+        lines = [f"{self.source}: {len(self.errors)} problems", *(f"  {e.line}" for e in listed)]
+        rest = len(self.errors) - len(listed)
+        if rest:
+            lines.append(f"  … and {rest} more {'problem' if rest == 1 else 'problems'}")
+        return "\n".join(lines)
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[ScenarioError], tuple[str, str, str, str | None], dict[str, list] | None]:
+        """Pickle by the constructor arguments, and every problem when there are several.
+
+        Ray ships errors between processes.
+        """
+        state = {"errors": self.errors} if len(self.errors) > 1 else None
+        return (type(self), (self.source, self.path, self.problem, self.hint), state)
 
 
 class LeverError(ScenarioError):
@@ -113,3 +141,44 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
 def in_brackets(hint: str | None) -> str:
     """A hint as a bracketed suffix for a message (``" (did you mean …?)"``), or ``""``."""
     return f" ({hint})" if hint else ""
+
+
+def whole_number(
+    value: object,
+    *,
+    name: str,
+    low: int = 1,
+    high: int | None = None,
+    error: Callable[[str], Exception] = ValueError,
+) -> int:
+    """``value`` as an ``int``, if it is a whole number from ``low`` to ``high``.
+
+    The one check of a count (days, seeds, workers, points) wherever one is given: in
+    Python, on the command line (a string of digits) or on a page.
+
+    Args:
+        value: the value given.
+        name: what it is, for the message (``"days"``); ``""`` for none.
+        low: the smallest value allowed.
+        high: the largest value allowed (None: no limit).
+        error: the exception to raise, made from the message.
+
+    Raises:
+        error: ``value`` is not a whole number (a bool is not one) or is out of range.
+
+    Example:
+        >>> whole_number("3", name="seeds")
+        3
+        >>> whole_number(0, name="days", high=365)
+        Traceback (most recent call last):
+        ...
+        ValueError: days must be a whole number between 1 and 365, got 0
+    """
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    text = isinstance(value, str) and value.strip().lstrip("+-").isdigit()
+    number = int(value) if whole or text else None  # type: ignore[call-overload]
+    allowed = f"between {low} and {high}" if high is not None else f">= {low}"
+    if number is None or number < low or (high is not None and number > high):
+        subject = f"{name} must" if name else "must"
+        raise error(f"{subject} be a whole number {allowed}, got {value!r}")
+    return number

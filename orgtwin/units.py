@@ -57,6 +57,8 @@ def parse_hours(value: float | int | str) -> int:
     if isinstance(value, bool):
         raise ValueError(f"must be a number of days or a duration like '36h', got {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number of days, got {value!r}")
         return round(float(value) * HOURS_PER_DAY)
     match = _DURATION.match(str(value))
     if not match:

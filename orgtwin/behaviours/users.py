@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from pydantic import BaseModel
 
 from orgtwin.behaviours.base import Behaviour
 from orgtwin.scenario.organisation import AcquisitionSpec, ChurnSpec, DemandProfileSpec
-from orgtwin.units import DAYS_PER_MONTH, HOURS_PER_WEEK
+from orgtwin.units import DAYS_PER_MONTH, HOURS_PER_DAY, HOURS_PER_WEEK, WORKWEEK_HOURS
 
 _DEMAND, _CHURN, _ACQUISITION = DemandProfileSpec(), ChurnSpec(), AcquisitionSpec()
 
@@ -43,13 +46,13 @@ class DemandProfile(Behaviour):
 
     def _week(self) -> NDArray[np.float64]:
         hours = np.arange(HOURS_PER_WEEK)
-        hour_of_day = hours % 24
+        hour_of_day = hours % HOURS_PER_DAY
         distance = np.minimum(
             np.abs(hour_of_day - self.peak_hour), 24 - np.abs(hour_of_day - self.peak_hour)
         )
         day_shape = 0.5 * (1.0 + np.cos(np.pi * np.clip(distance / 12.0, 0.0, 1.0)))
         rate = self.night_level + (1.0 - self.night_level) * day_shape**1.5
-        weekend = hours >= 5 * 24  # hour-of-week 0 is Monday 00:00
+        weekend = hours >= WORKWEEK_HOURS  # hour-of-week 0 is Monday 00:00
         rate = np.where(weekend, rate * self.weekend_level, rate)
         return rate / rate.mean()
 
@@ -89,6 +92,17 @@ class ChurnHazard(Behaviour):
         self.price_elasticity = price_elasticity
         self.tenure_coef = tenure_coef
         self.reference_price_usd_month = reference_price_usd_month
+
+    @classmethod
+    def from_spec(cls, spec: BaseModel, **params: Any) -> ChurnHazard:
+        """The hazard a :class:`~orgtwin.scenario.organisation.ChurnSpec` declares.
+
+        A spec's reference price left unset (``None``: the loader pins it to the
+        segment's price) becomes 0: no price term, unless ``params`` gives one.
+        """
+        reference = getattr(spec, "reference_price_usd_month", None)
+        params.setdefault("reference_price_usd_month", reference or 0.0)
+        return super().from_spec(spec, **params)
 
     def log_base(self, price_usd_month: float) -> float:
         """Log of the daily hazard of a neutral, new user at this price."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from orgtwin.behaviours.base import Behaviour
 from orgtwin.scenario.organisation import VendorSpec
-from orgtwin.units import DAYS_PER_MONTH
+from orgtwin.units import HOURS_PER_MONTH
 
 _VENDOR = VendorSpec()
 
@@ -38,7 +38,7 @@ class VendorOutages(Behaviour):
 
     def sample(self, rng: np.random.Generator, horizon_hours: int) -> list[tuple[int, int]]:
         """Outages over ``horizon_hours`` as ``(start_hour, end_hour)`` pairs (end exclusive)."""
-        rate_per_hour = self.rate_per_month / (DAYS_PER_MONTH * 24.0)
+        rate_per_hour = self.rate_per_month / HOURS_PER_MONTH
         n = int(rng.poisson(rate_per_hour * horizon_hours))
         starts = np.sort(rng.integers(0, horizon_hours, size=n))
         lengths = np.maximum(1, np.rint(rng.exponential(self.hours_mean, size=n))).astype(int)

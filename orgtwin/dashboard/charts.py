@@ -99,10 +99,10 @@ def ripple_chart(nodes: pl.DataFrame, edges: pl.DataFrame) -> alt.LayerChart:
     """The ripple graph: segments, services, vendors and teams coloured by impact.
 
     Args:
-        nodes: :attr:`orgtwin.ripple.Ripple.nodes`: ``id``, ``kind``, ``name``, ``metric``,
+        nodes: :attr:`orgtwin.explore.ripple.Ripple.nodes`: ``id``, ``kind``, ``name``, ``metric``,
             ``base``, ``change``, ``rel_change``, ``impact`` (-1 worse .. +1 better) and
             ``significant``.
-        edges: :attr:`orgtwin.ripple.Ripple.edges`: ``source``, ``target``, ``kind``.
+        edges: :attr:`orgtwin.explore.ripple.Ripple.edges`: ``source``, ``target``, ``kind``.
     """
     placed, lines = ripple_layout(nodes, edges)
     tallest = int(placed.group_by("kind").len()["len"].max() or 1)
@@ -232,7 +232,7 @@ def importance_chart(df: pl.DataFrame) -> alt.Chart:
     """Lever importance as horizontal bars, most important on top.
 
     Args:
-        df: :func:`orgtwin.analysis.lever_importance`'s result: ``lever``,
+        df: :func:`orgtwin.sweeps.analysis.lever_importance`'s result: ``lever``,
             ``importance_mean``, ``importance_std``.
     """
     order = df["lever"].to_list()

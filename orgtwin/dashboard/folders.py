@@ -6,7 +6,7 @@ it still lies inside the folder. Results are read as Parquet and JSON only, neve
 
 - scenarios: ``./scenarios`` or ``$ORGTWIN_SCENARIOS``; ``*.yaml``/``*.yml`` files in it.
 - results: ``./results`` or ``$ORGTWIN_RESULTS``; a sweep is a sub-folder holding a
-  ``manifest.json`` (see :mod:`orgtwin.sweep_store`).
+  ``manifest.json`` (see :mod:`orgtwin.sweeps.store`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import streamlit as st
 from orgtwin.errors import LeverError, OrgTwinError, ScenarioError
 
 log = logging.getLogger("orgtwin.dashboard")
-MAX_LISTED_ERRORS = 12
+MAX_LISTED_ERRORS = ScenarioError.MAX_LISTED
 """Most problems of one scenario listed on the page."""
 
 

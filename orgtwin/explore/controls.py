@@ -1,6 +1,6 @@
 """Controls: the levers a scenario offers an interactive page, with plain labels and bounds.
 
-A :class:`Control` is one knob: a lever path (see :mod:`orgtwin.levers`), the words to
+A :class:`Control` is one knob: a lever path (see :mod:`orgtwin.scenario.levers`), the words to
 show, its kind (``int``, ``float``, ``bool`` or ``choice``), its current value and the
 range a page should offer. :func:`controls` lists them for a scenario: for each
 intervention, its user-facing fields, when it starts, how long it lasts (when it ends)
@@ -280,7 +280,7 @@ def apply_controls(scenario: Scenario, values: Mapping[str, Any]) -> Scenario:
     """A copy of ``scenario`` with control values applied (the original is unchanged).
 
     Values of the scenario's controls (:func:`controls`) are checked against their
-    control's range and kind; other lever paths go to :func:`orgtwin.levers.apply_levers`
+    control's range and kind; other lever paths go to :func:`orgtwin.scenario.levers.apply_levers`
     as they are (checked against the field's own bounds only).
 
     Args:

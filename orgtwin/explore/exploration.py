@@ -2,11 +2,11 @@
 
 The Explore page of the dashboard makes these calls (each cached apart, on small keys):
 
-1. :func:`controls` lists the scenario's knobs (see :mod:`orgtwin.controls`);
+1. :func:`controls` lists the scenario's knobs (see :mod:`orgtwin.explore.controls`);
 2. :func:`run_base` runs the base once per (scenario, days, seeds, seed);
 3. :func:`run_change` runs the scenario with the knobs' values, on the same seeds;
-4. :func:`explore_from` compares the two and traces the ripple (:mod:`orgtwin.ripple`);
-5. :func:`kpi_cards` and :func:`series_bands` (from :mod:`orgtwin.figures`) give what its
+4. :func:`explore_from` compares the two and traces the ripple (:mod:`orgtwin.explore.ripple`);
+5. :func:`kpi_cards` and :func:`series_bands` (from :mod:`orgtwin.explore.figures`) give what its
    cards and charts show.
 
 :func:`explore` does 2–4 in one call. The base of a scenario is the scenario it extends
@@ -27,7 +27,7 @@ Example:
     >>> check_bounds(400, 8)
     Traceback (most recent call last):
     ...
-    orgtwin.errors.ExploreError: days must be an integer between 1 and 365, got 400
+    orgtwin.errors.ExploreError: days must be a whole number between 1 and 365, got 400
 """
 
 from __future__ import annotations
@@ -36,10 +36,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import polars as pl
 
-from orgtwin.errors import ExploreError
+from orgtwin.errors import ExploreError, whole_number
 from orgtwin.explore.controls import apply_controls, controls
 from orgtwin.explore.ripple import Ripple, ripple
 from orgtwin.runs.comparison import compare
@@ -64,12 +63,11 @@ def check_bounds(days: int, seeds: int) -> None:
         seeds: seeds per scenario, 1..:data:`MAX_SEEDS`.
 
     Raises:
-        ExploreError: either is not an integer within its bounds (the message states them).
+        ExploreError: either is not a whole number within its bounds (the message states
+            them).
     """
-    for name, value, high in (("days", days, MAX_DAYS), ("seeds", seeds, MAX_SEEDS)):
-        whole = isinstance(value, int | np.integer) and not isinstance(value, bool)
-        if not whole or not 1 <= value <= high:
-            raise ExploreError(f"{name} must be an integer between 1 and {high}, got {value!r}")
+    whole_number(days, name="days", high=MAX_DAYS, error=ExploreError)
+    whole_number(seeds, name="seeds", high=MAX_SEEDS, error=ExploreError)
 
 
 # --------------------------------------------------------------------------- runs
@@ -90,7 +88,7 @@ def run_base(
         days: days per run, 1..:data:`MAX_DAYS`.
         seeds: seeds, 1..:data:`MAX_SEEDS`.
         seed: base seed of the runs' seeds (default: the explored scenario's ``seed``).
-        workers: worker processes (see :func:`orgtwin.runner.process_pool`); None: serial.
+        workers: worker processes (see :func:`orgtwin.runs.pool.process_pool`); None: serial.
 
     Returns:
         The base's run set (lean).
@@ -164,8 +162,8 @@ class Exploration:
         values: the control values applied, path -> value.
         base: the base's runs.
         change: the changed scenario's runs.
-        comparison: every KPI, base against change (:func:`orgtwin.results.compare`).
-        ripple: where the change landed (:class:`orgtwin.ripple.Ripple`).
+        comparison: every KPI, base against change (:func:`orgtwin.runs.comparison.compare`).
+        ripple: where the change landed (:class:`orgtwin.explore.ripple.Ripple`).
     """
 
     scenario_name: str

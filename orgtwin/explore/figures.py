@@ -40,7 +40,7 @@ def kpi_cards(
 
     Args:
         comparison: `Exploration.comparison` (:mod:`orgtwin.explore`) or any
-            :func:`orgtwin.results.compare` result.
+            :func:`orgtwin.runs.comparison.compare` result.
         kpis: the KPIs to show, in order; they must be in ``comparison``.
         confidence: the coverage ``comparison`` was computed with (for the words).
 

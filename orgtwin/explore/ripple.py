@@ -46,7 +46,7 @@ class NodeFigure(NamedTuple):
 
     Attributes:
         name: what the figure is called in :attr:`Ripple.nodes` (``metric``).
-        metric: the series metric it is made from (see :mod:`orgtwin.metrics`).
+        metric: the series metric it is made from (see :mod:`orgtwin.runs.metrics`).
         accrued: True: the run's total (``churned`` users); False: the mean over hours.
         per: a gauge to divide by (its mean over the run), or None.
         higher_is_better: which way is good.

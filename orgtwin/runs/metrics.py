@@ -1,45 +1,31 @@
 """The run KPIs: what each one means, and how one run's telemetry becomes a summary row.
 
 :data:`KPIS` declares every KPI once (unit, which way is good, what it measures), and
-:func:`summarise` computes them all from a :class:`~orgtwin.results.RunResult` with
+:func:`summarise` computes them all from a :class:`~orgtwin.runs.results.RunResult` with
 vectorised polars. Rates, shares and means that have nothing to divide by are ``NaN``
 (no deploys gives a ``NaN`` change failure rate, no resolved incident a ``NaN`` MTTR);
-counts and sums of nothing are ``0``. :func:`mean_interval` and :func:`t_quantile` give
-the uncertainty of a KPI's mean across seeds (scipy-free).
+counts and sums of nothing are ``0``. The uncertainty of a KPI's mean across seeds is
+:mod:`orgtwin.runs.stats`' job.
 
-The series follow one convention (``entity_type`` / ``metric``; one tick is one hour):
-
-- ``segment``: ``active_users``, ``paying_users`` (gauges); ``revenue_usd``, ``churned``,
-  ``acquired``, ``tickets``, ``sessions``, ``bad_sessions`` (accrued in the tick).
-- ``service``: ``demand_rps``, ``capacity_rps``, ``utilisation``, ``replicas``,
-  ``latency_p50_ms``, ``latency_p95_ms``, ``error_rate``, ``preempted_replicas`` (gauges);
-  ``cost_usd`` (accrued in the tick).
-- ``vendor``: ``calls_rps``, ``up`` (1/0), ``error_rate`` (gauges); ``cost_usd`` (accrued).
-- ``feature``: ``latency_p95_ms`` (gauge); ``sessions``, ``requests``, ``errors`` (accrued).
-- ``team``: ``headcount``, ``oncall_size``, ``fatigue``, ``expertise``, ``pending_changes``
-  (gauges); ``changes_shipped``, ``deploys``, ``failed_deploys``, ``pages``,
-  ``off_hours_pages``, ``left``, ``hired``, ``toil_hours``, ``feature_hours`` (accrued).
-
+KPIs read the per-tick series (its metrics are declared in
+:data:`orgtwin.telemetry.series.SERIES_METRICS`) and the event tables.
 Incidents, pages and the DORA metrics come from the event tables, not the series.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from statistics import NormalDist
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-import numpy as np
 import polars as pl
 
 from orgtwin.errors import ResultsError, TelemetryError
+from orgtwin.units import DAYS_PER_WEEK, SECONDS_PER_HOUR
 
-if TYPE_CHECKING:
-    from orgtwin.runs.results import RunResult
-
-DAYS_PER_WEEK = 7
-DAYS_PER_MONTH = 30
+CHURN_PERIOD_DAYS = 30
+"""The "month" of the monthly churn KPI: a period of 30 days (as the KPI says)."""
 LATENCY_QUANTILE = 0.95
 
 
@@ -112,11 +98,22 @@ KPIS: dict[str, Kpi] = {
 """Every KPI of a run summary, in the order of the summary columns."""
 
 
-def summarise(run: RunResult) -> dict[str, float]:
+def summarise(
+    series: pl.DataFrame,
+    events: Mapping[str, pl.DataFrame],
+    *,
+    start: datetime,
+    days: int,
+    slo_availability: float,
+) -> dict[str, float]:
     """Compute every KPI of :data:`KPIS` for one run.
 
     Args:
-        run: one simulated run: its series and event tables.
+        series: the run's per-tick series (schema :data:`orgtwin.telemetry.schemas.SERIES`).
+        events: the run's telemetry tables (at least ``deploys``, ``incidents``, ``pages``).
+        start: wall time of tick 0.
+        days: length of the run, days.
+        slo_availability: the availability target, a fraction (``0.999``).
 
     Returns:
         KPI name -> value, in the order of :data:`KPIS`; undefined ratios are ``NaN``.
@@ -124,16 +121,16 @@ def summarise(run: RunResult) -> dict[str, float]:
     Raises:
         TelemetryError: an event table lacks a column the KPIs need.
     """
-    series = run.series.filter(pl.col("metric").is_in(_SERIES_METRICS)).with_columns(
+    series = series.filter(pl.col("metric").is_in(_SERIES_METRICS)).with_columns(
         pl.col("entity_type", "metric").cast(pl.String)
     )
     sums = _sums(series)
-    out = _users(series, sums, days=run.days)
+    out = _users(series, sums, days=days)
     out |= _money(sums)
-    out |= _reliability(series, sums, slo_availability=run.slo_availability)
-    incidents = _within(run.events["incidents"], run.start, run.days)
-    out |= _people(series, sums, incidents, run.events["pages"], days=run.days)
-    out |= dora(run.events["deploys"], incidents, days=run.days)
+    out |= _reliability(series, sums, slo_availability=slo_availability)
+    incidents = _within(events["incidents"], start, days)
+    out |= _people(series, sums, incidents, events["pages"], days=days)
+    out |= dora(events["deploys"], incidents, days=days)
     return {name: float(out[name]) for name in KPIS}
 
 
@@ -141,8 +138,8 @@ def dora(deploys: pl.DataFrame, incidents: pl.DataFrame, *, days: int) -> dict[s
     """The four DORA metrics from deploy and incident events.
 
     Args:
-        deploys: deploy events (:data:`orgtwin.tables.DEPLOYS`), one row per deploy.
-        incidents: incident events (:data:`orgtwin.tables.INCIDENTS`); open ones
+        deploys: deploy events (:data:`orgtwin.telemetry.schemas.DEPLOYS`), one row per deploy.
+        incidents: incident events (:data:`orgtwin.telemetry.schemas.INCIDENTS`); open ones
             (``resolved`` null) do not count towards time to restore.
         days: length of the period the events cover, days.
 
@@ -233,7 +230,7 @@ def _users(series: pl.DataFrame, sums: dict[str, float], *, days: int) -> dict[s
         "churned": churned,
         "acquired": sums.get("segment.acquired", 0.0),
         "churn_rate_monthly_pct": (
-            100.0 * churned / mean_active / days * DAYS_PER_MONTH if mean_active else math.nan
+            100.0 * churned / mean_active / days * CHURN_PERIOD_DAYS if mean_active else math.nan
         ),
         "tickets": sums.get("segment.tickets", 0.0),
     }
@@ -346,7 +343,8 @@ def _change_weighted_median(deploys: pl.DataFrame) -> float:
 def _restore_hours(incidents: pl.DataFrame) -> pl.Series:
     """Hours from start to resolution of every resolved incident."""
     _require(incidents, "incidents", ("started", "resolved"))
-    span = (pl.col("resolved") - pl.col("started")).dt.total_seconds(fractional=True) / 3600.0
+    span = (pl.col("resolved") - pl.col("started")).dt.total_seconds(fractional=True)
+    span = span / SECONDS_PER_HOUR
     return incidents.filter(pl.col("resolved").is_not_null()).select(span.alias("h"))["h"]
 
 
@@ -379,5 +377,3 @@ def _require(frame: pl.DataFrame, name: str, columns: tuple[str, ...]) -> None:
 
 
 # --------------------------------------------------------------------------- across seeds
-
-

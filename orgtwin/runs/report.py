@@ -5,15 +5,18 @@ thousands separators, percentages with two decimals (their changes in percentage
 ``pp``), money with ``$`` and no cents from $1,000 up.
 
 Example:
-    >>> from orgtwin.runs.report import format_comparison  # doctest: +SKIP
-    >>> print(format_comparison(compare(base, cab), base_name="baseline",
-    ...                         change_name="cab_policy", seeds=8, days=90))  # doctest: +SKIP
+    >>> import orgtwin
+    >>> base = orgtwin.run("scenarios/baseline.yaml", days=20, seeds=2)
+    >>> cab = orgtwin.run("scenarios/cab_policy.yaml", days=20, seeds=2)
+    >>> text = format_comparison(orgtwin.compare(base, cab), base_name="baseline",
+    ...                          change_name="cab_policy", seeds=2, days=20)
+    >>> text.splitlines()[0]
+    'cab_policy vs baseline: 2 seeds x 20 days, paired by seed'
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
 from typing import Any
 
 import polars as pl
@@ -64,7 +67,7 @@ def format_comparison(
     """A comparison table followed by what moved beyond noise, in plain language.
 
     Args:
-        cmp: the result of :func:`orgtwin.results.compare`.
+        cmp: the result of :func:`orgtwin.runs.comparison.compare`.
         base_name: what the base set is called (a scenario name).
         change_name: what the changed set is called.
         seeds: seeds per scenario.

@@ -21,16 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
 
-import numpy as np
 import polars as pl
 
+from orgtwin.errors import ResultsError, did_you_mean, in_brackets
 from orgtwin.runs import metrics, stats
 from orgtwin.runs.stats import interval
-
 from orgtwin.telemetry import schemas as tables
-from orgtwin.errors import ResultsError, did_you_mean, in_brackets
 
 RUN_COLUMNS: dict[str, pl.DataType] = {
     "run_id": pl.String(),  # f"{scenario}/{replicate}"
@@ -58,8 +55,8 @@ class RunResult:
         days: length of the run, days (one tick is one hour).
         slo_availability: the availability target, a fraction (``0.999``).
         slo_latency_p95_ms: the p95 latency target, ms.
-        series: per-tick values, schema :data:`orgtwin.tables.SERIES`.
-        events: every table of :data:`orgtwin.tables.EVENT_TABLES`, in its schema.
+        series: per-tick values, schema :data:`orgtwin.telemetry.schemas.SERIES`.
+        events: every table of :data:`orgtwin.telemetry.schemas.EVENT_TABLES`, in its schema.
     """
 
     scenario: str
@@ -86,8 +83,11 @@ class RunResult:
         return f"{self.scenario}/{self.replicate}"
 
     def summary(self) -> dict[str, float]:
-        """Every KPI of the run (see :func:`orgtwin.metrics.summarise`)."""
-        return metrics.summarise(self)
+        """Every KPI of the run (see :func:`orgtwin.runs.metrics.summarise`)."""
+        return metrics.summarise(
+            self.series, self.events, start=self.start, days=self.days,
+            slo_availability=self.slo_availability,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,12 +99,16 @@ class RunSet:
         days: length of every run, days.
         summary: one row per run, schema :data:`SUMMARY`, ordered by replicate.
         series: every run's series, ``run_id`` and ``seed`` in front of
-            :data:`orgtwin.tables.SERIES`.
+            :data:`orgtwin.telemetry.schemas.SERIES`.
         tables: every event table by name, ``run_id`` and ``seed`` in front of its schema.
 
     Example:
-        >>> runset = RunSet.from_runs(runs)  # doctest: +SKIP
-        >>> runset.summary.select("seed", "users", "availability_pct")  # doctest: +SKIP
+        >>> from orgtwin import load_scenario, simulate
+        >>> baseline = load_scenario("scenarios/baseline.yaml")
+        >>> runs = [simulate(baseline, seed=s, days=2, replicate=r) for r, s in enumerate([4, 9])]
+        >>> runset = RunSet.from_runs(runs)
+        >>> runset.summary.select("seed", "replicate").rows(), len(runset)
+        ([(4, 0), (9, 1)], 2)
     """
 
     scenario: str
@@ -180,9 +184,7 @@ class RunSet:
         stats.check_confidence(confidence)
         rows = []
         for kpi, spec in metrics.KPIS.items():
-            mean, half, n = stats.mean_interval(
-                self.summary[kpi].to_numpy(), confidence=confidence
-            )
+            mean, half, n = stats.mean_interval(self.summary[kpi].to_numpy(), confidence=confidence)
             low, high = interval(mean, half)
             rows.append((kpi, spec.unit, mean, low, high, n))
         schema = {"kpi": pl.String, "unit": pl.String, "mean": pl.Float64}
@@ -295,5 +297,3 @@ def _read(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
 
 
 # --------------------------------------------------------------------------- comparison
-
-

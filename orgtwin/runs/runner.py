@@ -167,7 +167,7 @@ class SummarisedRun(RunResult):
     """A run whose KPI summary was computed where it ran (in a worker process).
 
     Attributes:
-        kpis: KPI name -> value, as :func:`orgtwin.metrics.summarise` gave it.
+        kpis: KPI name -> value, as :func:`orgtwin.runs.metrics.summarise` gave it.
     """
 
     kpis: dict[str, float] = field(default_factory=dict)

@@ -1,6 +1,11 @@
 """The scenario format: an organisation plus the interventions that change it.
 
-- :mod:`~orgtwin.scenario.spec`: the typed shapes of a scenario file;
+- :mod:`~orgtwin.scenario.fields`: the base of every spec, bounded numbers, knobs;
+- :mod:`~orgtwin.scenario.organisation`: the organisation: segments, features, services,
+  vendors and teams;
+- :mod:`~orgtwin.scenario.interventions`: every intervention kind, declared once (fields,
+  words for people, controls, effect);
+- :mod:`~orgtwin.scenario.spec`: :class:`~orgtwin.scenario.spec.Scenario`, the whole file;
 - :mod:`~orgtwin.scenario.load`: reading YAML, ``extends:`` and merging;
 - :mod:`~orgtwin.scenario.checks`: validation and its messages (file, field path,
   expected, found), every problem at once;

@@ -1,30 +1,35 @@
 """Validation: decide whether a scenario is valid, and say what is wrong in house style.
 
-:mod:`orgtwin.loading` reads and merges scenario files; this module judges the result and
-words every problem as a :class:`~orgtwin.errors.ScenarioError` naming the file, the
-field path and what was expected (``teams.platform.oncall_size must be an integer >= 1,
-got 0``), with a hint when one helps (``did you mean 'teams.platform'?``).
+:mod:`orgtwin.scenario.load` reads and merges scenario files; this module judges the
+result and words every problem as a :class:`~orgtwin.errors.ScenarioError` naming the
+file, the field path and what was expected (``teams.platform.oncall_size must be an
+integer >= 1, got 0``), with a hint when one helps (``did you mean 'teams.platform'?``).
 
-Three parts, one section each below: **shapes** runs pydantic and translates its errors
+Four parts, one section each below: **shapes** runs pydantic and translates its errors
 (following each error location through the Scenario types to phrase what was expected,
 and folding the per-member errors of a union into one); **references** checks what
 pydantic cannot see: names that refer to other entities and an acyclic call graph;
-**reporting** raises the first problem in document order with every problem attached.
+**timing** checks that the interventions start before the run ends; **reporting** raises
+the first problem in document order with every problem attached. References and timing
+work on the parsed mapping too, skipping whatever is not the right shape (the shape
+checks report it), so that :func:`validate` finds every kind of problem in one pass.
 Every problem is an :class:`Issue` until it is raised.
 """
 
 from __future__ import annotations
 
+import math
 import types
 import typing
-from collections.abc import Iterator, Mapping
-from typing import Any, Literal, NamedTuple
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from orgtwin.errors import ScenarioError, did_you_mean
-from orgtwin.scenario.interventions import INTERVENTION_KINDS, VendorSwap
+from orgtwin.scenario.interventions import INTERVENTION_KINDS, KINDS, VendorSwap
 from orgtwin.scenario.spec import Scenario
+from orgtwin.units import HOURS_PER_DAY, parse_hours
 
 LOADER_FIELDS = ("base", "source")
 """Scenario fields the loader sets; a file may not."""
@@ -45,20 +50,39 @@ class Issue(NamedTuple):
 
 
 def validate(data: dict[str, Any], shown: str) -> Scenario:
-    """Validate merged data into a Scenario, translating every pydantic error."""
+    """Validate merged data into a Scenario, finding every problem in one pass.
+
+    Shapes (pydantic), references (on the parts that are well-formed) and timing (against
+    ``days``, if valid) are all checked, whatever the others found.
+
+    Args:
+        data: the merged scenario mapping.
+        shown: the file it came from, for messages.
+
+    Raises:
+        ScenarioError: the first problem in document order, with ``.errors`` holding all.
+    """
+    scenario, issues = _shapes(data)
+    issues += reference_issues(data)
+    issues += _run_timing_issues(data)
+    if issues:
+        raise_issues(shown, issues, document_order(data))
+    assert scenario is not None  # no issues means validation succeeded
+    return scenario
+
+
+def _shapes(data: dict[str, Any]) -> tuple[Scenario | None, list[Issue]]:
+    """The validated scenario (None if pydantic refused it) and every shape issue."""
     issues = [
         Issue((name,), "is not a known key (the loader sets it)")
         for name in LOADER_FIELDS
         if name in data
     ]
     try:
-        scenario = Scenario.model_validate(data)
+        return Scenario.model_validate(data), issues
     except ValidationError as exc:
-        issues += _collapse_unions([_translate(err) for err in exc.errors(include_url=False)])
-        scenario = None
-    raise_issues(shown, issues, document_order(data))
-    assert scenario is not None  # no issues means validation succeeded
-    return scenario
+        errors = exc.errors(include_url=False)
+        return None, issues + _collapse_unions([_translate(err) for err in errors])
 
 
 class _Where(NamedTuple):
@@ -233,43 +257,79 @@ def _is_model(annotation: Any) -> bool:
 
 # --------------------------------------------------------------------------- references
 
+_SECTIONS = ("segments", "features", "services", "vendors", "teams")
+_Known = Mapping[str, dict[str, Any] | None]
+"""Each section's entries by name; ``None`` where the section's names are unknown."""
 
-def reference_issues(sc: Scenario) -> list[Issue]:
-    """Every dangling name and call cycle in a scenario whose shapes are already valid.
+
+def reference_issues(data: Scenario | Mapping[str, Any]) -> list[Issue]:
+    """Every dangling name and call cycle among the well-formed parts of a scenario.
 
     Segments name features, features enter services, services name their team, callees
     and vendors, interventions name teams, services, segments, features and vendors.
+
+    Args:
+        data: a scenario, or a parsed scenario mapping whose shapes may be invalid: a
+            section, entry or field that is not the right shape is skipped (the shape
+            checks report it), and a name is declared if it is a key of its section.
     """
-    return [*_entity_issues(sc), *_cycle_issues(sc), *_intervention_issues(sc)]
+    if isinstance(data, Scenario):
+        data = data.model_dump()
+    known = {section: _declared(data, section) for section in _SECTIONS}
+    return [*_entity_issues(known), *_cycle_issues(known), *_intervention_issues(data, known)]
 
 
-def _entity_issues(sc: Scenario) -> Iterator[Issue]:
+def _declared(data: Mapping[str, Any], section: str) -> dict[str, Any] | None:
+    """A section's entries by name, or None if it is missing (and required) or no mapping."""
+    field = Scenario.model_fields[section]
+    value = data.get(section) if section in data or field.is_required() else field.default
+    return _entries(value) if isinstance(value, Mapping) else None
+
+
+def _entries(value: Any) -> dict[str, Any]:
+    """A mapping's items with string keys (as paths show them); ``{}`` for anything else."""
+    return {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+def _get(entry: Any, key: str, default: Any = None) -> Any:
+    """``entry[key]`` if ``entry`` is a mapping holding it, else ``default``."""
+    return entry.get(key, default) if isinstance(entry, Mapping) else default
+
+
+def _entity_issues(known: _Known) -> Iterator[Issue]:
     """Names in segments, features and services that are not declared."""
-    for name, segment in sc.segments.items():
-        for feature in segment.features:
-            if feature not in sc.features:
-                yield _dangling(("segments", name, "features", feature), "feature", sc.features)
-    for name, feature in sc.features.items():
-        if feature.entry not in sc.services:
-            yield _dangling(("features", name, "entry"), "service", sc.services, feature.entry)
-    for name, service in sc.services.items():
-        if service.team not in sc.teams:
-            yield _dangling(("services", name, "team"), "team", sc.teams, service.team)
-        for callee in service.calls:
-            if callee == name:
-                yield Issue(("services", name, "calls", callee), "is the service itself")
-            elif callee not in sc.services:
-                yield _dangling(("services", name, "calls", callee), "service", sc.services)
-        for vendor in service.vendors:
-            if vendor not in sc.vendors:
-                yield _dangling(("services", name, "vendors", vendor), "vendor", sc.vendors)
+    for name, segment in (known["segments"] or {}).items():
+        for feature in _entries(_get(segment, "features")):
+            parts = ("segments", name, "features", feature)
+            yield from _undeclared_key(parts, "feature", known["features"])
+    for name, feature in (known["features"] or {}).items():
+        entry = _get(feature, "entry")
+        yield from _undeclared(("features", name, "entry"), entry, "service", known["services"])
+    for name, service in (known["services"] or {}).items():
+        yield from _service_issues(name, service, known)
 
 
-def _cycle_issues(sc: Scenario) -> Iterator[Issue]:
+def _service_issues(name: str, service: Any, known: _Known) -> Iterator[Issue]:
+    """Undeclared names in one service: its team, callees and vendors."""
+    team = _get(service, "team")
+    yield from _undeclared(("services", name, "team"), team, "team", known["teams"])
+    for callee in _entries(_get(service, "calls")):
+        parts = ("services", name, "calls", callee)
+        if callee == name:
+            yield Issue(parts, "is the service itself")
+        else:
+            yield from _undeclared_key(parts, "service", known["services"])
+    for vendor in _entries(_get(service, "vendors")):
+        parts = ("services", name, "vendors", vendor)
+        yield from _undeclared_key(parts, "vendor", known["vendors"])
+
+
+def _cycle_issues(known: _Known) -> Iterator[Issue]:
     """The first cycle in the call graph, spelled from its earliest-declared service."""
+    services = known["services"] or {}
     graph = {
-        name: [c for c in service.calls if c in sc.services and c != name]
-        for name, service in sc.services.items()
+        name: [c for c in _entries(_get(service, "calls")) if c in services and c != name]
+        for name, service in services.items()
     }
     cycle = _find_cycle(graph)
     if cycle:
@@ -308,25 +368,51 @@ _NAMED = {
 }
 
 
-def _intervention_issues(sc: Scenario) -> Iterator[Issue]:
-    for i, intervention in enumerate(sc.interventions):
+def _intervention_issues(data: Mapping[str, Any], known: _Known) -> Iterator[Issue]:
+    """Undeclared names in the interventions of a known kind (selectors, vendors…)."""
+    interventions = data.get("interventions")
+    for i, intervention in enumerate(interventions if isinstance(interventions, list) else []):
+        kind = _get(intervention, "kind")
+        spec = KINDS.get(kind) if isinstance(kind, str) else None
+        if spec is None:
+            continue
         for field, noun in _SELECTORS.items():
-            names = getattr(intervention, field, "*")
-            if names == "*":
-                continue
-            if not names:
-                yield Issue(("interventions", i, field), f"must be '*' or name a {noun}, got []")
-            known = getattr(sc, field)
-            for j, name in enumerate(names):
-                if name not in known:
-                    yield _dangling(("interventions", i, field, j), noun, known, name)
+            if field in spec.model_fields:
+                names = _get(intervention, field, "*")
+                yield from _selector_issues(("interventions", i, field), names, noun, known[field])
         for field, (noun, section) in _NAMED.items():
-            value = getattr(intervention, field, None)
-            if value is not None and value not in getattr(sc, section):
-                yield _dangling(("interventions", i, field), noun, getattr(sc, section), value)
-        if isinstance(intervention, VendorSwap) and intervention.to == intervention.vendor:
-            problem = f"must differ from vendor, got {intervention.to!r}"
-            yield Issue(("interventions", i, "to"), problem)
+            if field in spec.model_fields:
+                value = _get(intervention, field)
+                yield from _undeclared(("interventions", i, field), value, noun, known[section])
+        to = _get(intervention, "to")
+        if spec is VendorSwap and isinstance(to, str) and to == _get(intervention, "vendor"):
+            yield Issue(("interventions", i, "to"), f"must differ from vendor, got {to!r}")
+
+
+def _selector_issues(
+    parts: tuple[str | int, ...], names: Any, noun: str, known: dict[str, Any] | None
+) -> Iterator[Issue]:
+    """An empty selector, or the names in a selector that are not declared."""
+    if names == []:
+        yield Issue(parts, f"must be '*' or name a {noun}, got []")
+    for j, name in enumerate(names if isinstance(names, list) else []):
+        yield from _undeclared((*parts, j), name, noun, known)
+
+
+def _undeclared(
+    parts: tuple[str | int, ...], value: Any, noun: str, known: dict[str, Any] | None
+) -> Iterator[Issue]:
+    """A name given as a value (``entry: x``) that is not declared (names known, a string)."""
+    if known is not None and isinstance(value, str) and value not in known:
+        yield _dangling(parts, noun, known, value)
+
+
+def _undeclared_key(
+    parts: tuple[str | int, ...], noun: str, known: dict[str, Any] | None
+) -> Iterator[Issue]:
+    """A name given as the last key of ``parts`` that is not declared (if names are known)."""
+    if known is not None and parts[-1] not in known:
+        yield _dangling(parts, noun, known)
 
 
 def _dangling(
@@ -339,6 +425,48 @@ def _dangling(
         problem = f"must name a {noun} declared in {noun}s, got {value!r}"
     listed = ", ".join(list(known)[:10]) + (", …" if len(known) > 10 else "")
     return Issue(parts, problem, did_you_mean(value, known) or f"declared {noun}s: {listed}")
+
+
+# --------------------------------------------------------------------------- timing
+
+_DAYS = TypeAdapter(Annotated[(int, *Scenario.model_fields["days"].metadata)])
+"""Validates ``days`` as :class:`Scenario` does."""
+
+
+def timing_issues(starts: Sequence[Any], days: int) -> list[Issue]:
+    """The interventions that start at or after the end of a run of ``days`` days.
+
+    Args:
+        starts: each intervention's ``at``, in order; one that is not a valid time (or
+            ``None``) is skipped, for the shape checks report it.
+        days: length of the run in days.
+    """
+    ends = f"must be before the end of the run (day {days})"
+    return [
+        Issue(("interventions", i, "at"), f"{ends}, got {show(at)}")
+        for i, at in enumerate(starts)
+        if _start_hour(at) >= days * HOURS_PER_DAY
+    ]
+
+
+def _run_timing_issues(data: Mapping[str, Any]) -> list[Issue]:
+    """Timing issues of a parsed scenario against its own ``days``, if those are valid."""
+    interventions = data.get("interventions")
+    if not isinstance(interventions, list):
+        return []
+    try:
+        days = _DAYS.validate_python(data.get("days", Scenario.model_fields["days"].default))
+    except ValidationError:
+        return []
+    return timing_issues([_get(x, "at") for x in interventions], days)
+
+
+def _start_hour(at: Any) -> float:
+    """The hour a start time names, or minus infinity if it names none (a shape error)."""
+    try:
+        return parse_hours(at)
+    except (ValueError, OverflowError):
+        return -math.inf
 
 
 # --------------------------------------------------------------------------- reporting

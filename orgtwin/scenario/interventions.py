@@ -154,6 +154,11 @@ def _nothing() -> None:
     return None
 
 
+def _time_words(value: float | str) -> str:
+    """A scenario time as the file would spell it: ``20``, ``2.5``, ``'36h'``."""
+    return f"{value:g}" if isinstance(value, float) else repr(value)
+
+
 def every(hours: int, noun: str) -> str:
     """A cadence in words.
 
@@ -200,7 +205,8 @@ class InterventionSpec(Spec):
     @model_validator(mode="after")
     def _ordered(self) -> InterventionSpec:
         if self.until is not None and parse_hours(self.until) <= parse_hours(self.at):
-            raise ValueError(f"until must be after at ({self.at!r}), got {self.until!r}")
+            at, until = _time_words(self.at), _time_words(self.until)
+            raise ValueError(f"until must be after at ({at}), got {until}")
         return self
 
     @property

@@ -197,11 +197,25 @@ def parse_levers(levers: Mapping[str, Any] | Sequence[str | Lever]) -> list[Leve
 
 @dataclass(frozen=True)
 class Target:
-    """One place a lever writes to: a field of a spec object inside a scenario."""
+    """One place a lever writes to: a field of a spec object inside a scenario.
+
+    Attributes:
+        container: the spec object that holds the field.
+        field: the field's name.
+        where: the place in words, for messages (``teams.web.oncall_size``).
+        selector: for an intervention that also covers entities the lever does not name:
+            its selector field (``teams``); the lever's entities then get their own copy
+            of the intervention (see :func:`apply_levers`). ``None``: no split.
+        mine: the lever's entities among those the intervention covers.
+        others: the entities the intervention covers that the lever does not name.
+    """
 
     container: BaseModel
     field: str
     where: str
+    selector: str | None = None
+    mine: tuple[str, ...] = ()
+    others: tuple[str, ...] = ()
 
 
 def _split(path: str) -> list[str]:
@@ -254,7 +268,7 @@ def _interventions(path: str, scenario: Scenario, selector: str) -> list[int]:
 
 
 def targets(scenario: Scenario, path: str) -> list[Target]:
-    """Every place lever ``path`` writes to in ``scenario`` (interventions split if needed).
+    """Every place lever ``path`` writes to in ``scenario``; the scenario is not changed.
 
     Raises:
         LeverError: the path names no field of the scenario (with a suggestion).
@@ -289,25 +303,20 @@ def targets(scenario: Scenario, path: str) -> list[Target]:
 def _intervention_targets(
     scenario: Scenario, kind: str, names: list[str], field: str
 ) -> list[Target]:
-    """Interventions that set ``field`` on any of ``names``; split so only those change."""
+    """Interventions that set ``field`` on any of ``names`` (to be split if they cover more)."""
     selector_field = _SELECTOR_OF[kind]
     found = []
-    for i, iv in enumerate(list(scenario.interventions)):
+    for i, iv in enumerate(scenario.interventions):
         if field not in type(iv).model_fields or selector_field not in type(iv).model_fields:
             continue
         selected = getattr(iv, selector_field)
         covered = list(getattr(scenario, kind)) if selected == "*" else list(selected)
-        mine = [n for n in covered if n in names]
+        mine = tuple(n for n in covered if n in names)
         if not mine:
             continue
-        others = [n for n in covered if n not in names]
-        if others:  # the lever's entities get their own copy of the intervention
-            copy = iv.model_copy(deep=True)
-            setattr(copy, selector_field, mine)
-            setattr(iv, selector_field, others)
-            scenario.interventions.insert(scenario.interventions.index(iv) + 1, copy)
-            iv = copy
-        found.append(Target(iv, field, f"interventions[{i}] ({iv.kind}).{field}"))
+        others = tuple(n for n in covered if n not in names)
+        where = f"interventions[{i}] ({iv.kind}).{field}"
+        found.append(Target(iv, field, where, selector_field if others else None, mine, others))
     return found
 
 
@@ -320,13 +329,25 @@ def apply_levers(scenario: Scenario, values: Mapping[str, Any]) -> Scenario:
     sc = scenario.model_copy(deep=True)
     for path, value in values.items():
         for target in targets(sc, path):
+            container = _split_off(sc, target) if target.selector else target.container
             try:
-                setattr(target.container, target.field, _plain(value))
+                setattr(container, target.field, _plain(value))
             except ValidationError as exc:
                 problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
                 raise LeverError(f"{path}={value}", f"{target.where}: {problem}") from None
     check_references(sc)
     return sc
+
+
+def _split_off(scenario: Scenario, target: Target) -> BaseModel:
+    """Give the lever's entities their own copy of an intervention, right after it."""
+    intervention = target.container
+    copy = intervention.model_copy(deep=True)
+    setattr(copy, str(target.selector), list(target.mine))
+    setattr(intervention, str(target.selector), list(target.others))
+    index = next(i for i, iv in enumerate(scenario.interventions) if iv is intervention)
+    scenario.interventions.insert(index + 1, copy)
+    return copy
 
 
 def _plain(value: Any) -> Any:
@@ -335,7 +356,7 @@ def _plain(value: Any) -> Any:
 
 def describe_targets(scenario: Scenario, path: str) -> list[str]:
     """Where lever ``path`` writes to, for messages and reports."""
-    return [t.where for t in targets(scenario.model_copy(deep=True), path)]
+    return [t.where for t in targets(scenario, path)]
 
 
 # --------------------------------------------------------------------------- designs

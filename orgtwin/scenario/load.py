@@ -3,15 +3,16 @@
 Two steps, one section each below: **read** the YAML (safe loading, at most 1 MiB) and
 follow ``extends:`` (a path relative to the extending file) recursively; **merge** each
 child over its base, then ``overrides`` over the result. The merged mapping then goes to
-:mod:`orgtwin.validation`, which validates it with pydantic, checks what pydantic cannot
-see (names that refer to other entities, an acyclic call graph) and words every problem
-as a :class:`~orgtwin.errors.ScenarioError`; :func:`check_timing` checks that the
-interventions fall inside the run.
+:mod:`orgtwin.scenario.checks`, which validates it with pydantic, checks what pydantic
+cannot see (names that refer to other entities, an acyclic call graph, interventions
+that start after the run ends) and words every problem found, in one pass, as a
+:class:`~orgtwin.errors.ScenarioError`.
 
 Merge rules: mappings merge key by key; a ``null`` in the child deletes the key; lists
 replace, except the top-level ``interventions``, which are the base's then the child's;
-``name`` and ``description`` are never inherited. Paths in messages refer to the merged
-scenario: with ``extends:``, ``interventions[2]`` counts the base's interventions first.
+``name`` and ``description`` are never inherited: a file without ``name`` takes its
+file's stem. Paths in messages refer to the merged scenario: with ``extends:``,
+``interventions[2]`` counts the base's interventions first.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from typing import Any
 import yaml
 
 from orgtwin.errors import ScenarioError
-from orgtwin.scenario import checks as validation
+from orgtwin.scenario import checks
 from orgtwin.scenario.spec import Scenario
-from orgtwin.units import HOURS_PER_DAY
 
 __all__ = [
     "check_references",
@@ -62,12 +62,15 @@ def load_scenario(
 
     Returns:
         The validated scenario, with ``source`` (the path as given) and ``base`` (the
-        resolved path of the file it extends, or ``None``) set.
+        resolved path of the file it extends, or ``None``) set. Loaded from a file
+        without ``name``, it is named after the file's stem.
 
     Raises:
         ScenarioError: the file cannot be read or parsed, the ``extends:`` chain is broken,
-            or the scenario is invalid. The message names the first problem in document
-            order; ``.errors`` holds every problem found in the same pass.
+            or the scenario is invalid: its shapes, its references or its timing, all
+            checked in one pass. The message lists every problem in document order;
+            ``.errors`` holds them all, and ``.path``, ``.problem``, ``.hint`` are the
+            first's.
 
     Example:
         >>> from orgtwin.scenario.load import load_scenario
@@ -83,13 +86,13 @@ def load_scenario(
         here = Path(shown).resolve()
         data = _read_yaml(Path(shown), shown)
     data, base = _resolve_extends(data, shown=shown, here=here, chain=[(here, shown)])
+    if here is not None and "name" not in data:
+        data["name"] = Path(shown).stem
     if overrides:
         data = _merge(data, overrides)
-    scenario = validation.validate(data, shown)
+    scenario = checks.validate(data, shown)
     scenario.source = shown
     scenario.base = base
-    check_references(scenario)
-    check_timing(scenario)
     pin_reference_prices(scenario)
     return scenario
 
@@ -111,6 +114,8 @@ def check_references(scenario: Scenario) -> None:
     Segments name features, features enter services, services name their team, callees
     and vendors, interventions name teams, services, segments, features and vendors.
 
+    :func:`load_scenario` checks this already; call it again after changing a scenario.
+
     Args:
         scenario: a scenario whose shapes are already valid.
 
@@ -118,30 +123,28 @@ def check_references(scenario: Scenario) -> None:
         ScenarioError: the first dangling name or call cycle in document order, with
             ``.errors`` holding all of them.
     """
-    order = validation.document_order(scenario.model_dump())
-    validation.raise_issues(scenario.source, validation.reference_issues(scenario), order)
+    data = scenario.model_dump()
+    issues = checks.reference_issues(data)
+    checks.raise_issues(scenario.source, issues, checks.document_order(data))
 
 
 def check_timing(scenario: Scenario, days: int | None = None) -> None:
     """Check that every intervention starts before the run ends.
 
-    Kept apart from :func:`load_scenario` because a run may override ``days``.
+    :func:`load_scenario` checks this against the scenario's own ``days``; a run that
+    overrides ``days`` checks again.
 
     Args:
         scenario: the scenario to check.
         days: length of the run in days; defaults to ``scenario.days``.
 
     Raises:
-        ScenarioError: an intervention starts at or after the end of the run.
+        ScenarioError: an intervention starts at or after the end of the run (the first
+            such, with ``.errors`` holding all of them).
     """
     days = scenario.days if days is None else days
-    ends = f"must be before the end of the run (day {days})"
-    issues = [
-        validation.Issue(("interventions", i, "at"), f"{ends}, got {validation.show(x.at)}")
-        for i, x in enumerate(scenario.interventions)
-        if x.start_hour >= days * HOURS_PER_DAY
-    ]
-    validation.raise_issues(scenario.source, issues)
+    starts = [intervention.at for intervention in scenario.interventions]
+    checks.raise_issues(scenario.source, checks.timing_issues(starts, days))
 
 
 # --------------------------------------------------------------------------- 1. read
@@ -207,7 +210,7 @@ def _parse_yaml(text: str, shown: str) -> dict[str, Any]:
         kind = "nothing" if data is None else f"a {type(data).__name__}"
         problem = f"must hold a mapping of scenario keys at the top level, got {kind}"
         raise ScenarioError(shown, "", problem)
-    if sum(1 for _ in zip(validation.walk(data), range(MAX_VALUES + 1), strict=False)) > MAX_VALUES:
+    if sum(1 for _ in zip(checks.walk(data), range(MAX_VALUES + 1), strict=False)) > MAX_VALUES:
         problem = f"expands to more than {MAX_VALUES:,} values (through YAML aliases?)"
         raise ScenarioError(shown, "", problem)
     return data
@@ -225,7 +228,7 @@ def _resolve_extends(
     if target is None:
         return data, None
     if not isinstance(target, str) or not target.strip():
-        problem = f"must be the path of a YAML file, got {validation.show(target)}"
+        problem = f"must be the path of a YAML file, got {checks.show(target)}"
         raise ScenarioError(shown, "extends", problem)
     base_path = ((here.parent if here else Path.cwd()) / target).resolve()
     base_shown = _display(base_path)

@@ -261,7 +261,8 @@ class PeopleSpec(Spec):
     fatigue_recovery_per_day: Probability = 0.08
     """Share of fatigue an engineer sheds each day off the pager."""
     attrition_base_yearly: Probability = 0.12
-    """Yearly attrition of a rested engineer."""
+    """Yearly attrition rate (hazard) of a rested engineer: 0.12 means about 11% leave in a
+    year (1 − e^−0.12)."""
     attrition_fatigue_coef: NonNegative = 2.0
     """Log attrition hazard per unit of fatigue."""
     hiring_lag_days: Annotated[int, Field(ge=0, le=730)] = 60

@@ -9,7 +9,7 @@ Schema for editors. Fields the loader sets (``exclude=True``: ``base``, ``source
 left out of both.
 
 ``docs/scenarios.md`` is this module's output (``python -m orgtwin.scenario.reference``),
-and ``tests/scenario/test_reference.py`` checks that the two agree.
+and ``tests/test_docs.py`` checks that the two agree.
 """
 
 from __future__ import annotations
@@ -43,7 +43,10 @@ def scenario_json_schema() -> dict[str, Any]:
 
     Returns:
         A JSON-serialisable dict (draft 2020-12): the scenario's fields plus ``extends``,
-        without the fields the loader sets (``base``, ``source``).
+        without the fields the loader sets (``base``, ``source``). A file without
+        ``extends`` must declare the organisation (segments, features, services, teams);
+        one with ``extends`` takes what it leaves out from its base; ``name`` defaults to
+        the file's stem.
 
     Example:
         >>> schema = scenario_json_schema()
@@ -56,11 +59,15 @@ def scenario_json_schema() -> dict[str, Any]:
         properties.pop(name, None)
     extends = {"type": "string", "title": "Extends", "description": EXTENDS}
     schema.pop("title", None)
+    required = [key for key in schema.pop("required", []) if key != "name"]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "orgtwin scenario",
         **schema,
         "properties": {"extends": extends, **properties},
+        # a derived scenario takes its organisation from its base; a file's name is its stem
+        "if": {"not": {"required": ["extends"]}},
+        "then": {"required": required},
     }
 
 

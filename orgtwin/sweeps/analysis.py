@@ -2,7 +2,7 @@
 
 Every function takes the ``runs`` frame of a sweep: one row per (point, replicate) with
 ``point``, ``replicate``, ``seed``, one column per lever (named by its path), every KPI of
-:data:`orgtwin.metrics.KPIS` and ``error`` (null when the run succeeded). Rows with an
+:data:`orgtwin.runs.metrics.KPIS` and ``error`` (null when the run succeeded). Rows with an
 error, or with a lever left null, are ignored; a KPI that is ``NaN`` (undefined) in a run
 leaves that run out of that KPI. Numeric levers (integers, floats) are ordered; string and
 boolean levers are categorical.
@@ -13,7 +13,7 @@ boolean levers are categorical.
 - :func:`format_sweep_report`: both, and optionally a discovered box, as plain text for the CLI.
 
 Scenario discovery (PRIM: a box of lever ranges where a condition on the KPIs such as
-``"availability_pct < 99.9"`` mostly holds) lives in :mod:`orgtwin.discovery`;
+``"availability_pct < 99.9"`` mostly holds) lives in :mod:`orgtwin.sweeps.discovery`;
 :func:`discover`, :func:`parse_condition`, :class:`Discovery` and :class:`Limit` are
 re-exported here.
 """
@@ -34,10 +34,10 @@ from orgtwin.runs import metrics, stats
 from orgtwin.sweeps.discovery import (
     Discovery,
     Limit,
-    _categorical,
-    _successful,
     discover,
+    is_categorical,
     parse_condition,
+    successful_runs,
 )
 from orgtwin.units import format_delta, format_table, format_value
 
@@ -133,7 +133,7 @@ def lever_effects(
     """
     stats.check_confidence(confidence)
     names = _kpis(runs, kpis)
-    frame = _successful(runs, levers, names)
+    frame = successful_runs(runs, levers, names)
     rows = []
     for kpi in names:
         valid = frame.filter(pl.col(kpi).is_finite())
@@ -151,7 +151,7 @@ def _effect_row(frame: pl.DataFrame, lever: str, kpi: str, confidence: float) ->
     if frame.is_empty():
         return row
     column = frame[lever]
-    if _categorical(column.dtype):
+    if is_categorical(column.dtype):
         means = frame.group_by(pl.col(lever).cast(pl.String)).agg(pl.col(kpi).mean())
         means = means.sort(kpi, lever)
         low, high = means[lever][0], means[lever][-1]
@@ -187,7 +187,7 @@ def _slopes(
     numeric: dict[str, int] = {}  # lever -> index of its coefficient
     for lever in levers:
         column = frame[lever]
-        if _categorical(column.dtype):
+        if is_categorical(column.dtype):
             categories = column.cast(pl.String)
             for category in sorted(categories.unique().to_list())[1:]:
                 columns.append((categories == category).to_numpy().astype(float))
@@ -250,7 +250,7 @@ def lever_importance(
         ResultsError: fewer than :data:`MIN_IMPORTANCE_RUNS` successful runs with a finite
             KPI, a constant KPI, or an unknown column.
     """
-    frame = _successful(runs, levers, [_kpis(runs, [kpi])[0]])
+    frame = successful_runs(runs, levers, [_kpis(runs, [kpi])[0]])
     frame = frame.filter(pl.col(kpi).is_finite())
     if frame.height < MIN_IMPORTANCE_RUNS:
         raise ResultsError(
@@ -290,7 +290,7 @@ def lever_importance(
 
 def _ordinal(column: pl.Series) -> np.ndarray:
     """Numeric levers as floats, categorical ones as the rank of their sorted category."""
-    if _categorical(column.dtype):
+    if is_categorical(column.dtype):
         return (column.cast(pl.String).rank("dense") - 1).cast(pl.Float64).to_numpy()
     return column.cast(pl.Float64).to_numpy()
 

@@ -1,16 +1,16 @@
 """Sweeps: a scenario over a design of lever values × seeds, resumable, local or on Ray.
 
 :func:`sweep` runs every (point, replicate) of a design — a grid or a Latin hypercube of
-lever values (see :mod:`orgtwin.levers`) times ``seeds`` replicates — and streams the
-results to a Parquet dataset (:mod:`orgtwin.sweep_store`). :class:`SweepResult` reads it
+lever values (see :mod:`orgtwin.scenario.levers`) times ``seeds`` replicates — and streams the
+results to a Parquet dataset (:mod:`orgtwin.sweeps.store`). :class:`SweepResult` reads it
 back: ``.runs`` (one row per run) and ``.series()`` (a lazy scan of the per-tick data).
 
-How the work runs (:mod:`orgtwin.sweep_executors`): the first missing run is a *pilot*
+How the work runs (:mod:`orgtwin.sweeps.executors`): the first missing run is a *pilot*
 that times a run; with ``runner="auto"`` it runs in this process and picks the back end:
 sweeps estimated under :data:`SERIAL_BELOW_S` run serially here, larger ones on Ray (a
 local Ray sized to the machine, or the cluster at ``address`` / ``RAY_ADDRESS``). The
 rest is cut into chunks of about a second of work
-(:func:`~orgtwin.sweep_executors.chunk_size`). Either way the rows are the same: seeds
+(:func:`~orgtwin.sweeps.executors.chunk_size`). Either way the rows are the same: seeds
 are derived, never drawn, and a run depends only on its point and seed.
 """
 
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import polars as pl
 
-from orgtwin.errors import SweepError, SweepInterrupted
+from orgtwin.errors import SweepError, SweepInterrupted, whole_number
 from orgtwin.runs.metrics import KPIS
 from orgtwin.runs.runner import ScenarioLike, as_scenario, derive_seed
 from orgtwin.scenario.levers import Lever, parse_levers
@@ -126,7 +126,7 @@ def sweep(
 
     Args:
         scenario: a :class:`~orgtwin.scenario.Scenario` or a path to a scenario file.
-        levers: ``{path: spec}`` or ``["path=spec", ...]`` (see :mod:`orgtwin.levers`).
+        levers: ``{path: spec}`` or ``["path=spec", ...]`` (see :mod:`orgtwin.scenario.levers`).
         seeds: replicates per point.
         design: ``"grid"`` (every combination of levels) or ``"lhs"`` (Latin hypercube).
         n: points of a Latin hypercube.
@@ -362,8 +362,7 @@ def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
 def _check_count(name: str, value: object, *, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise SweepError(f"{name} must be a whole number >= 1, got {value!r}")
+    whole_number(value, name=name, error=SweepError)
 
 
 # --------------------------------------------------------------------------- results
@@ -377,16 +376,23 @@ class SweepResult:
         out: the results folder.
         levers: the levers swept.
         design: one row per point: ``point`` and one column per lever path.
-        manifest: what the sweep is (see :mod:`orgtwin.sweep_store`).
+        manifest: what the sweep is (see :mod:`orgtwin.sweeps.store`).
         n_ran: runs this call ran (0 when every run was already saved).
         runner: back end that ran them: ``"serial"``, ``"ray"``, or ``"none"``.
         workers: workers that ran them.
         wall_s: wall time of the call, s.
 
     Example:
-        >>> result = SweepResult.load("results/spot")  # doctest: +SKIP
-        >>> runs = result.runs  # doctest: +SKIP
-        >>> runs.group_by("services.*.spot_share").agg(pl.mean("margin_usd"))  # doctest: +SKIP
+        >>> import tempfile
+        >>> from orgtwin import sweep
+        >>> with tempfile.TemporaryDirectory() as out:
+        ...     _ = sweep("scenarios/baseline.yaml", {"services.*.spot_share": [0.0, 0.6]},
+        ...               seeds=2, days=2, runner="serial", series="none", out=out)
+        ...     result = SweepResult.load(out)
+        ...     cost = result.runs.group_by("services.*.spot_share").agg(
+        ...         pl.mean("infra_cost_usd")).sort("services.*.spot_share")
+        >>> cost["infra_cost_usd"][1] < cost["infra_cost_usd"][0]  # spot replicas are cheaper
+        True
     """
 
     out: Path
@@ -418,7 +424,7 @@ class SweepResult:
         """One row per run, sorted by point and replicate.
 
         Columns: ``point``, ``replicate``, ``seed``, one per lever path, every KPI of
-        :data:`orgtwin.metrics.KPIS`, ``wall_s`` (run time, s) and ``error`` (null when
+        :data:`orgtwin.runs.metrics.KPIS`, ``wall_s`` (run time, s) and ``error`` (null when
         the run succeeded; the KPIs are null when it did not).
         """
         return self._store().read_runs()
@@ -441,19 +447,19 @@ class SweepResult:
 
     def effects(self, *, kpis: Sequence[str] | None = None, confidence: float = 0.95
                 ) -> pl.DataFrame:  # fmt: skip
-        """Each lever's effect on each KPI (see :func:`orgtwin.analysis.lever_effects`)."""
+        """Each lever's effect on each KPI (see :func:`orgtwin.sweeps.analysis.lever_effects`)."""
         from orgtwin.sweeps.analysis import lever_effects
 
         return lever_effects(self.runs, self.lever_paths, kpis=kpis, confidence=confidence)
 
     def importance(self, *, kpi: str = "availability_pct") -> pl.DataFrame:
-        """How much each lever drives ``kpi`` (see :func:`orgtwin.analysis.lever_importance`)."""
+        """How much each lever drives ``kpi`` (see :mod:`orgtwin.sweeps.analysis`)."""
         from orgtwin.sweeps.analysis import lever_importance
 
         return lever_importance(self.runs, self.lever_paths, kpi=kpi)
 
     def discover(self, condition: str | pl.Expr, **options: float) -> Discovery:
-        """Lever ranges where ``condition`` holds (see :func:`orgtwin.discovery.discover`)."""
+        """Lever ranges where ``condition`` holds (:func:`~orgtwin.sweeps.discovery.discover`)."""
         from orgtwin.sweeps.analysis import discover
 
         return discover(self.runs, self.lever_paths, condition=condition, **options)

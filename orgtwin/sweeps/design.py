@@ -101,7 +101,7 @@ def validate_design(scenario: Scenario, levers: Sequence[Lever], design: pl.Data
     sweep fails before it starts, not halfway through.
     """
     for lever in levers:
-        targets(scenario.model_copy(deep=True), lever.path)
+        targets(scenario, lever.path)
         for value in _distinct(design[lever.path]):
             apply_levers(scenario, {lever.path: value})
 

@@ -25,7 +25,7 @@ The input is the ``runs`` frame of a sweep: one row per run, one column per leve
 by its path), the KPIs, and ``error`` (null when the run succeeded). Failed runs, runs
 with a lever left null and runs where a column of the condition is null or ``NaN`` are
 left out. Numeric levers are ordered; string and boolean levers are categorical. The
-small helpers at the end are shared with :mod:`orgtwin.analysis`.
+small helpers at the end are shared with :mod:`orgtwin.sweeps.analysis`.
 """
 
 from __future__ import annotations
@@ -281,7 +281,7 @@ def _cases(
     else:
         raise ResultsError(f"condition must be a string or a polars expression, got {condition!r}")
     names = expr.meta.root_names()
-    frame = _successful(runs, levers, names).drop_nulls(names)
+    frame = successful_runs(runs, levers, names).drop_nulls(names)
     floats = [pl.col(n).is_finite() for n in names if frame.schema[n].is_float()]
     frame = frame.filter(*floats) if floats else frame
     hit = frame.select(expr.alias("case"))["case"]
@@ -293,7 +293,7 @@ def _cases(
 
 def _peel_values(column: pl.Series) -> np.ndarray:
     """A lever's values for peeling: floats, or strings for a categorical lever."""
-    if _categorical(column.dtype):
+    if is_categorical(column.dtype):
         return column.cast(pl.String).to_numpy().astype(object)
     return column.cast(pl.Float64).to_numpy()
 
@@ -375,8 +375,17 @@ def _number(value: float | None) -> str:
 # -------------------------------------------------------------- helpers shared with analysis
 
 
-def _successful(runs: pl.DataFrame, levers: Sequence[str], kpis: Sequence[str]) -> pl.DataFrame:
-    """Runs without an error and with every lever set; checks the columns exist."""
+def successful_runs(runs: pl.DataFrame, levers: Sequence[str], kpis: Sequence[str]) -> pl.DataFrame:
+    """The runs of a sweep without an error and with every lever set.
+
+    Args:
+        runs: a sweep's runs (see :mod:`orgtwin.sweeps.analysis`).
+        levers: lever columns.
+        kpis: KPI columns that must exist.
+
+    Raises:
+        ResultsError: ``levers`` is empty or a column is missing (with a suggestion).
+    """
     if isinstance(levers, str) or not levers:
         raise ResultsError(f"levers must be a non-empty sequence of column names, got {levers!r}")
     for name in [*levers, *kpis]:
@@ -389,5 +398,6 @@ def _successful(runs: pl.DataFrame, levers: Sequence[str], kpis: Sequence[str]) 
     return ok.drop_nulls(list(levers))
 
 
-def _categorical(dtype: pl.DataType) -> bool:
+def is_categorical(dtype: pl.DataType) -> bool:
+    """Whether a lever column is categorical (strings, booleans) rather than ordered."""
     return not dtype.is_numeric()

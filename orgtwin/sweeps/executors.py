@@ -74,7 +74,7 @@ class Unit:
     Attributes:
         point: row of the design, 0-based.
         replicate: index of the seed at this point, 0-based.
-        seed: the run's seed (see :func:`orgtwin.sweeps.sweep` for how it is derived).
+        seed: the run's seed (see :func:`orgtwin.sweeps.api.sweep` for how it is derived).
         values: lever path -> value at this point.
     """
 
@@ -156,8 +156,8 @@ def series_frame(series: pl.DataFrame, unit: Unit, mode: SeriesMode) -> pl.DataF
     """One run's series as stored by a sweep: daily means or every tick, keyed by unit.
 
     Args:
-        series: the run's series (schema :data:`orgtwin.tables.SERIES`), daily means as
-            :func:`orgtwin.runner.simulate` gives them with ``series="daily"`` in that mode.
+        series: the run's series (schema :data:`orgtwin.telemetry.schemas.SERIES`), daily means as
+            :func:`orgtwin.runs.runner.simulate` gives them with ``series="daily"`` in that mode.
         unit: the run.
         mode: ``"daily"`` (``day``, the mean over the day's hours) or ``"hourly"``
             (``tick``, as recorded).

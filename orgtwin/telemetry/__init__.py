@@ -2,6 +2,8 @@
 
 - :mod:`~orgtwin.telemetry.schemas`: one schema per table (requests, calls, deploys,
   incidents, user_days, vendor_status, pages) and the tidy per-tick series;
+- :mod:`~orgtwin.telemetry.series`: the registry of the per-tick series metrics (unit,
+  gauge or accruing, intensive or extensive);
 - :mod:`~orgtwin.telemetry.recording`: a run's figures and events, recorded in those shapes.
 
 The simulator writes telemetry in exactly the shapes a real organisation's telemetry is

@@ -82,7 +82,7 @@ SERIES_METRICS: tuple[SeriesMetric, ...] = (
                  "Share of requests that failed, failing dependencies included"),
     SeriesMetric("service", "cost_usd", "USD", _ACCRUES, _EXTENSIVE,
                  "Replica cost of the hour (spot replicas at their discount)"),
-    SeriesMetric("service", "preempted_replicas", "replicas", _GAUGE, _EXTENSIVE,
+    SeriesMetric("service", "preempted_replicas", "replicas", _ACCRUES, _EXTENSIVE,
                  "Spot replicas reclaimed in the hour"),
     # vendors
     SeriesMetric("vendor", "calls_rps", "rps", _GAUGE, _EXTENSIVE,
@@ -139,10 +139,15 @@ type, the order the recorder stores them in."""
 def metrics_of(entity_type: str) -> tuple[str, ...]:
     """Names of the metrics of one entity type, in recording order.
 
+    Raises:
+        KeyError: ``entity_type`` is not one of :data:`ENTITY_TYPES`.
+
     Example:
         >>> metrics_of("vendor")
         ('calls_rps', 'up', 'error_rate', 'cost_usd')
     """
+    if entity_type not in ENTITY_TYPES:
+        raise KeyError(f"{entity_type!r} is not an entity type of the series")
     return tuple(m.name for m in SERIES_METRICS if m.entity_type == entity_type)
 
 

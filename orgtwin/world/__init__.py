@@ -1,15 +1,21 @@
 """The world and the model: agents under one Mesa model, advanced one hour at a time.
 
 - :mod:`~orgtwin.world.rng`: derived seeds and one random stream per entity;
-- :mod:`~orgtwin.world.build`: a scenario turned into agents and behaviours;
+- :mod:`~orgtwin.world.parts`: the shared parts that are not agents (product features,
+  vendor status, user ids, the ledger of error budgets, blame and calls);
+- :mod:`~orgtwin.world.desk`: the incident desk where incidents are opened and closed;
 - :mod:`~orgtwin.world.effects`: interventions scheduled on the running world;
-- :mod:`~orgtwin.world.model`: :class:`~orgtwin.world.model.OrgModel`.
+- :mod:`~orgtwin.world.build`: :func:`~orgtwin.world.build.build_world`, the one build
+  step, and the :class:`~orgtwin.world.build.World` it returns;
+- :mod:`~orgtwin.world.model`: :class:`~orgtwin.world.model.OrgModel`, which owns a world
+  and advances it an hour at a time.
 
 May import: :mod:`orgtwin.errors`, :mod:`orgtwin.units`, :mod:`orgtwin.scenario`,
 :mod:`orgtwin.behaviours`, :mod:`orgtwin.telemetry`, :mod:`orgtwin.agents`.
 """
 
+from orgtwin.world.build import Behaviours, World, build_world
 from orgtwin.world.model import OrgModel
 from orgtwin.world.rng import derive_seed, entity_rng
 
-__all__ = ["OrgModel", "derive_seed", "entity_rng"]
+__all__ = ["Behaviours", "OrgModel", "World", "build_world", "derive_seed", "entity_rng"]

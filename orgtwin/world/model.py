@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from orgtwin.agents.teams import GAUGES
 from orgtwin.scenario.spec import Scenario
-from orgtwin.units import HOURS_PER_MONTH, SECONDS_PER_HOUR
+from orgtwin.units import HOURS_PER_DAY, HOURS_PER_MONTH, SECONDS_PER_HOUR
 from orgtwin.world.build import World, build_world
 
 
@@ -105,7 +105,7 @@ class OrgModel(mesa.Model):
     @property
     def days(self) -> int:
         """Days in the run."""
-        return self.world.clock.n_ticks // 24
+        return self.world.clock.n_ticks // HOURS_PER_DAY
 
     # ------------------------------------------------------------------ the hour
 

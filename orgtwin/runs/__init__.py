@@ -1,0 +1,32 @@
+"""Runs and results: simulate seeds, keep them as polars frames, summarise and compare them.
+
+- :mod:`~orgtwin.runs.runner`: :func:`simulate` one seed, :func:`run` many;
+- :mod:`~orgtwin.runs.pool`: the persistent pool of worker processes;
+- :mod:`~orgtwin.runs.results`: :class:`RunResult`, :class:`RunSet`, Parquet files;
+- :mod:`~orgtwin.runs.metrics`: :data:`KPIS` and how a run becomes a summary row;
+- :mod:`~orgtwin.runs.stats`: intervals across seeds;
+- :mod:`~orgtwin.runs.comparison`: :func:`compare` two run sets KPI by KPI;
+- :mod:`~orgtwin.runs.report`: plain-text summaries and comparisons.
+
+May import every lower stage: errors, units, scenario, behaviours, telemetry, agents,
+world (and, once they exist, learn and fidelity).
+"""
+
+from orgtwin.runs.comparison import compare, compare_scenarios
+from orgtwin.runs.metrics import KPIS
+from orgtwin.runs.pool import shutdown_pools, warm_pool
+from orgtwin.runs.results import RunResult, RunSet
+from orgtwin.runs.runner import base_of, run, simulate
+
+__all__ = [
+    "KPIS",
+    "RunResult",
+    "RunSet",
+    "base_of",
+    "compare",
+    "compare_scenarios",
+    "run",
+    "shutdown_pools",
+    "simulate",
+    "warm_pool",
+]
