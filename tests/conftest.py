@@ -5,19 +5,38 @@ test may change it); ``small_scenario`` is the same mapping loaded and validated
 2 segments, 3 features, 5 services in a DAG with fan-out (a diamond: gateway calls
 catalog and users, catalog calls users again), 2 vendors and 2 teams, and runs a day in
 well under a second.
+
+Helpers that several test files share are fixtures too:
+
+- runs: ``make_run_result`` (a small hand-made run whose numbers depend on the seed) and
+  ``make_summary_set`` (a run set holding only a summary, KPIs as given);
+- sweeps: ``tiny_sweep`` (a 9-point x 2-seed x 3-day serial sweep of a scenario),
+  ``synthetic_sweep`` (a grid sweep's runs with KPIs computed from the levers) and
+  ``slo_sweep`` (a synthetic sweep that breaks its SLO in a known box of two levers);
+- explore: ``price_increase_exploration`` (the price increase explored once a session).
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
 import pytest
 
 from orgtwin import load_scenario, simulate
-from orgtwin.runs.results import RunResult
+from orgtwin.explore import explore
+from orgtwin.runs import metrics, results
+from orgtwin.runs.results import RunResult, RunSet
 from orgtwin.scenario.spec import Scenario
+from orgtwin.sweeps.api import SweepResult, sweep
+from orgtwin.telemetry import schemas
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -136,3 +155,210 @@ def small_spec() -> dict[str, Any]:
 def small_scenario(small_spec: dict[str, Any]) -> Scenario:
     """The small scenario, validated."""
     return load_scenario(small_spec)
+
+
+# --------------------------------------------------------------------------- runs
+
+HAND_MADE_START = datetime(2026, 1, 5)
+
+
+def _hand_made_run(
+    replicate: int, seed: int, *, scenario: str = "base", days: int = 1
+) -> RunResult:
+    kinds = [("segment", "pro", "active_users"), ("feature", "search", "requests")]
+    kinds += [("feature", "search", "errors"), ("team", "core", "oncall_size")]
+    series = pl.DataFrame(
+        [
+            (tick, kind, entity, metric, float(seed + tick + 10 * index))
+            for index, (kind, entity, metric) in enumerate(kinds)
+            for tick in range(4)
+        ],
+        schema=schemas.SERIES,
+        orient="row",
+    )
+    start = HAND_MADE_START
+    events = {name: schemas.empty(name) for name in schemas.EVENT_TABLES}
+    events["deploys"] = pl.DataFrame(
+        {
+            "time": [start, start + timedelta(hours=seed % 5 + 1)],
+            "service": ["api", "web"],
+            "team": ["core", "core"],
+            "batch_size": [1, seed % 4 + 1],
+            "failed": [False, seed % 2 == 0],
+            "lead_time_hours": [2.0, 3.5 + seed],
+        },
+        schema=schemas.DEPLOYS,
+    )
+    events["incidents"] = pl.DataFrame(
+        {
+            "incident_id": [1, 2],
+            "service": ["api", "web"],
+            "team": ["core", "core"],
+            "severity": [1, 3],
+            "cause": ["deploy", "vendor"],
+            "started": [start, start + timedelta(hours=2)],
+            "detected": [start, start + timedelta(hours=2)],
+            "resolved": [start + timedelta(hours=seed % 3 + 1), None],
+        },
+        schema=schemas.INCIDENTS,
+    )
+    return RunResult(scenario, seed, replicate, start, days, 0.999, 300.0, series, events)
+
+
+@pytest.fixture
+def make_run_result() -> Callable[..., RunResult]:
+    """``make(replicate, seed, *, scenario="base", days=1)``: a small but complete run.
+
+    Four ticks of four series (``segment pro active_users``, ``feature search requests``
+    and ``errors``, ``team core oncall_size``) valued ``seed + tick + 10 * series``, two
+    deploys and two incidents (the second still open) whose details depend on the seed;
+    every other event table is empty. It starts on :data:`HAND_MADE_START`.
+    """
+    return _hand_made_run
+
+
+def _summary_set(scenario: str, seeds: list[int], **kpis: list[float]) -> RunSet:
+    n = len(seeds)
+    columns: dict[str, list[object]] = {
+        "run_id": [f"{scenario}/{i}" for i in range(n)],
+        "scenario": [scenario] * n,
+        "replicate": list(range(n)),
+        "seed": seeds,
+        "days": [30] * n,
+    }
+    columns |= {kpi: list(kpis.get(kpi, [1.0] * n)) for kpi in metrics.KPIS}
+    summary = pl.DataFrame(columns, schema=results.SUMMARY)
+    return RunSet(scenario, 30, summary, pl.DataFrame(schema=schemas.SERIES), {})
+
+
+@pytest.fixture
+def make_summary_set() -> Callable[..., RunSet]:
+    """``make(scenario, seeds, **kpis)``: a 30-day set holding only a summary.
+
+    One run per seed; the KPIs named get the values given (one per seed), every other
+    KPI is 1.0. The set has no series and no event tables.
+    """
+    return _summary_set
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+@dataclass(frozen=True)
+class TinySweep:
+    """A 9-point x 2-seed x 3-day serial sweep of a scenario (about a second).
+
+    Call it as ``tiny_sweep(scenario, out, **options)``; options override the defaults
+    (``seeds=2``, ``days=3``, ``runner="serial"``).
+    """
+
+    levers: dict[str, str]
+    days: int
+
+    def __call__(self, scenario: Scenario, out: Path, **options: Any) -> SweepResult:
+        options = {"seeds": 2, "days": self.days, "out": out, "runner": "serial"} | options
+        return sweep(scenario, self.levers, **options)
+
+    @staticmethod
+    def rows(result: SweepResult) -> pl.DataFrame:
+        """The runs without the machine-dependent ``wall_s``, in (point, replicate) order."""
+        return result.runs.drop("wall_s").sort("point", "replicate")
+
+    @staticmethod
+    def temp_files(folder: Path) -> list[Path]:
+        """Files an unfinished atomic write left behind under ``folder``."""
+        return [p for p in folder.rglob("*") if ".tmp-" in p.name]
+
+
+@pytest.fixture
+def tiny_sweep() -> TinySweep:
+    """Sweeps of on-call size 1..3 of platform x spot share 0, 0.4, 0.8 of every service."""
+    levers = {"teams.platform.oncall_size": "1..3", "services.*.spot_share": "0..0.8:3"}
+    return TinySweep(levers=levers, days=3)
+
+
+def _synthetic_sweep(
+    levers: dict[str, list[Any]],
+    replicates: int,
+    kpis: Callable[[pl.DataFrame], dict[str, Any]],
+) -> pl.DataFrame:
+    points = list(itertools.product(*levers.values()))
+    frame = pl.DataFrame(
+        {
+            "point": np.repeat(np.arange(len(points)), replicates),
+            "replicate": np.tile(np.arange(replicates), len(points)),
+            **{
+                name: [p[i] for p in points for _ in range(replicates)]
+                for i, name in enumerate(levers)
+            },
+        }
+    ).with_columns(seed=pl.col("point") * 100 + pl.col("replicate"))
+    return frame.with_columns(**kpis(frame), error=pl.lit(None, dtype=pl.String))
+
+
+@pytest.fixture
+def synthetic_sweep() -> Callable[..., pl.DataFrame]:
+    """``make(levers, replicates, kpis)``: the runs of a grid sweep, without simulating.
+
+    Every combination of the lever values (``{path: [values]}``) times ``replicates``,
+    with ``point``, ``replicate``, ``seed``, one column per lever, the KPI columns
+    ``kpis(frame)`` returns and a null ``error``.
+    """
+    return _synthetic_sweep
+
+
+@dataclass(frozen=True)
+class SloSweep:
+    """A synthetic sweep whose availability breaks its SLO in a known box of two levers.
+
+    ``availability_pct`` is about 99.5 exactly when ``oncall < oncall_cut`` and
+    ``spot > spot_cut``, else about 99.95; ``noise`` flips that many labels at random.
+    """
+
+    oncall: str = "teams.platform.oncall_size"
+    spot: str = "services.*.spot_share"
+    oncall_levels: tuple[int, ...] = tuple(range(1, 9))
+    spot_levels: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(10))
+    oncall_cut: int = 4
+    spot_cut: float = 0.6
+
+    def __call__(
+        self,
+        *,
+        noise: float = 0.0,
+        seed: int = 2,
+        oncall: Any = None,
+        spot: Any = None,
+        replicates: int = 3,
+    ) -> pl.DataFrame:
+        rng = np.random.default_rng(seed)
+
+        def kpis(f: pl.DataFrame) -> dict[str, np.ndarray]:
+            bad = (f[self.oncall].to_numpy() < self.oncall_cut) & (
+                f[self.spot].to_numpy() > self.spot_cut
+            )
+            bad ^= rng.random(f.height) < noise
+            return {"availability_pct": np.where(bad, 99.5, 99.95) + rng.normal(0, 0.01, f.height)}
+
+        levels = {
+            self.oncall: list(self.oncall_levels if oncall is None else oncall),
+            self.spot: list(self.spot_levels if spot is None else spot),
+        }
+        return _synthetic_sweep(levels, replicates, kpis)
+
+
+@pytest.fixture
+def slo_sweep() -> SloSweep:
+    """``slo_sweep(noise=, seed=, oncall=, spot=, replicates=)``: see :class:`SloSweep`."""
+    return SloSweep()
+
+
+# --------------------------------------------------------------------------- explore
+
+PRICE_INCREASE = SCENARIOS / "price_increase.yaml"
+
+
+@pytest.fixture(scope="session")
+def price_increase_exploration() -> Any:
+    """The price increase (12 -> 15 USD) against the baseline, 30 days x 3 seeds (shared)."""
+    return explore(str(PRICE_INCREASE), days=30, seeds=3)

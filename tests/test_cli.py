@@ -1,6 +1,7 @@
 """The ``orgtwin`` command line, run in-process through ``orgtwin.cli.main``.
 
-Mistakes end with a one-line message and exit status 2, never a traceback; ``run``
+Mistakes end with a message (one line per problem of a scenario) and exit status 2,
+never a traceback; ``run``
 prints a comparison against the base scenario and writes Parquet files that load back.
 """
 
@@ -57,6 +58,45 @@ def test_check_names_the_file_and_field_of_a_bad_one(
     assert ">= 1" in captured.err and "got 0" in captured.err
     assert "Traceback" not in captured.err
     assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_check_prints_every_problem_of_a_file_in_document_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    bad = tmp_path / "first_try.yaml"
+    bad.write_text(
+        f"extends: {ROOT / BASELINE}\ndays: -5\nsegments:\n  free:\n    n_users: -3\n"
+        "interventons: []\n",
+        encoding="utf-8",
+    )
+    assert main(["check", str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"orgtwin: {bad}: 3 problems",
+        f"  {bad}: days must be an integer >= 1, got -5",
+        f"  {bad}: segments.free.n_users must be an integer >= 0, got -3",
+        f"  {bad}: interventons is not a known key (did you mean 'interventions'?)",
+    ]
+
+
+def test_check_lists_twenty_problems_and_counts_the_rest(capsys: pytest.CaptureFixture[str]):
+    bad = "tests/scenario/bad/several_more_than_twenty.yaml"
+    assert main(["check", bad]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"orgtwin: {bad}: 24 problems"
+    assert lines[1] == f"  {bad}: seed must be an integer >= 0, got -1"
+    assert all(line.startswith(f"  {bad}: ") for line in lines[1:21])
+    assert lines[21:] == ["  … and 4 more problems"]
+
+
+def test_check_of_a_file_without_a_name_uses_its_stem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    child = tmp_path / "small_rotation.yaml"
+    child.write_text(f"extends: {ROOT / BASELINE}\n", encoding="utf-8")
+    assert main(["check", str(child)]) == 0
+    assert capsys.readouterr().out.startswith(f"{child}: ok — small_rotation: ")
 
 
 def test_check_of_a_missing_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]):
@@ -128,9 +168,9 @@ def test_run_refuses_a_run_that_ends_before_its_intervention(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", BASELINE, "--days", "0"], "must be >= 1, got 0"),
+        (["run", BASELINE, "--days", "0"], "must be a whole number >= 1, got '0'"),
         (["run", BASELINE, "--seeds", "two"], "must be a whole number"),
-        (["run", BASELINE, "--seed", "-1"], "must be >= 0"),
+        (["run", BASELINE, "--seed", "-1"], "must be a whole number >= 0, got '-1'"),
         (["launch", BASELINE], "invalid choice"),
     ],
 )

@@ -137,3 +137,15 @@ def test_a_team_only_change_leaves_the_users_streams_aligned(small_spec: dict[st
         r.events["deploys"].filter(pl.col("time") >= frozen_from).height for r in (a, b)
     ]
     assert deploys_after[0] > 0 and deploys_after[1] == 0, "the freeze did change the teams"
+
+    def sessions_after_the_freeze(result: RunResult) -> pl.DataFrame:
+        return result.series.filter(
+            pl.col("entity_type") == "segment",
+            pl.col("metric") == "sessions",
+            pl.col("tick") >= before,
+        ).sort("tick", "entity")
+
+    # the users draw their sessions from their own streams: the teams drawing less (no
+    # deploys) after the freeze leaves every user's draws where they were
+    assert sessions_after_the_freeze(a).equals(sessions_after_the_freeze(b))
+    assert sessions_after_the_freeze(a)["value"].sum() > 0

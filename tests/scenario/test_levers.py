@@ -1,22 +1,20 @@
-"""Levers and designs: parsing, grid sizes, Latin hypercube strata, and bad input.
+"""Levers (orgtwin/scenario/levers.py): parsing, applying to a scenario, and bad input.
 
-Every bad lever is refused before a sweep starts, with the lever named and, where one
-helps, a suggestion.
+A lever is a path into the scenario and the values to try (a range, a counted range or
+a list); applying one also writes to the interventions that set the same field; bad
+lever text is refused with the lever named and, where one helps, a suggestion. Designs
+built from levers have their own tests (``tests/sweeps/test_design.py``).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
 import pytest
 
 from orgtwin.errors import LeverError
-from orgtwin.scenario.levers import apply_levers, parse_lever, parse_levers
+from orgtwin.scenario.levers import apply_levers, parse_lever, parse_levers, targets
 from orgtwin.scenario.load import load_scenario
-from orgtwin.scenario.spec import Scenario
-from orgtwin.sweeps.design import MAX_POINTS, grid, latin_hypercube, make_design, validate_design
 
 
 def test_parse_ranges_lists_and_counts():
@@ -29,44 +27,6 @@ def test_parse_ranges_lists_and_counts():
         "approval_board",
     ]
     assert parse_lever("segments.pro.price_usd_month=12,15,19").levels() == [12, 15, 19]
-
-
-@pytest.mark.parametrize(
-    ("levers", "points"),
-    [
-        (["a.b.c=1..3"], 3),
-        (["a.b.c=1..3", "d.e.f=0..1:5"], 15),
-        (["a.b.c=1..3", "d.e.f=0..1:5", "g.h.i=x,y"], 30),
-    ],
-)
-def test_grid_has_every_combination_once(levers: list[str], points: int):
-    design = grid(parse_levers(levers))
-    assert design.height == points
-    assert design["point"].to_list() == list(range(points))
-    paths = [lever.split("=")[0] for lever in levers]
-    assert design.select(paths).unique().height == points
-
-
-def test_latin_hypercube_puts_one_point_in_each_stratum():
-    levers = parse_levers({"services.*.spot_share": "0..0.9:10", "teams.web.fatigue_x": (0.5, 8.0)})
-    n = 25
-    design = latin_hypercube(levers, n, seed=7)
-    assert design.height == n
-    for lever in levers:
-        values = design[lever.path].to_numpy()
-        assert lever.low is not None and lever.high is not None
-        strata = np.floor((values - lever.low) / (lever.high - lever.low) * n).astype(int)
-        assert sorted(strata.tolist()) == list(range(n)), lever.path
-    assert latin_hypercube(levers, n, seed=7).equals(design)
-    assert not latin_hypercube(levers, n, seed=8).equals(design)
-
-
-def test_make_design_needs_n_for_lhs_and_a_known_kind():
-    levers = parse_levers(["a.b.c=0..1"])
-    with pytest.raises(LeverError, match="needs n"):
-        make_design(levers, "lhs")
-    with pytest.raises(LeverError, match="must be 'grid' or 'lhs'"):
-        make_design(levers, "sobol")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -83,30 +43,6 @@ def test_bad_lever_text_is_refused(levers: list[str], match: str):
         parse_levers(levers)
 
 
-def test_a_grid_too_large_is_refused():
-    levers = parse_levers([f"x.y.l{i}=0..1:20" for i in range(5)])  # 20**5 = 3.2M points
-    assert math.prod(len(lv.levels()) for lv in levers) > MAX_POINTS
-    with pytest.raises(LeverError, match="at most 1,000,000 points"):
-        grid(levers)
-
-
-@pytest.mark.parametrize(
-    ("lever", "match"),
-    [
-        ("teams.platform.oncal_size=2..4", "did you mean 'oncall_size'"),
-        ("teams.platfrom.oncall_size=2..4", "did you mean 'platform'"),
-        ("services.*.spot_share=0..1.5:4", "spot_share"),
-        ("teams.platform.oncall_size=0..3", "oncall_size"),
-    ],
-)
-def test_levers_that_do_not_fit_the_scenario_fail_before_anything_runs(
-    small_scenario: Scenario, lever: str, match: str
-):
-    levers = parse_levers([lever])
-    with pytest.raises(LeverError, match=match):
-        validate_design(small_scenario, levers, grid(levers))
-
-
 def test_a_lever_writes_to_the_interventions_that_set_the_same_field(small_spec: dict[str, Any]):
     small_spec["interventions"] = [
         {"kind": "spot_share", "at": 1, "services": "*", "spot_share": 0.7}
@@ -116,6 +52,27 @@ def test_a_lever_writes_to_the_interventions_that_set_the_same_field(small_spec:
     assert all(s.spot_share == 0.2 for s in changed.services.values())
     assert [iv.spot_share for iv in changed.interventions] == [0.2]
     assert scenario.interventions[0].spot_share == 0.7, "the original must not change"
+
+
+def test_a_lever_on_some_entities_splits_an_intervention_that_covers_more(
+    small_spec: dict[str, Any],
+):
+    small_spec["interventions"] = [
+        {"kind": "oncall_rotation", "at": 1, "teams": "*", "oncall_size": 2}
+    ]
+    scenario = load_scenario(small_spec)
+    before = scenario.model_dump()
+    found = targets(scenario, "teams.web.oncall_size")
+    assert scenario.model_dump() == before, "targets() must not change the scenario"
+    assert [t.where for t in found] == [
+        "teams.web.oncall_size", "interventions[0] (oncall_rotation).oncall_size",
+    ]  # fmt: skip
+    assert (found[1].selector, found[1].mine, found[1].others) == ("teams", ("web",),
+                                                                    ("platform",))  # fmt: skip
+    changed = apply_levers(scenario, {"teams.web.oncall_size": 3})
+    rotations = [(iv.teams, iv.oncall_size) for iv in changed.interventions]
+    assert rotations == [(["platform"], 2), (["web"], 3)]
+    assert scenario.model_dump() == before, "apply_levers() changes a copy"
 
 
 def test_python_tuples_are_whole_numbers_only_when_given_as_ints():

@@ -1,12 +1,13 @@
 """Loading scenarios: extends, overrides, error messages, reference checks, JSON Schema.
 
-The bad-scenario corpus lives in ``tests/scenario/bad/``: each file opens with
-``# expect: <dotted path> | <substring of the message>`` and must fail with exactly that.
+The bad-scenario corpus lives in ``tests/scenario/bad/``: each file opens with one
+``# expect: <dotted path> | <substring of the message>`` line per problem, in document
+order, and must fail with exactly those problems, in that order.
 """
 
 from __future__ import annotations
 
-import json
+import itertools
 import pickle
 import shutil
 from pathlib import Path
@@ -14,10 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orgtwin.errors import ScenarioError
+from orgtwin.errors import LeverError, ScenarioError
 from orgtwin.scenario.interventions import INTERVENTION_KINDS
 from orgtwin.scenario.load import check_timing, load_scenario
-from orgtwin.scenario.reference import scenario_json_schema
 from orgtwin.scenario.spec import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,11 +27,13 @@ BAD = Path(__file__).resolve().parent / "bad"
 EXPECT = "# expect:"
 
 
-def _expectation(path: Path) -> tuple[str, str]:
-    first = path.read_text(encoding="utf-8").splitlines()[0]
-    assert first.startswith(EXPECT), f"{path.name} must open with '{EXPECT} <path> | <text>'"
-    field_path, _, text = first[len(EXPECT) :].partition("|")
-    return field_path.strip(), text.strip()
+def _expectations(path: Path) -> list[tuple[str, str]]:
+    """The (field path, message text) of each ``# expect:`` line a corpus file opens with."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    expects = list(itertools.takewhile(lambda line: line.startswith(EXPECT), lines))
+    assert expects, f"{path.name} must open with '{EXPECT} <path> | <text>'"
+    split = (line[len(EXPECT) :].partition("|") for line in expects)
+    return [(field_path.strip(), text.strip()) for field_path, _, text in split]
 
 
 def _write(folder: Path, name: str, data: dict | str) -> Path:
@@ -59,15 +61,67 @@ def test_corpus_is_large_enough() -> None:
 
 
 @pytest.mark.parametrize("path", EXPECTED_FILES, ids=[p.stem for p in EXPECTED_FILES])
-def test_bad_scenario_is_refused_with_path_and_message(path: Path) -> None:
-    field_path, text = _expectation(path)
+def test_bad_scenario_is_refused_with_exactly_the_expected_problems_in_order(path: Path) -> None:
+    expected = _expectations(path)
     with pytest.raises(ScenarioError) as caught:
         load_scenario(path)
-    message = str(caught.value)
-    assert caught.value.path == field_path, message
-    assert text in message
-    assert path.name in message
+    errors = caught.value.errors
+    assert [error.path for error in errors] == [field_path for field_path, _ in expected]
+    for error, (_, text) in zip(errors, expected, strict=True):
+        assert text in error.line
+        assert error.line.startswith(f"{error.source}: ")
+    assert path.name in str(caught.value)
+    assert caught.value is errors[0]
     assert isinstance(caught.value, ValueError)
+
+
+SEVERAL = [p for p in EXPECTED_FILES if len(_expectations(p)) > 1]
+
+
+def test_corpus_has_at_least_four_files_with_several_mistakes() -> None:
+    assert len(SEVERAL) >= 4
+    assert any(len(_expectations(p)) > ScenarioError.MAX_LISTED for p in SEVERAL)
+
+
+@pytest.mark.parametrize("path", SEVERAL, ids=[p.stem for p in SEVERAL])
+def test_message_of_several_problems_has_a_header_then_one_line_each(path: Path) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    errors = caught.value.errors
+    listed = errors[: ScenarioError.MAX_LISTED]
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"{caught.value.source}: {len(errors)} problems"
+    assert lines[1 : len(listed) + 1] == [f"  {error.line}" for error in listed]
+    assert len(lines) == len(listed) + 1 + (len(errors) > len(listed))
+
+
+def test_more_than_twenty_problems_are_listed_to_twenty_then_counted() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(BAD / "several_more_than_twenty.yaml")
+    lines = str(caught.value).splitlines()
+    assert len(caught.value.errors) == 24
+    assert len(lines) == 22
+    assert lines[20].endswith(
+        "teams.platform.oncal_size is not a known key (did you mean 'oncall_size'?)"
+    )
+    assert lines[21] == "  … and 4 more problems"
+
+
+def test_the_first_problem_gives_path_problem_and_hint() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(BAD / "several_bad_type_and_dangling_team.yaml")
+    error = caught.value
+    assert error.path == "services.search-api.team"
+    assert error.problem == "must name a team declared in teams, got 'platfrom'"
+    assert error.hint == "did you mean 'platform'?"
+
+
+def test_unknown_keys_among_other_mistakes_are_named_with_a_suggestion() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(BAD / "several_days_unknown_key_n_users.yaml")
+    unknown = caught.value.errors[2]
+    assert (unknown.path, unknown.problem) == ("interventons", "is not a known key")
+    assert unknown.hint == "did you mean 'interventions'?"
 
 
 # --------------------------------------------------------------------------- the baseline
@@ -169,6 +223,34 @@ def test_extends_deeper_than_ten_files_is_refused(org: Path) -> None:
     assert caught.value.path == "extends"
 
 
+# --------------------------------------------------------------------------- names
+
+
+def test_a_derived_file_without_a_name_takes_its_stem(org: Path) -> None:
+    child = {"extends": "baseline.yaml", "teams": {"web": {"oncall_size": 3}}}
+    assert load_scenario(_write(org, "small_rotation.yaml", child)).name == "small_rotation"
+
+
+def test_a_whole_file_without_a_name_takes_its_stem(tmp_path: Path) -> None:
+    text = BASELINE.read_text(encoding="utf-8").replace("name: baseline\n", "", 1)
+    assert "name:" not in text.split("description:")[0]
+    assert load_scenario(_write(tmp_path, "acme.yaml", text)).name == "acme"
+
+
+def test_a_file_with_a_name_keeps_it(org: Path) -> None:
+    child = {"extends": "baseline.yaml", "name": "rotation"}
+    assert load_scenario(_write(org, "small_rotation.yaml", child)).name == "rotation"
+
+
+def test_a_mapping_without_a_name_is_refused() -> None:
+    data = yaml.safe_load(BASELINE.read_text(encoding="utf-8"))
+    del data["name"]
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(data)
+    assert (caught.value.path, caught.value.problem) == ("name", "is required")
+    assert str(caught.value) == "<scenario>: name is required"
+
+
 # --------------------------------------------------------------------------- overrides
 
 
@@ -227,6 +309,29 @@ def test_hour_strings_are_checked_in_hours() -> None:
         check_timing(sc, 89)
 
 
+def test_check_timing_reports_every_late_intervention() -> None:
+    late = [
+        {"kind": "deploy_freeze", "at": 40, "until": 54},
+        {"kind": "chaos_program", "at": 50},
+        {"kind": "spot_share", "at": 5, "spot_share": 0.5},
+    ]
+    sc = load_scenario(BASELINE, overrides={"interventions": late})
+    with pytest.raises(ScenarioError) as caught:
+        check_timing(sc, 30)
+    assert [error.path for error in caught.value.errors] == [
+        "interventions[0].at",
+        "interventions[1].at",
+    ]
+    assert caught.value.errors[1].problem == "must be before the end of the run (day 30), got 50"
+
+
+def test_timing_is_not_checked_against_days_that_are_invalid() -> None:
+    late = [{"kind": "deploy_freeze", "at": 120, "until": 130}]
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(BASELINE, overrides={"days": "many", "interventions": late})
+    assert [error.path for error in caught.value.errors] == ["days"]
+
+
 # --------------------------------------------------------------------------- messages
 
 
@@ -281,6 +386,111 @@ def test_scenario_error_survives_pickling() -> None:
     assert (str(copy), copy.path, copy.hint) == (str(error), error.path, error.hint)
 
 
+def test_shapes_references_and_timing_are_reported_in_one_pass() -> None:
+    overrides = {
+        "services": {"auth": {"team": "nobody"}},
+        "teams": {"web": {"oncall_size": 0}},
+        "interventions": [{"kind": "deploy_freeze", "at": 95, "until": 99}],
+    }
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(BASELINE, overrides=overrides)
+    assert [(error.path, error.problem) for error in caught.value.errors] == [
+        ("services.auth.team", "must name a team declared in teams, got 'nobody'"),
+        ("teams.web.oncall_size", "must be an integer >= 1, got 0"),
+        ("interventions[0].at", "must be before the end of the run (day 90), got 95"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "paths"),
+    [
+        ({"teams": ["web"]}, ["teams"]),
+        ({"features": None}, ["features"]),
+        ({"services": {"auth": 5}}, ["services.auth"]),
+        (
+            {"services": {"auth": {"calls": [1], "vendors": "x"}}},
+            ["services.auth.calls", "services.auth.vendors"],
+        ),
+        ({"services": {"auth": {"team": {"name": "web"}}}}, ["services.auth.team"]),
+        ({"segments": {"free": {"features": [1, 2]}}}, ["segments.free.features"]),
+        ({"features": {"search": {"entry": 5}}}, ["features.search.entry"]),
+        ({"interventions": {"a": 1}}, ["interventions"]),
+        ({"interventions": [5]}, ["interventions[0]"]),
+        ({"interventions": [{"kind": ["x"], "teams": ["nobody"]}]}, ["interventions[0].kind"]),
+        (
+            {"interventions": [{"kind": "deploy_freeze", "teams": "web"}]},
+            ["interventions[0].teams"],
+        ),
+        (
+            {"interventions": [{"kind": "deploy_freeze", "teams": [5], "at": [1]}]},
+            ["interventions[0].teams[0]", "interventions[0].at"],
+        ),
+        (
+            {"interventions": [{"kind": "vendor_swap", "vendor": ["a"], "to": ["a"]}]},
+            ["interventions[0].vendor", "interventions[0].to"],
+        ),
+    ],
+)
+def test_parts_of_the_wrong_shape_are_reported_once_and_never_crash_other_checks(
+    overrides: dict, paths: list[str]
+) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(BASELINE, overrides=overrides)
+    assert [error.path for error in caught.value.errors] == paths
+
+
+def test_names_of_an_invalid_entry_still_count_as_declared() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(BASELINE, overrides={"teams": {"platform": {"headcount": "eight"}}})
+    assert [error.path for error in caught.value.errors] == ["teams.platform.headcount"]
+
+
+def test_one_problem_is_one_line() -> None:
+    error = ScenarioError("a.yaml", "teams.web.oncall_size", "must be >= 1, got 0", "hint")
+    assert str(error) == error.line == "a.yaml: teams.web.oncall_size must be >= 1, got 0 (hint)"
+    assert error.errors == [error]
+
+
+def _several(n: int) -> ScenarioError:
+    errors = [ScenarioError("a.yaml", f"teams.t{i}.headcount", f"got {i}") for i in range(n)]
+    errors[0].errors = errors
+    return errors[0]
+
+
+def test_two_problems_are_a_header_and_a_line_each() -> None:
+    assert str(_several(2)).splitlines() == [
+        "a.yaml: 2 problems",
+        "  a.yaml: teams.t0.headcount got 0",
+        "  a.yaml: teams.t1.headcount got 1",
+    ]
+
+
+def test_twenty_problems_are_all_listed() -> None:
+    lines = str(_several(20)).splitlines()
+    assert (len(lines), lines[-1]) == (21, "  a.yaml: teams.t19.headcount got 19")
+
+
+def test_one_problem_past_twenty_is_counted_in_the_singular() -> None:
+    lines = str(_several(21)).splitlines()
+    assert lines[0] == "a.yaml: 21 problems"
+    assert lines[-2:] == ["  a.yaml: teams.t19.headcount got 19", "  … and 1 more problem"]
+
+
+def test_several_problems_survive_pickling() -> None:
+    error = _several(3)
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error)
+    assert [e.path for e in copy.errors] == [e.path for e in error.errors]
+    assert copy.errors[0] is copy
+
+
+def test_a_lever_error_stays_one_line_and_pickles() -> None:
+    error = LeverError("teams.web.oncall_size=0", "must be >= 1", "hint")
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error) == "lever: teams.web.oncall_size=0 must be >= 1 (hint)"
+    assert isinstance(copy, LeverError)
+
+
 # --------------------------------------------------------------------------- safety
 
 
@@ -324,21 +534,6 @@ def test_missing_file_is_a_scenario_error(tmp_path: Path) -> None:
 def test_empty_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="got nothing"):
         load_scenario(_write(tmp_path, "empty.yaml", "# nothing here\n"))
-
-
-# --------------------------------------------------------------------------- JSON Schema
-
-
-def test_json_schema_describes_the_file_format() -> None:
-    schema = json.loads(json.dumps(scenario_json_schema()))
-    properties = schema["properties"]
-    for key in ("segments", "services", "teams", "interventions", "extends"):
-        assert key in properties
-    assert "source" not in properties
-    assert "base" not in properties
-    assert schema["$schema"].startswith("https://json-schema.org/")
-    assert schema["additionalProperties"] is False
-    assert set(schema["required"]) >= {"name", "segments", "features", "services", "teams"}
 
 
 # --------------------------------------------------------------------------- scenario files

@@ -7,7 +7,6 @@ operators) and checks the recorded series or telemetry against it, tick by tick.
 from __future__ import annotations
 
 import graphlib
-import math
 from datetime import timedelta
 from typing import Any
 
@@ -317,10 +316,6 @@ def test_users_never_negative_and_conserved(small_scenario: Scenario):
     for i, name in enumerate(names):
         paid = small_scenario.segments[name].price_usd_month > 0
         np.testing.assert_array_equal(paying[:, i], active[:, i] if paid else 0)
-
-
-def test_hours_per_month_is_an_average_month():
-    assert math.isclose(HOURS_PER_MONTH, 365.25 / 12 * 24)
 
 
 def test_revenue_is_paying_users_times_price_and_moves_at_the_price_change(
