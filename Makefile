@@ -11,7 +11,7 @@ APP_PORT ?= 8501
 # Open a browser tab for `make app` only where there is a desktop to open it on.
 APP_HEADLESS ?= $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(shell uname -s))),false,true)
 
-.PHONY: install app browser run test test-fast bench lint format clean
+.PHONY: install app browser run test test-fast golden docs bench lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,8 +27,8 @@ app: $(STAMP)
 	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --server.port $(APP_PORT) \
 		--server.headless $(APP_HEADLESS)
 
-# Debian's chromium for the browser test (tests/test_app_browser.py), with apt where there is
-# apt; never `playwright install`. Elsewhere the browser test skips and says why.
+# Debian's chromium for the browser test (tests/dashboard/test_app_browser.py), with apt where
+# there is apt; never `playwright install`. Elsewhere the browser test skips and says why.
 browser:
 	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || { \
 		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
@@ -42,6 +42,14 @@ test: $(STAMP) browser
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+# Rewrite tests/golden/small_summary.json after a change of behaviour you mean to make.
+golden: $(STAMP)
+	$(PY) tests/golden/regenerate.py
+
+# Rewrite the generated pages of docs/ (the scenario format and the telemetry reference).
+docs: $(STAMP)
+	$(PY) docs/regenerate.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py
