@@ -51,5 +51,28 @@ def test_entry_points_have_examples(name: str, monkeypatch: pytest.MonkeyPatch):
     assert run_doctests(name).attempted > 0
 
 
+MAIN = [
+    "load_scenario", "Scenario", "OrgModel", "simulate", "run", "RunSet", "compare",
+    "compare_scenarios", "sweep", "SweepResult",
+]  # fmt: skip
+"""The public names of the main story: each carries a runnable example."""
+
+
+@pytest.mark.parametrize("name", MAIN)
+def test_the_main_story_has_runnable_examples_none_skipped(name: str):
+    doc = getattr(orgtwin, name).__doc__ or ""
+    assert ">>>" in doc, f"orgtwin.{name} has no example"
+    assert "+SKIP" not in doc, f"orgtwin.{name} skips its example"
+
+
+def test_no_example_of_the_package_is_skipped():
+    skipped = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "orgtwin").rglob("*.py")
+        if "doctest: +SKIP" in path.read_text(encoding="utf-8")
+    ]
+    assert not skipped
+
+
 def test_every_module_is_collected():
     assert {"orgtwin.world.model", "orgtwin.cli", "orgtwin.agents.users"} <= set(MODULES)
