@@ -139,13 +139,18 @@ def _dtype(dtype: Any) -> str:
 
 
 def _metrics(entity_type: str) -> list[str]:
-    rows = ["| metric | unit | over time | across entities | meaning |", "|---|---|---|---|---|"]
+    rows = [
+        "| metric | unit | over time | across entities | meaning | written by |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in SERIES_METRICS:
         if m.entity_type == entity_type:
             over_time = "accrues (sum)" if m.accrues else "gauge (mean)"
             across = "mean" if m.intensive else "sum"
+            writer = m.writer.removeprefix("orgtwin.").replace("world.model.", "")
             rows.append(
-                f"| `{m.name}` | {m.unit} | {over_time} | {across} | {_md(m.description)} |"
+                f"| `{m.name}` | {m.unit} | {over_time} | {across} | {_md(m.description)} "
+                f"| `{writer}` |"
             )
     return rows
 

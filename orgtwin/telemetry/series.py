@@ -34,6 +34,8 @@ class SeriesMetric(NamedTuple):
         intensive: True for rates and levels, averaged across entities; False for
             amounts, summed across entities.
         description: what the value is, in plain words.
+        writer: what writes it, as a dotted path (the model's hourly record by default);
+            ``tests/telemetry/test_series.py`` checks that the writer names the metric.
     """
 
     entity_type: EntityType
@@ -42,10 +44,14 @@ class SeriesMetric(NamedTuple):
     accrues: bool
     intensive: bool
     description: str
+    writer: str = "orgtwin.world.model.OrgModel.record"
 
 
 _GAUGE, _ACCRUES = False, True
 _EXTENSIVE, _INTENSIVE = False, True
+_END_OF_DAY = "orgtwin.world.model.OrgModel.end_day"
+_TEAM_STATE = "orgtwin.agents.teams.Team.gauges"
+_TEAM_COUNTS = "orgtwin.agents.teams.Team"  # counted where they happen, into COUNTED
 
 SERIES_METRICS: tuple[SeriesMetric, ...] = (
     # segments of users
@@ -56,11 +62,11 @@ SERIES_METRICS: tuple[SeriesMetric, ...] = (
     SeriesMetric("segment", "revenue_usd", "USD", _ACCRUES, _EXTENSIVE,
                  "Revenue accrued in the hour: paying users × price per hour"),
     SeriesMetric("segment", "churned", "users", _ACCRUES, _EXTENSIVE,
-                 "Users who left (recorded in the last hour of each day)"),
+                 "Users who left (recorded in the last hour of each day)", _END_OF_DAY),
     SeriesMetric("segment", "acquired", "users", _ACCRUES, _EXTENSIVE,
-                 "Users who joined (recorded in the last hour of each day)"),
+                 "Users who joined (recorded in the last hour of each day)", _END_OF_DAY),
     SeriesMetric("segment", "tickets", "tickets", _ACCRUES, _EXTENSIVE,
-                 "Support tickets raised (recorded in the last hour of each day)"),
+                 "Support tickets raised (recorded in the last hour of each day)", _END_OF_DAY),
     SeriesMetric("segment", "sessions", "sessions", _ACCRUES, _EXTENSIVE,
                  "Sessions opened in the hour"),
     SeriesMetric("segment", "bad_sessions", "sessions", _ACCRUES, _EXTENSIVE,
@@ -104,33 +110,33 @@ SERIES_METRICS: tuple[SeriesMetric, ...] = (
                  "95th-percentile latency of the feature's entry service"),
     # teams
     SeriesMetric("team", "headcount", "engineers", _GAUGE, _EXTENSIVE,
-                 "Engineers in the team"),
+                 "Engineers in the team", _TEAM_STATE),
     SeriesMetric("team", "oncall_size", "engineers", _GAUGE, _EXTENSIVE,
-                 "Engineers sharing the on-call rotation"),
+                 "Engineers sharing the on-call rotation", _TEAM_STATE),
     SeriesMetric("team", "fatigue", "0-1", _GAUGE, _INTENSIVE,
-                 "Mean fatigue of the team's engineers (1 is exhausted)"),
+                 "Mean fatigue of the team's engineers (1 is exhausted)", _TEAM_STATE),
     SeriesMetric("team", "expertise", "1 = typical", _GAUGE, _INTENSIVE,
-                 "The team's expertise at restoring service"),
+                 "The team's expertise at restoring service", _TEAM_STATE),
     SeriesMetric("team", "pending_changes", "changes", _GAUGE, _EXTENSIVE,
-                 "Finished changes waiting to be deployed"),
+                 "Finished changes waiting to be deployed", _TEAM_STATE),
     SeriesMetric("team", "changes_shipped", "changes", _ACCRUES, _EXTENSIVE,
-                 "Changes deployed successfully"),
+                 "Changes deployed successfully", _TEAM_COUNTS),
     SeriesMetric("team", "deploys", "deploys", _ACCRUES, _EXTENSIVE,
-                 "Production deploys"),
+                 "Production deploys", _TEAM_COUNTS),
     SeriesMetric("team", "failed_deploys", "deploys", _ACCRUES, _EXTENSIVE,
-                 "Deploys that failed"),
+                 "Deploys that failed", _TEAM_COUNTS),
     SeriesMetric("team", "pages", "pages", _ACCRUES, _EXTENSIVE,
-                 "On-call pages sent"),
+                 "On-call pages sent", _TEAM_COUNTS),
     SeriesMetric("team", "off_hours_pages", "pages", _ACCRUES, _EXTENSIVE,
-                 "Pages outside the on-call engineer's working hours"),
+                 "Pages outside the on-call engineer's working hours", _TEAM_COUNTS),
     SeriesMetric("team", "left", "engineers", _ACCRUES, _EXTENSIVE,
-                 "Engineers who left (recorded at the end of the day)"),
+                 "Engineers who left (recorded at the end of the day)", _TEAM_COUNTS),
     SeriesMetric("team", "hired", "engineers", _ACCRUES, _EXTENSIVE,
-                 "Engineers who started (recorded at the end of the day)"),
+                 "Engineers who started (recorded at the end of the day)", _TEAM_COUNTS),
     SeriesMetric("team", "toil_hours", "engineer-hours", _ACCRUES, _EXTENSIVE,
-                 "Engineer-hours spent on support tickets"),
+                 "Engineer-hours spent on support tickets", _TEAM_COUNTS),
     SeriesMetric("team", "feature_hours", "engineer-hours", _ACCRUES, _EXTENSIVE,
-                 "Engineer-hours spent on feature work"),
+                 "Engineer-hours spent on feature work", _TEAM_COUNTS),
 )  # fmt: skip
 """Every series metric, grouped by entity type in :data:`ENTITY_TYPES` order; within a
 type, the order the recorder stores them in."""

@@ -281,3 +281,28 @@ def test_a_gauge_is_averaged_over_the_day_not_added_up(stressed_runs: RunSet):
     for day, level in enumerate(headcount):
         hours = hourly.filter(pl.col("day") == day)["value"]
         assert hours.min() <= level <= hours.max(), "a level, not 24 hours of it"
+
+
+def resolve(dotted: str) -> object:
+    """The object a dotted path names (a module, then attributes)."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[cut:]:
+            found = getattr(found, attribute)
+        return found
+    raise ImportError(dotted)
+
+
+@pytest.mark.parametrize("declared", SERIES_METRICS, ids=lambda m: f"{m.entity_type}.{m.name}")
+def test_each_metric_names_its_writer_and_the_writer_names_the_metric(declared: SeriesMetric):
+    import inspect
+
+    writer = resolve(declared.writer)
+    source = inspect.getsource(writer)  # type: ignore[arg-type]
+    assert f"{declared.name}" in source, f"{declared.writer} does not write {declared.name}"
