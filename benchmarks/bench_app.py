@@ -3,7 +3,7 @@
 Run from the repository root: ``python benchmarks/bench_app.py [--reps N]``. Prints one
 JSON object on stdout (progress on stderr). Times are wall time (``time.perf_counter``) in
 one warm process: Python start-up, imports and the start of the worker processes are
-excluded, as the app keeps its process pool warm (:func:`orgtwin.runner.warm_pool`).
+excluded, as the app keeps its process pool warm (:func:`orgtwin.runs.pool.warm_pool`).
 
 Measured through the library calls the Explore page makes (:mod:`orgtwin.explore`), on
 ``scenarios/cab_policy.yaml``, 90 days × 8 seeds, base against change:
@@ -47,6 +47,9 @@ from orgtwin.runs.results import RunSet  # noqa: E402
 from orgtwin.runs.runner import simulate  # noqa: E402
 from orgtwin.scenario.load import load_scenario  # noqa: E402
 from orgtwin.world.rng import derive_seed  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import per_reference, reference  # noqa: E402
 
 SCENARIO = str(ROOT / "scenarios" / "cab_policy.yaml")
 LEVER = "interventions[0].meeting_every_hours"
@@ -155,6 +158,9 @@ def main() -> None:
         ),
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
+    machine = reference()
+    results["machine"] = machine
+    results["per_reference"] = per_reference(results, machine["reference_s"])
     print(json.dumps(results, indent=2))
 
 

@@ -8,7 +8,7 @@ Figures:
 
 - ``baseline_year_s``: median over runs of building ``OrgModel`` for ``scenarios/baseline.yaml``
   (~200k users) and ``model.run()`` for a year, one seed.
-- ``baseline_year_with_tables_s``: the same through ``orgtwin.runner.simulate`` (adds the
+- ``baseline_year_with_tables_s``: the same through ``orgtwin.runs.runner.simulate`` (adds the
   polars series and the telemetry tables).
 - ``million_users_year_s``: the baseline scaled to 1,000,000 users (every segment's
   ``n_users``, acquisition ``base_per_day``, service ``replicas`` and autoscale
@@ -23,6 +23,10 @@ Figures:
 - ``vs_mesa_loop_speedup``: per-user-day cost of the same daily update written as plain
   Mesa agents (``vs_mesa_loop_users`` of them, scalar state, ``shuffle_do("step")``)
   divided by the vectorised per-user-day cost (``1 / user_days_per_s``, at 1M users).
+
+``machine`` holds the machine's reference figure (``benchmarks/machine.py``: the wall time
+of a fixed mix of the engine's kind of work) and ``per_reference`` each time divided by it,
+ratios that compare across machines.
 
 ``targets`` holds each target's bound (``user_days_per_s`` and ``vs_mesa_loop_speedup`` are
 lower bounds, the rest upper bounds); ``meets`` says, per key, whether it is met.
@@ -56,13 +60,16 @@ import mesa  # noqa: E402
 from orgtwin.runs.runner import simulate  # noqa: E402
 from orgtwin.scenario.load import load_scenario  # noqa: E402
 from orgtwin.scenario.spec import Scenario  # noqa: E402
+from orgtwin.units import DAYS_PER_MONTH  # noqa: E402
 from orgtwin.world.model import OrgModel  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import per_reference, reference  # noqa: E402
 
 BASELINE = ROOT / "scenarios" / "baseline.yaml"
 SEED = 7
 MILLION = 1_000_000
 MESA_USERS = 20_000
-DAYS_PER_MONTH = 30.4375
 TARGETS: dict[str, tuple[str, float]] = {
     "baseline_year_s": ("<=", 2.0),
     "million_users_year_s": ("<=", 20.0),
@@ -236,6 +243,8 @@ def main() -> None:
         return
     baseline = load_scenario(BASELINE)
     million = million_scenario()
+    log("machine reference")
+    machine = reference()
     results: dict[str, Any] = {"cores": os.cpu_count(), "quick": args.quick}
     results["year_days"] = days
     results["baseline_year_s"] = median_time(lambda: run_model(baseline, days), runs, "baseline")
@@ -254,6 +263,8 @@ def main() -> None:
     results["vs_mesa_loop_users"] = MESA_USERS
     results["mesa_loop_user_days_per_s"] = 1.0 / mesa_cost
     results["vs_mesa_loop_speedup"] = mesa_cost * results["user_days_per_s"]
+    results["machine"] = machine
+    results["per_reference"] = per_reference(results, machine["reference_s"])
     results["targets"] = {k: v for k, (_, v) in TARGETS.items()}
     results["meets"] = meets(results)
     print(json.dumps(results, indent=2))

@@ -49,6 +49,9 @@ from orgtwin.scenario.load import load_scenario  # noqa: E402
 from orgtwin.scenario.spec import Scenario  # noqa: E402
 from orgtwin.sweeps.api import sweep  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import per_reference, reference  # noqa: E402
+
 BASELINE = ROOT / "scenarios" / "baseline.yaml"
 TARGETS: dict[str, tuple[str, float]] = {
     "efficiency_500ms": (">=", 0.90),
@@ -237,6 +240,9 @@ def main() -> None:
             "(other_busy_cores), so the efficiencies are not those of an idle machine: rerun "
             "on a quiet one"
         )
+    machine = reference()
+    results["machine"] = machine
+    results["per_reference"] = per_reference(results, machine["reference_s"])
     print(json.dumps(results, indent=2))
 
 
