@@ -90,6 +90,7 @@ class ServiceMesh:
         self.spot_discount = np.asarray(spot_discount, dtype=float)
         self.spot_preemption_per_hour = np.asarray(spot_preemption_per_hour, dtype=float)
         self.base_error_rate = np.asarray(base_error_rate, dtype=float)
+        self._base_ok = 1.0 - self.base_error_rate  # share of requests a healthy service serves
         self.latency = latency
         self.autoscale_enabled = np.asarray(autoscale_enabled, dtype=bool).copy()
         self.target_utilisation = np.asarray(target_utilisation, dtype=float).copy()
@@ -190,9 +191,7 @@ class ServiceMesh:
         )
         self.utilisation = self.demand_rps / np.maximum(self.capacity_rps, 1e-9)
         self.overload_error = self.latency.overload_error(self.utilisation)
-        own_ok = (
-            (1.0 - self.base_error_rate) * (1.0 - self.overload_error) * (1.0 - self.incident_error)
-        )
+        own_ok = self._base_ok * (1.0 - self.overload_error) * (1.0 - self.incident_error)
         self.own_error = 1.0 - own_ok
         vendor_ok = np.log1p(-np.minimum(vendor_error, _MAX_ERROR))
         log_ok = np.log(np.maximum(own_ok, 1.0 - _MAX_ERROR)) + self.vendor_fanout @ vendor_ok
@@ -241,7 +240,7 @@ class ServiceMesh:
         desired = np.ceil(
             self.demand_rps / (self.capacity_rps_per_replica * self.target_utilisation)
         )
-        desired = np.clip(desired, self.min_replicas, self.max_replicas)
+        desired = np.minimum(np.maximum(desired, self.min_replicas), self.max_replicas)
         ring = self._desired_ring
         ring[self._position % ring.shape[0]] = desired
         arriving = ring[(self._position - self.lag_hours) % ring.shape[0], self._index]

@@ -58,6 +58,7 @@ class SeriesRecorder:
             kind: np.zeros((n_ticks, len(names), len(self.metrics[kind])))
             for kind, names in self.entities.items()
         }
+        self._blocks: dict[tuple[str, tuple[str, ...]], slice] = {}
 
     def write(self, kind: str, tick: int, **figures: Any) -> None:
         """Set metrics of every entity of ``kind`` at ``tick`` (one value per entity each).
@@ -90,6 +91,13 @@ class SeriesRecorder:
 
     def _block(self, kind: str, names: Sequence[str]) -> slice:
         """The columns of consecutive metrics ``names`` of ``kind``, as a slice."""
+        key = (kind, tuple(names))
+        block = self._blocks.get(key)
+        if block is None:
+            block = self._blocks[key] = self._find_block(kind, names)
+        return block
+
+    def _find_block(self, kind: str, names: Sequence[str]) -> slice:
         first = self.columns[kind][names[0]]
         block = slice(first, first + len(names))
         if tuple(names) != self.metrics[kind][block]:

@@ -35,7 +35,7 @@ from orgtwin.units import HOURS_PER_DAY, HOURS_PER_MONTH, SECONDS_PER_HOUR
 from orgtwin.world.build import World, build_world
 
 
-@dataclass
+@dataclass(slots=True)
 class Hour:
     """What one hour passes from step to step (every array is per feature unless said)."""
 
