@@ -221,8 +221,8 @@ class SegmentBlock:
 
     The block owns the feature-weight matrix: each segment's ``feature_weights`` becomes a
     row view of it, so a change to one segment's weights (a feature launch) is seen here.
-    Intensity totals change only when users arrive or leave; :meth:`refresh` reads them
-    again after a day ends.
+    Intensity totals and active users change only when users arrive or leave, at the end
+    of a day; :meth:`refresh` reads them again then.
 
     Args:
         segments: the segments, in model order.
@@ -239,8 +239,12 @@ class SegmentBlock:
         self.refresh()
 
     def refresh(self) -> None:
-        """Read every segment's total intensity again (after arrivals and churn)."""
+        """Read every segment's users and total intensity again (after arrivals and churn).
+
+        Users arrive and leave only at the end of a day, so these hold for the whole day.
+        """
         self.intensity = np.array([s.intensity_total for s in self.segments])
+        self.active = np.array([s.active_users for s in self.segments], dtype=float)
 
     def open_sessions(self, hour_of_week: int, surge: NDArray, rng: np.random.Generator) -> NDArray:
         """Sessions this hour of every segment on every feature (Poisson around the profile)."""

@@ -181,7 +181,7 @@ class OrgModel(mesa.Model):
         """Write this hour's figures into the series, by metric."""
         world = self.world
         t, rec, mesh = world.clock.tick, world.recorder, world.mesh
-        active = np.array([s.active_users for s in world.segments], dtype=float)
+        active = world.population.active  # users move only at the end of a day
         prices = np.array([s.price_usd_month for s in world.segments])
         paying = active * (prices > 0)
         rec.write(
