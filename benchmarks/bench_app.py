@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:
 from orgtwin import explore  # noqa: E402
 from orgtwin.runs.pool import shutdown_pools, warm_pool  # noqa: E402
 from orgtwin.runs.results import RunSet  # noqa: E402
-from orgtwin.runs.runner import simulate  # noqa: E402
+from orgtwin.runs.runner import LEAN, simulate  # noqa: E402
 from orgtwin.scenario.load import load_scenario  # noqa: E402
 from orgtwin.world.rng import derive_seed  # noqa: E402
 
@@ -109,7 +109,7 @@ def seed_run_s() -> tuple[float, float]:
     scenario = load_scenario(SCENARIO)
     gc.collect()
     start, cpu = time.perf_counter(), time.process_time()
-    simulate(scenario, seed=derive_seed(scenario.seed, 0), days=DAYS, **explore.LEAN)
+    simulate(scenario, seed=derive_seed(scenario.seed, 0), days=DAYS, **LEAN)
     return time.perf_counter() - start, time.process_time() - cpu
 
 

@@ -76,7 +76,7 @@ def per_reference(figures: dict[str, object], reference_s: float) -> dict[str, f
     """
     out = {}
     for key, value in figures.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float) or "target" in key:
             continue
         if key.endswith("_per_s"):
             out[f"{key[:-6]}_per_reference"] = value * reference_s
