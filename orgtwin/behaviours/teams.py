@@ -11,6 +11,16 @@ from orgtwin.behaviours.base import Behaviour, expit, logit
 from orgtwin.scenario.organisation import ChangeFailureSpec, IncidentResponseSpec
 
 _FAILURE, _RESPONSE = ChangeFailureSpec(), IncidentResponseSpec()
+MAX_INCIDENT_HOURS = 24.0 * 366
+"""The longest an incident can take to detect or to restore (a year): fatigue has no
+bound of its own (each off-hours page adds to it), so without a ceiling a paging storm
+would stretch restore times past what a float holds."""
+_LOG_MAX_HOURS = math.log(MAX_INCIDENT_HOURS)
+
+
+def _hours(log_hours: float) -> float:
+    """Hours from their log, at most :data:`MAX_INCIDENT_HOURS`."""
+    return MAX_INCIDENT_HOURS if log_hours >= _LOG_MAX_HOURS else math.exp(log_hours)
 
 
 class ChangeFailure(Behaviour):
@@ -85,18 +95,24 @@ class IncidentTiming(Behaviour):
         self.batch_coef = batch_coef
 
     def sample_detect(self, rng: np.random.Generator, normal: float | None = None) -> float:
-        """Hours from incident start to detection (pass ``normal`` to reuse a draw)."""
+        """Hours from incident start to detection (pass ``normal`` to reuse a draw), at
+        most :data:`MAX_INCIDENT_HOURS`."""
         z = rng.standard_normal() if normal is None else normal
-        return float(self.detect_median_hours * np.exp(self.detect_sigma * z))
+        log_hours = math.log(self.detect_median_hours) + self.detect_sigma * z
+        return _hours(log_hours)
 
     def restore_median(self, fatigue: float, expertise: float, batch_size: float = 1.0) -> float:
-        """Median restore time (hours) for a responder and a causing batch."""
-        shift = (
-            self.fatigue_coef * fatigue
+        """Median restore time (hours) for a responder and a causing batch, at most
+        :data:`MAX_INCIDENT_HOURS`."""
+        return _hours(self._log_restore_median(fatigue, expertise, batch_size))
+
+    def _log_restore_median(self, fatigue: float, expertise: float, batch_size: float) -> float:
+        return (
+            math.log(self.restore_median_hours)
+            + self.fatigue_coef * fatigue
             - self.expertise_coef * (expertise - 1.0)
-            + self.batch_coef * np.log(max(batch_size, 1.0))
+            + self.batch_coef * math.log(max(batch_size, 1.0))
         )
-        return float(self.restore_median_hours * np.exp(shift))
 
     def sample_restore(
         self,
@@ -107,7 +123,7 @@ class IncidentTiming(Behaviour):
         batch_size: float = 1.0,
         normal: float | None = None,
     ) -> float:
-        """Hours from detection to resolution."""
+        """Hours from detection to resolution, at most :data:`MAX_INCIDENT_HOURS`."""
         z = rng.standard_normal() if normal is None else normal
-        median = self.restore_median(fatigue, expertise, batch_size)
-        return float(median * np.exp(self.restore_sigma * z))
+        log_median = self._log_restore_median(fatigue, expertise, batch_size)
+        return _hours(log_median + self.restore_sigma * z)

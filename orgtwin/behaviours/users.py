@@ -107,6 +107,8 @@ class ChurnHazard(Behaviour):
     def log_base(self, price_usd_month: float) -> float:
         """Log of the daily hazard of a neutral, new user at this price."""
         h0 = -np.log1p(-self.base_monthly) / DAYS_PER_MONTH
+        if h0 <= 0.0:  # nobody leaves on their own
+            return -np.inf
         ref = self.reference_price_usd_month
         price_term = 0.0
         if ref > 0 and price_usd_month > 0:

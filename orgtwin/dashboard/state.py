@@ -30,6 +30,7 @@ import streamlit as st
 
 import orgtwin
 from orgtwin import RunSet, Scenario, SweepResult, explore, load_scenario, runs, sweep, sweeps
+from orgtwin.dashboard import folders
 
 Values = tuple[tuple[str, Any], ...]
 """Lever values of a run: ``(("interventions[0].price_usd_month", 15.0), ...)``."""
@@ -91,8 +92,11 @@ def warm_up() -> threading.Thread:
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def scenario(path: str, stamp: int) -> Scenario:
-    """The scenario file, loaded and validated (raises ``ScenarioError`` with the field path)."""
-    return load_scenario(path)
+    """The scenario file, loaded and validated (raises ``ScenarioError`` with the field path).
+
+    The file and every base it extends must lie in the scenarios folder.
+    """
+    return load_scenario(path, root=folders.scenarios_folder())
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -116,13 +120,18 @@ def scenario_info(path: str, stamp: int) -> ScenarioInfo:
 @st.cache_resource(max_entries=RUN_CACHE, show_spinner=False)
 def base_runs(path: str, stamp: int, days: int, seeds: int, seed: int) -> RunSet:
     """The runs of the scenario's base (what it is compared against)."""
-    return explore.run_base(path, days=days, seeds=seeds, seed=seed, workers=WORKERS)
+    return explore.run_base(
+        path, days=days, seeds=seeds, seed=seed, workers=WORKERS, root=folders.scenarios_folder()
+    )
 
 
 @st.cache_resource(max_entries=RUN_CACHE, show_spinner=False)
 def change_runs(path: str, stamp: int, values: Values, days: int, seeds: int, seed: int) -> RunSet:
     """The runs of the scenario with the lever values applied."""
-    return explore.run_change(path, values, days=days, seeds=seeds, seed=seed, workers=WORKERS)
+    return explore.run_change(
+        path, values, days=days, seeds=seeds, seed=seed, workers=WORKERS,
+        root=folders.scenarios_folder(),
+    )  # fmt: skip
 
 
 @st.cache_resource(max_entries=RUN_CACHE, show_spinner=False)
@@ -180,7 +189,10 @@ def change_label(found: explore.Exploration) -> str:
 @st.cache_resource(max_entries=RUN_CACHE, show_spinner=False)
 def scenario_runs(path: str, stamp: int, days: int, seeds: int, seed: int) -> RunSet:
     """The lean runs of a scenario as it is (KPIs from every hour, daily series)."""
-    return explore.run_change(path, (), days=days, seeds=seeds, seed=seed, workers=WORKERS)
+    return explore.run_change(
+        path, (), days=days, seeds=seeds, seed=seed, workers=WORKERS,
+        root=folders.scenarios_folder(),
+    )  # fmt: skip
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -272,6 +284,7 @@ def launch_sweep(
     progress: Callable[[int, int, float, float | None], None],
 ) -> SweepResult:
     """Run a grid sweep into ``out`` on this machine (serial when small, else local Ray)."""
+    loaded = load_scenario(path, root=folders.scenarios_folder())
     return sweep(
-        path, list(levers), seeds=seeds, days=days, out=out, runner="auto", progress=progress
+        loaded, list(levers), seeds=seeds, days=days, out=out, runner="auto", progress=progress
     )

@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,7 @@ def run_base(
     seeds: int,
     seed: int | None = None,
     workers: int | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> RunSet:
     """Lean runs of the base of a scenario file (see the module docstring).
 
@@ -89,13 +91,15 @@ def run_base(
         seeds: seeds, 1..:data:`MAX_SEEDS`.
         seed: base seed of the runs' seeds (default: the explored scenario's ``seed``).
         workers: worker processes (see :func:`orgtwin.runs.pool.process_pool`); None: serial.
+        root: the folder the scenario and every base it extends must lie in (see
+            :func:`~orgtwin.scenario.load.load_scenario`); None: anywhere.
 
     Returns:
         The base's run set (lean).
     """
-    scenario = load_scenario(scenario_path)
+    scenario = load_scenario(scenario_path, root=root)
     return _run_lean(
-        _base_scenario(scenario), days=days, seeds=seeds, seed=_seed(scenario, seed),
+        _base_scenario(scenario, root), days=days, seeds=seeds, seed=_seed(scenario, seed),
         workers=workers,
     )  # fmt: skip
 
@@ -108,6 +112,7 @@ def run_change(
     seeds: int,
     seed: int | None = None,
     workers: int | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> RunSet:
     """Lean runs of a scenario file with control values applied, on the base's seeds.
 
@@ -118,6 +123,8 @@ def run_change(
         seeds: seeds, 1..:data:`MAX_SEEDS`.
         seed: base seed of the runs' seeds (default: the scenario's ``seed``).
         workers: worker processes; None: serial.
+        root: the folder the scenario and every base it extends must lie in; None:
+            anywhere.
 
     Returns:
         The changed scenario's run set (lean).
@@ -126,7 +133,7 @@ def run_change(
         LeverError: a value does not fit its control (the message names the range).
         ExploreError: ``days`` or ``seeds`` is out of bounds.
     """
-    scenario = load_scenario(scenario_path)
+    scenario = load_scenario(scenario_path, root=root)
     changed = apply_controls(scenario, dict(values))
     return _run_lean(changed, days=days, seeds=seeds, seed=_seed(scenario, seed), workers=workers)
 
@@ -138,8 +145,11 @@ def _run_lean(
     return run(scenario, days=days, seeds=seeds, seed=seed, workers=workers, lean=True)
 
 
-def _base_scenario(scenario: Scenario) -> Scenario:
-    """What a scenario is compared with: the scenario it extends, else itself."""
+def _base_scenario(scenario: Scenario, root: str | os.PathLike[str] | None = None) -> Scenario:
+    """What a scenario is compared with: the scenario it extends (read inside ``root``,
+    if given), else itself."""
+    if root is not None and scenario.base is not None:
+        return load_scenario(scenario.base, root=root)
     return base_of(scenario) or scenario
 
 

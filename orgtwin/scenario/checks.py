@@ -22,14 +22,21 @@ import math
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from orgtwin.errors import ScenarioError, did_you_mean
+from orgtwin.scenario.fields import (
+    MAX_NAME_LENGTH,
+    MAX_PRICE_USD_MONTH,
+    MIN_PAID_PRICE_USD_MONTH,
+)
 from orgtwin.scenario.interventions import INTERVENTION_KINDS, KINDS, VendorSwap
-from orgtwin.scenario.spec import Scenario
-from orgtwin.units import HOURS_PER_DAY, parse_hours
+from orgtwin.scenario.organisation import SegmentSpec
+from orgtwin.scenario.spec import MAX_DAYS, Scenario
+from orgtwin.units import DAYS_PER_MONTH, HOURS_PER_DAY, parse_hours
 
 LOADER_FIELDS = ("base", "source")
 """Scenario fields the loader sets; a file may not."""
@@ -64,6 +71,7 @@ def validate(data: dict[str, Any], shown: str) -> Scenario:
     """
     scenario, issues = _shapes(data)
     issues += reference_issues(data)
+    issues += structure_issues(data)
     issues += _run_timing_issues(data)
     if issues:
         raise_issues(shown, issues, document_order(data))
@@ -103,7 +111,8 @@ def _locate(loc: tuple[str | int, ...]) -> _Where:
     parts: list[str | int] = []
     owner: type[BaseModel] | None = None
     union: tuple[str | int, ...] | None = None
-    for segment in loc:
+    key = loc[-1:] == ("[key]",)  # the error is in a mapping's key, not its value
+    for segment in loc[:-1] if key else loc:
         annotation = _unwrap(annotation)
         origin = typing.get_origin(annotation)
         if _is_model(annotation):
@@ -122,7 +131,7 @@ def _locate(loc: tuple[str | int, ...]) -> _Where:
         else:
             annotation = Any
         parts.append(segment)
-    return _Where(tuple(parts), _unwrap(annotation), owner, union)
+    return _Where(tuple(parts), str if key else _unwrap(annotation), owner, union)
 
 
 def _translate(err: Any) -> Issue:
@@ -139,10 +148,15 @@ def _translate(err: Any) -> Issue:
         return Issue((*where.parts, "kind"), f"is required: one of {_quoted(INTERVENTION_KINDS)}")
     if kind == "missing":
         return Issue(where.parts, "is required")
+    if err["loc"][-1:] == ("[key]",):
+        return Issue(where.parts[:-1], f"must have {_NAME_KEYS} as keys, got {show(value)}")
     if kind in ("value_error", "assertion_error"):
         return _value_issue(where, str(ctx.get("error", err["msg"])))
+    if kind == "too_long":
+        found = len(value) if isinstance(value, typing.Sized) else ctx.get("actual_length")
+        return Issue(where.parts, f"must have at most {ctx['max_length']:,} entries, got {found:,}")
     expected = _expected(kind, ctx, where.annotation)
-    got = show(value)
+    got = repr(value) if kind == "int_type" and isinstance(value, float) else show(value)
     if expected is None:
         problem = str(err["msg"]).replace("Input should be", "must be")
         return Issue(where.parts, f"{problem[:1].lower()}{problem[1:]}, got {got}")
@@ -166,7 +180,11 @@ def _value_issue(where: _Where, message: str) -> Issue:
     return Issue(where.parts, message)
 
 
+_NAME_KEYS = f"names (1 to {MAX_NAME_LENGTH} characters, not blank, no control characters)"
 _EXPECTED_BY_PREFIX = {
+    "finite_number": "a finite number",
+    "string_too_short": "a non-empty name",
+    "string_too_long": f"a name of at most {MAX_NAME_LENGTH} characters",
     "int_": "an integer",
     "float_": "a number",
     "string_": "a string",
@@ -183,14 +201,16 @@ _BOUNDS = {
     "less_than_equal": ("<=", "le"),
     "less_than": ("<", "lt"),
 }
-_NOUNS = {int: "an integer", float: "a number"}
+_NOUNS = {int: "an integer", float: "a number", datetime: "a date-time"}
 
 
 def _expected(kind: str, ctx: Mapping[str, Any], annotation: Any) -> str | None:
     """What the value should have been, in words (``an integer >= 1``), if known."""
     if kind in _BOUNDS:
         operator, key = _BOUNDS[kind]
-        return f"{_NOUNS.get(annotation, 'a number')} {operator} {show(ctx.get(key))}"
+        bound = ctx.get(key)
+        shown = bound if annotation is datetime else show(bound)  # ISO text, unquoted
+        return f"{_NOUNS.get(annotation, 'a number')} {operator} {shown}"
     if kind == "literal_error":
         if typing.get_origin(annotation) is Literal:
             values = typing.get_args(annotation)
@@ -427,6 +447,380 @@ def _dangling(
     return Issue(parts, problem, did_you_mean(value, known) or f"declared {noun}s: {listed}")
 
 
+# --------------------------------------------------------------------------- structure
+
+MAX_CALLS_PER_REQUEST = 1_000_000.0
+"""Most calls one request to a service may cause downstream, every call path counted."""
+MAX_SURGE = 10_000.0
+"""Largest factor that overlapping traffic surges may put on a feature's sessions."""
+MAX_HEADCOUNT = 10_000
+"""Most engineers a team may reach with every hire of its staffing changes."""
+MAX_CALLS_PER_EDGE = 1_000.0
+"""Most calls one request to a service may make to one callee (the field's own bound)."""
+_PATH_SHOWN = 8
+"""Services a message spells out along a call path before it abbreviates."""
+
+
+class _Timed(NamedTuple):
+    """An intervention of the parsed mapping with its start and end hour."""
+
+    index: int
+    spec: Mapping[str, Any]
+    start: int
+    end: int | None
+
+
+def structure_issues(data: Scenario | Mapping[str, Any]) -> list[Issue]:
+    """What a run cannot survive though every field is within its own bounds.
+
+    A team that owns no service (its engineers' changes have nowhere to go), a call graph
+    whose requests multiply past :data:`MAX_CALLS_PER_REQUEST` along its paths, traffic
+    surges that overlap past :data:`MAX_SURGE`, price changes that carry a price out of
+    its range, a churn hazard that can pass :data:`MAX_CHURN_LOG_HAZARD`, staffing that
+    grows a team past :data:`MAX_HEADCOUNT`.
+
+    Args:
+        data: a scenario, or a parsed scenario mapping whose shapes may be invalid (what
+            is not the right shape is skipped, as in :func:`reference_issues`).
+    """
+    if isinstance(data, Scenario):
+        data = data.model_dump()
+    known = {section: _declared(data, section) for section in _SECTIONS}
+    timed = _timed(data)
+    return [
+        *_ownerless_teams(known),
+        *_fanout_issues(known),
+        *_surge_issues(timed, known),
+        *_price_issues(timed, known),
+        *_churn_issues(timed, known),
+        *_headcount_issues(timed, known),
+    ]
+
+
+def _number(value: Any) -> float | None:
+    """A finite number as a float, or None for anything else (the shape checks report it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _timed(data: Mapping[str, Any]) -> list[_Timed]:
+    """The interventions whose ``at`` and ``until`` are valid times, with their hours."""
+    interventions = data.get("interventions")
+    found = []
+    for i, spec in enumerate(interventions if isinstance(interventions, list) else []):
+        if not isinstance(spec, Mapping):
+            continue
+        start, until = _start_hour(spec.get("at", 0)), spec.get("until")
+        end = None if until is None else _start_hour(until)
+        if start >= 0 and (end is None or end > start):
+            found.append(_Timed(i, spec, int(start), None if end is None else int(end)))
+    return found
+
+
+def _events(timed: Sequence[_Timed]) -> list[tuple[int, bool, int, _Timed]]:
+    """Starts and ends in the order the run meets them: by hour, ends first, file order."""
+    ends = [(t.end, False, t.index, t) for t in timed if t.end is not None]
+    return sorted([*ends, *((t.start, True, t.index, t) for t in timed)])
+
+
+def _covered(spec: Mapping[str, Any], field: str, names: Mapping[str, Any]) -> list[str]:
+    """The declared names an intervention's selector covers (``"*"``: all of them)."""
+    selected = spec.get(field, "*")
+    if selected == "*":
+        return list(names)
+    return [n for n in selected if n in names] if isinstance(selected, list) else []
+
+
+def _of_kind(timed: Sequence[_Timed], kind: str) -> list[_Timed]:
+    return [t for t in timed if t.spec.get("kind") == kind]
+
+
+def _ownerless_teams(known: _Known) -> Iterator[Issue]:
+    """Teams that no service names as its team (the model needs a service to deploy to)."""
+    teams, services = known["teams"], known["services"]
+    owners = [_get(service, "team") for service in (services or {}).values()]
+    if teams is None or services is None or not all(isinstance(o, str) for o in owners):
+        return
+    for name in teams:
+        if name not in owners:
+            hint = "name it as the team of a service, or remove it"
+            yield Issue(("teams", name), "must own at least one service, got none", hint)
+
+
+def _fanout_issues(known: _Known) -> Iterator[Issue]:
+    """The service whose requests cause the most calls downstream, if past the bound."""
+    services = known["services"] or {}
+    calls = {name: _entries(_get(service, "calls")) for name, service in services.items()}
+    if any(_calls(value) is None for callees in calls.values() for value in callees.values()):
+        return  # the shape checks report the value
+    graph = {
+        name: {c: _calls(value) or 0.0 for c, value in callees.items() if c in services}
+        for name, callees in calls.items()
+    }
+    looped = any(name in g for name, g in graph.items())
+    if not graph or looped or _find_cycle({name: list(g) for name, g in graph.items()}):
+        return  # the reference checks report the cycle (or the service calling itself)
+    total, heaviest = _amplification(graph)
+    worst = max(graph, key=lambda name: total[name])
+    if total[worst] > MAX_CALLS_PER_REQUEST:
+        path = [worst]
+        while (step := heaviest[path[-1]]) is not None:
+            path.append(step)
+        shown = " → ".join(path[:_PATH_SHOWN]) + (" → …" if len(path) > _PATH_SHOWN else "")
+        problem = (
+            f"must cause at most {MAX_CALLS_PER_REQUEST:,.0f} calls per request downstream, "
+            f"got {_big(total[worst])} along {shown} ({len(path)} services deep)"
+        )
+        yield Issue(("services", worst, "calls"), problem, "lower the calls per request")
+
+
+def _calls(value: Any) -> float | None:
+    """Calls per request, if ``value`` is a valid one (a number within the field's bounds)."""
+    calls = _number(value)
+    return calls if calls is not None and 0.0 <= calls <= MAX_CALLS_PER_EDGE else None
+
+
+def _amplification(
+    graph: Mapping[str, Mapping[str, float]],
+) -> tuple[dict[str, float], dict[str, str | None]]:
+    """Calls one request to each service causes, itself included (a row sum of (I − F)⁻¹),
+    and the callee on each service's heaviest path; depth first, iterative."""
+    total: dict[str, float] = {}
+    heaviest: dict[str, str | None] = {}
+    for root in graph:
+        stack = [root]
+        while stack:
+            name = stack[-1]
+            if name in total:  # reached along another path first
+                stack.pop()
+                continue
+            waiting = [c for c in graph[name] if c not in total]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            stack.pop()
+            shares = {c: calls * total[c] for c, calls in graph[name].items()}
+            total[name] = 1.0 + sum(shares.values())
+            heaviest[name] = max(shares, key=shares.__getitem__) if shares else None
+    return total, heaviest
+
+
+def _big(value: float) -> str:
+    """A count as a message shows it: ``2,048`` or ``1.27e+30`` (``> 1e308`` past floats)."""
+    if math.isinf(value):
+        return "more than 1e308"
+    return f"{value:,.0f}" if value < 1e15 else f"{value:.3g}"
+
+
+def _surge_issues(timed: Sequence[_Timed], known: _Known) -> Iterator[Issue]:
+    """Traffic surges that overlap on a feature past :data:`MAX_SURGE`; one issue each."""
+    features = known["features"] or {}
+    surges = [t for t in _of_kind(timed, "traffic_surge") if _surge(t) is not None]
+    blamed: set[int] = set()
+    for feature in features:
+        mine = [t for t in surges if feature in _covered(t.spec, "features", features)]
+        factor = 1.0
+        for _, starts, index, t in _events(mine):
+            multiplier = _surge(t) or 1.0
+            factor = factor * multiplier if starts else factor / multiplier
+            if starts and factor > MAX_SURGE and index not in blamed:
+                blamed.add(index)
+                problem = (
+                    f"must keep the overlapping traffic surges on feature {feature!r} within "
+                    f"{MAX_SURGE:,.0f}x, got {factor:,.0f}x"
+                )
+                yield Issue(("interventions", index, "multiplier"), problem)
+
+
+def _surge(t: _Timed) -> float | None:
+    multiplier = _number(t.spec.get("multiplier", 2.0))
+    return multiplier if multiplier is not None and multiplier > 0 else None
+
+
+def _price_issues(timed: Sequence[_Timed], known: _Known) -> Iterator[Issue]:
+    """Price changes that carry a segment's price out of its range, replayed in run order."""
+    segments = known["segments"] or {}
+    changes = _of_kind(timed, "price_change")
+    blamed: set[tuple[str | int, ...]] = set()
+    for name, segment in segments.items() if changes else ():
+        price = _number(_get(segment, "price_usd_month", 0.0))
+        mine = [t for t in changes if name in _covered(t.spec, "segments", segments)]
+        for issue in _price_path(name, price, mine) if price is not None else ():
+            if issue.parts not in blamed:  # one issue per price change, for its first segment
+                blamed.add(issue.parts)
+                yield issue
+
+
+def _price_path(segment: str, price: float, changes: Sequence[_Timed]) -> Iterator[Issue]:
+    """The first price change that takes ``segment``'s price out of range, if any."""
+    for new, index, spec in _prices(price, changes):
+        if new > MAX_PRICE_USD_MONTH or 0.0 < new < MIN_PAID_PRICE_USD_MONTH:
+            field = "factor" if spec.get("factor") is not None else "price_usd_month"
+            problem = (
+                f"must keep the price of segment {segment!r} at 0 or between 0.01 and "
+                f"{MAX_PRICE_USD_MONTH:,.0f} USD/month, got {_money(new)}"
+            )
+            yield Issue(("interventions", index, field), problem)
+            return
+
+
+def _money(amount: float) -> str:
+    """``1,200,000``, ``12.5`` or ``0.0012``: an amount as a message shows it."""
+    return f"{amount:,.2f}".removesuffix(".00") if amount >= 0.01 else f"{amount:.3g}"
+
+
+def _prices(
+    price: float, changes: Sequence[_Timed]
+) -> Iterator[tuple[float, int, Mapping[str, Any]]]:
+    """Each price a segment's price changes set, in run order, with the change that set it.
+
+    A change applies at ``at`` (a new price, or the current one times its factor) and puts
+    back, at ``until``, the price it replaced, as the running world does.
+    """
+    saved: dict[int, float] = {}
+    for _, starts, index, t in _events(changes):
+        if not starts:
+            price = saved.pop(index, price)
+            continue
+        new = _new_price(t.spec, price)
+        if new is not None:
+            saved[index], price = price, new
+            yield price, index, t.spec
+
+
+def segment_prices(scenario: Scenario) -> dict[str, list[float]]:
+    """Every price each segment charges during a run: its own, then its price changes'.
+
+    Example:
+        >>> from orgtwin.scenario.load import load_scenario
+        >>> segment_prices(load_scenario("scenarios/price_increase.yaml"))["pro_us"]
+        [12.0, 15.0]
+    """
+    data = scenario.model_dump()
+    changes = _of_kind(_timed(data), "price_change")
+    found = {}
+    for name, segment in scenario.segments.items():
+        mine = [t for t in changes if name in _covered(t.spec, "segments", scenario.segments)]
+        price = segment.price_usd_month
+        found[name] = [price, *(new for new, _, _ in _prices(price, mine))]
+    return found
+
+
+def _new_price(spec: Mapping[str, Any], price: float) -> float | None:
+    """The price a price change sets (a new price, or the current one times a factor)."""
+    factor, new = spec.get("factor"), spec.get("price_usd_month")
+    if (factor is None) == (new is None):
+        return None
+    value = _number(new if factor is None else factor)
+    if value is None:
+        return None
+    return value if factor is None else price * value
+
+
+MAX_CHURN_LOG_HAZARD = 80.0
+"""Highest daily churn log-hazard any user slot may reach: the model keeps hazards and
+their running sums in float32, which ends at about e^88 (a ten-year sum at e^80)."""
+_CHURNED_BY = 4.0
+"""A user whose daily log-hazard passes this has churned (their threshold is below e^4)."""
+
+
+def _churn_issues(timed: Sequence[_Timed], known: _Known) -> Iterator[Issue]:
+    """Segments whose churn log-hazard can rise past :data:`MAX_CHURN_LOG_HAZARD`.
+
+    The log-hazard adds a base, a price term (at the dearest price the segment charges)
+    and a tenure term (at the longest tenure it may see); a user still there has a
+    log-hazard of at most that, or about 4, and one day of bad sessions adds at most
+    ``experience_coef × sessions_per_user_day × (1 − 0.5^(1/half-life)) × intensity``
+    for its heaviest user.
+    """
+    segments = known["segments"] or {}
+    changes = _of_kind(timed, "price_change")
+    for name, segment in segments.items():
+        mine = [t for t in changes if name in _covered(t.spec, "segments", segments)]
+        terms = _churn_terms(segment, mine)
+        if terms is None:
+            continue
+        steady, bad_day = terms
+        highest = max(steady, _CHURNED_BY) + bad_day
+        if highest > MAX_CHURN_LOG_HAZARD:
+            problem = (
+                f"must keep the daily churn log-hazard below {MAX_CHURN_LOG_HAZARD:g}, got "
+                f"{highest:,.0f} ({steady:,.1f} at its dearest price and longest tenure, "
+                f"{bad_day:,.1f} more in a day of bad sessions for its heaviest user)"
+            )
+            hint = "lower experience_coef, sessions_per_user_day, intensity_sigma or the price"
+            yield Issue(("segments", name, "churn"), problem, hint)
+
+
+_CHURN_INPUTS = {
+    "base": "churn.base_monthly", "price": "churn.price_elasticity",
+    "tenure": "churn.tenure_coef", "coef": "churn.experience_coef",
+    "half_life": "churn.experience_half_life_days", "sessions": "sessions_per_user_day",
+    "sigma": "intensity_sigma", "months": "initial_tenure_months_mean", "paid": "price_usd_month",
+}  # fmt: skip
+"""What the highest churn log-hazard of a segment depends on, by where it is declared."""
+
+
+def _churn_terms(segment: Any, changes: Sequence[_Timed]) -> tuple[float, float] | None:
+    """A segment's highest steady churn log-hazard, and the most one day of bad sessions
+    adds to it (None if the segment's figures are not valid numbers)."""
+    read = {key: _field(segment, where) for key, where in _CHURN_INPUTS.items()}
+    if any(value is None for value in read.values()):
+        return None
+    v: dict[str, float] = read  # type: ignore[assignment]
+    if not 0 <= v["base"] < 1 or v["half_life"] <= 0:
+        return None
+    base = math.log(max(-math.log1p(-v["base"]) / DAYS_PER_MONTH, 1e-300))
+    pinned = _number(_get(_get(segment, "churn"), "reference_price_usd_month"))
+    reference = v["paid"] if pinned is None else pinned  # the loader pins it to the price
+    prices = [v["paid"], *(p for p, _, _ in _prices(v["paid"], changes))]
+    dearest = max(prices) / reference if reference > 0 else 1.0
+    price = v["price"] * math.log(dearest) if dearest > 1 else 0.0
+    users = 10.0 * max(_number(_get(segment, "n_users")) or 0.0, 1000.0)  # with arrivals
+    tenure_months = v["months"] * (math.log(users) + 5) + MAX_DAYS / DAYS_PER_MONTH
+    tenure = max(v["tenure"], 0.0) * math.log1p(tenure_months)
+    tail = math.sqrt(2 * math.log(users)) + 2  # standard deviations: the heaviest user, surely
+    heaviest = math.exp(min(-(v["sigma"] ** 2) / 2 + v["sigma"] * tail, 700.0))
+    kept = 1.0 - 0.5 ** (1.0 / v["half_life"])  # the share of a day's bad sessions remembered
+    return base + price + tenure, v["coef"] * v["sessions"] * kept * heaviest
+
+
+def _field(segment: Any, where: str) -> float | None:
+    """A number of a parsed segment (``"churn.tenure_coef"``), or its declared default when
+    the file leaves it out; None when it is not a number."""
+    spec: Any = SegmentSpec
+    entry = segment
+    for key in where.split("."):
+        field = spec.model_fields[key]
+        spec = field.annotation
+        found = isinstance(entry, Mapping) and key in entry
+        entry = entry[key] if found else field.get_default(call_default_factory=True)
+        if isinstance(entry, BaseModel):
+            entry = entry.model_dump()
+    return _number(entry)
+
+
+def _headcount_issues(timed: Sequence[_Timed], known: _Known) -> Iterator[Issue]:
+    """Staffing changes whose hires, all added up, grow a team past :data:`MAX_HEADCOUNT`."""
+    teams = known["teams"] or {}
+    staffing = [t for t in _of_kind(timed, "staffing") if t.spec.get("headcount_change")]
+    for name, team in teams.items() if staffing else ():
+        headcount = _number(_get(team, "headcount"))
+        for _, _, index, t in _events(staffing):
+            change = _number(t.spec.get("headcount_change"))
+            if headcount is None or change is None or name not in _covered(t.spec, "teams", teams):
+                continue
+            headcount += max(change, 0.0)  # layoffs are not counted: hires may arrive later
+            if headcount > MAX_HEADCOUNT:
+                problem = (
+                    f"must keep team {name!r} within {MAX_HEADCOUNT:,} engineers with every "
+                    f"hire, got {headcount:,.0f}"
+                )
+                yield Issue(("interventions", index, "headcount_change"), problem)
+                break
+
+
 # --------------------------------------------------------------------------- timing
 
 _DAYS = TypeAdapter(Annotated[(int, *Scenario.model_fields["days"].metadata)])
@@ -523,7 +917,7 @@ def _quoted(values: typing.Iterable[Any]) -> str:
 
 def show(value: Any) -> str:
     """A value as a message shows it: whole floats without ``.0``, long values cut."""
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     text = repr(value)
     return text if len(text) <= 60 else f"{text[:57]}..."

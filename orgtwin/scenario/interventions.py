@@ -29,7 +29,17 @@ from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Protocol, Type
 
 from pydantic import Field, field_validator, model_validator
 
-from orgtwin.scenario.fields import Knob, NonNegative, Positive, Probability, Selector, Spec
+from orgtwin.scenario.fields import (
+    Flag,
+    Knob,
+    Name,
+    Number,
+    Price,
+    Probability,
+    Selector,
+    Spec,
+    Whole,
+)
 from orgtwin.units import HOURS_PER_DAY, HOURS_PER_WEEK, Clock, parse_hours
 
 Action = Callable[[], None]
@@ -186,11 +196,13 @@ class InterventionSpec(Spec):
     title: ClassVar[str] = "intervention"
     """The kind in plain words (``"approval board"``)."""
 
-    at: float | str = 0
-    """Start: days from the scenario start, or a duration string like ``"36h"``."""
-    until: float | str | None = None
-    """End (exclusive); the change is reverted then. ``None``: lasts to the end."""
-    label: str | None = None
+    at: Number | str = 0
+    """Start: days from the scenario start (a finite number >= 0), or a duration string like
+    ``"36h"``; it must fall before the end of the run."""
+    until: Number | str | None = None
+    """End (exclusive), days or a duration string; the change is reverted then. ``None``:
+    lasts to the end."""
+    label: Name | None = None
     """A name for the change in reports and lever paths (interventions.<label>.<field>)."""
 
     @field_validator("at", "until")
@@ -245,13 +257,12 @@ class PriceChange(InterventionSpec):
     kind: Literal["price_change"]
     segments: Selector = "*"
     """Segments whose price changes (names, or "*" for all)."""
-    price_usd_month: Annotated[
-        NonNegative | None, Knob("New price", "USD/month", 0.0, None, 0.5)
+    price_usd_month: Annotated[Price | None, Knob("New price", "USD/month", 0.0, None, 0.5)] = None
+    """The new price, USD per month: 0 (free), or at least 0.01 (or give factor)."""
+    factor: Annotated[
+        Annotated[Number, Field(ge=0.01, le=100.0)] | None,
+        Knob("Price factor", "x", 0.1, MAX_PRICE_FACTOR, 0.05),
     ] = None
-    """The new price, USD per month (or give factor)."""
-    factor: Annotated[Positive | None, Knob("Price factor", "x", 0.1, MAX_PRICE_FACTOR, 0.05)] = (
-        None
-    )
     """Multiply the current price by this (or give price_usd_month)."""
 
     @model_validator(mode="after")
@@ -302,16 +313,16 @@ class FeatureLaunch(InterventionSpec):
     feature: str
     """The feature to launch (declared in features, usually with launched: false)."""
     session_share: Annotated[
-        float,
+        Number,
         Field(gt=0.0, le=5.0),
         Knob("Sessions using the feature", "x existing sessions", 0.05, 2.0, 0.05),
     ] = 0.2
     """Sessions using the feature, relative to a segment's existing sessions."""
     launch_changes: Annotated[
-        int, Field(ge=1, le=10_000), Knob("Size of the launch deploy", "changes", 1, 500, 1)
+        Whole, Field(ge=1, le=10_000), Knob("Size of the launch deploy", "changes", 1, 500, 1)
     ] = 25
     """Size of the launch deploy, in changes."""
-    dark: Annotated[bool, Knob("Dark launch: errors hidden from users until it ends")] = False
+    dark: Annotated[Flag, Knob("Dark launch: errors hidden from users until it ends")] = False
     """Launch behind a flag: load without user-visible errors until until."""
 
     def words(self, scenario: Prices) -> str:
@@ -358,9 +369,9 @@ class TrafficSurge(InterventionSpec):
     features: Selector = "*"
     """Features whose sessions surge (names, or "*")."""
     multiplier: Annotated[
-        float, Field(gt=0.0, le=100.0), Knob("Traffic multiplier", "x", 0.1, 10.0, 0.1)
+        Number, Field(ge=0.01, le=100.0), Knob("Traffic multiplier", "x", 0.1, 10.0, 0.1)
     ] = 2.0
-    """Factor on those features' sessions."""
+    """Factor on those features' sessions (overlapping surges multiply)."""
 
     def words(self, scenario: Prices) -> str:
         """``"traffic ×2"``."""
@@ -387,7 +398,7 @@ class ApprovalBoard(InterventionSpec):
     teams: Selector = "*"
     """Teams whose changes need the board (names, or "*")."""
     meeting_every_hours: Annotated[
-        int, Field(ge=1, le=24 * 90), Knob("Board meets every", "h", 24, 24 * 28, 24)
+        Whole, Field(ge=1, le=24 * 90), Knob("Board meets every", "h", 24, 24 * 28, 24)
     ] = 168
     """Hours between board meetings (168: weekly)."""
 
@@ -432,7 +443,7 @@ class OncallRotation(InterventionSpec):
     teams: Selector = "*"
     """Teams whose rotation changes (names, or "*")."""
     oncall_size: Annotated[
-        int, Field(ge=1, le=10_000), Knob("On-call rotation size", "engineers", 1, None, 1)
+        Whole, Field(ge=1, le=10_000), Knob("On-call rotation size", "engineers", 1, None, 1)
     ]
     """Engineers in the new rotation."""
 
@@ -456,12 +467,12 @@ class Staffing(InterventionSpec):
     teams: Selector = "*"
     """Teams affected (names, or "*")."""
     headcount_change: Annotated[
-        int,
+        Whole,
         Field(ge=-10_000, le=10_000),
         Knob("Engineers hired (+) or laid off (-)", "engineers", None, 20, 1),
     ] = 0
     """Engineers hired (positive, after the hiring lag) or laid off (negative, at once)."""
-    hiring_freeze: Annotated[bool, Knob("Hiring freeze (leavers not replaced)")] = False
+    hiring_freeze: Annotated[Flag, Knob("Hiring freeze (leavers not replaced)")] = False
     """Leavers are not replaced until until."""
 
     def words(self, scenario: Prices) -> str:
@@ -500,17 +511,17 @@ class ChaosProgram(InterventionSpec):
     teams: Selector = "*"
     """Teams running drills (names, or "*")."""
     drills_per_month: Annotated[
-        float,
+        Number,
         Field(gt=0.0, le=60.0),
         Knob("Chaos drills a month per team", "drills/month", 0.5, 20.0, 0.5),
     ] = 2.0
     """Drills a month per team, on weekdays at 11:00 local."""
     drill_hours: Annotated[
-        float, Field(gt=0.0, le=24.0), Knob("Length of a drill", "h", 0.5, 8.0, 0.5)
+        Number, Field(gt=0.0, le=24.0), Knob("Length of a drill", "h", 0.5, 8.0, 0.5)
     ] = 2.0
     """Length of a drill, hours."""
-    expertise_per_drill: NonNegative = 0.05
-    """Expertise a drill adds to the team."""
+    expertise_per_drill: Annotated[Number, Field(ge=0.0, le=1.0)] = 0.05
+    """Expertise a drill adds to the team (1 = typical)."""
 
     def words(self, scenario: Prices) -> str:
         """``"chaos drills 2/month"``."""
@@ -530,11 +541,11 @@ class ErrorBudgetPolicy(InterventionSpec):
     teams: Selector = "*"
     """Teams under the policy (names, or "*")."""
     window_days: Annotated[
-        int, Field(ge=1, le=90), Knob("Error-budget window", "days", 1, 90, 1)
+        Whole, Field(ge=1, le=90), Knob("Error-budget window", "days", 1, 90, 1)
     ] = 28
     """Window over which the error budget is counted, days."""
     freeze_above_budget_used: Annotated[
-        float,
+        Number,
         Field(gt=0.0, le=10.0),
         Knob("Freeze when budget used exceeds", "x budget", 0.1, 5.0, 0.1),
     ] = 1.0
@@ -560,23 +571,25 @@ class AutoscalingPolicy(InterventionSpec):
     kind: Literal["autoscaling_policy"]
     services: Selector = "*"
     """Services whose autoscaling changes (names, or "*")."""
-    enabled: Annotated[bool | None, Knob("Autoscaling on")] = None
+    enabled: Annotated[Flag | None, Knob("Autoscaling on")] = None
     """Turn autoscaling on or off."""
     target_utilisation: Annotated[
-        Annotated[float, Field(gt=0.0, le=1.0)] | None,
+        Annotated[Number, Field(ge=0.01, le=1.0)] | None,
         Knob("Autoscaling target utilisation", "0-1", 0.1, 1.0, 0.05),
     ] = None
     """New target utilisation."""
     min_replicas: Annotated[
-        Annotated[int, Field(ge=1)] | None, Knob("Fewest replicas", "replicas", 1, 50, 1)
+        Annotated[Whole, Field(ge=1, le=100_000)] | None,
+        Knob("Fewest replicas", "replicas", 1, 50, 1),
     ] = None
     """New replica floor."""
     max_replicas: Annotated[
-        Annotated[int, Field(ge=1)] | None, Knob("Most replicas", "replicas", 1, 500, 1)
+        Annotated[Whole, Field(ge=1, le=100_000)] | None,
+        Knob("Most replicas", "replicas", 1, 500, 1),
     ] = None
     """New replica ceiling."""
     lag_hours: Annotated[
-        Annotated[int, Field(ge=0, le=48)] | None, Knob("Autoscaling lag", "h", 0, 48, 1)
+        Annotated[Whole, Field(ge=0, le=48)] | None, Knob("Autoscaling lag", "h", 0, 48, 1)
     ] = None
     """New scaling lag, hours."""
 

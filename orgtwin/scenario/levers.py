@@ -21,6 +21,7 @@ The designs that set levers for a sweep live in :mod:`orgtwin.sweeps.design`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ _RANGE = re.compile(
     r"^\s*(-?[\d.]+(?:e-?\d+)?)\s*\.\.\s*(-?[\d.]+(?:e-?\d+)?)\s*(?::\s*(\d+))?\s*$"
 )
 DEFAULT_COUNT = 5
+MAX_LEVELS = 1_000_000
+"""Most levels a counted range may ask for (``0..1:1000000``)."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,27 @@ class Lever:
         """Whether the lever spans a numeric range (rather than listing values)."""
         return self.values is None
 
+    @property
+    def size(self) -> int:
+        """How many levels :meth:`levels` gives, counted without building them."""
+        if self.values is not None:
+            return len(self.values)
+        assert self.count is not None
+        return self.count
+
     def levels(self) -> list[Any]:
-        """The values a grid design takes, in order."""
+        """The values a grid design takes, in order.
+
+        Raises:
+            LeverError: the lever has more than :data:`MAX_LEVELS` levels (an integer range
+                as wide as ``0..10000000``: sample it with a Latin hypercube instead).
+        """
         if self.values is not None:
             return list(self.values)
         assert self.low is not None and self.high is not None and self.count is not None
+        if self.count > MAX_LEVELS:
+            raise LeverError(str(self), f"must have at most {MAX_LEVELS:,} levels, got "
+                             f"{self.count:,}", "sample it with design='lhs'")  # fmt: skip
         if self.integer:
             return [
                 int(v) for v in np.unique(np.rint(np.linspace(self.low, self.high, self.count)))
@@ -146,8 +165,27 @@ def make_lever(path: str, spec: Any) -> Lever:
             low, high, count = match.groups()
             integer = count is None and _is_int(low) and _is_int(high)
             return _range(path, float(low), float(high), int(count) if count else None, integer)
-        return _listed(path, [yaml.safe_load(v.strip()) for v in spec.split(",") if v.strip()])
+        return _listed(path, [_value(path, v.strip()) for v in spec.split(",") if v.strip()])
     raise LeverError(path, f"values must be a range, a list or a string, got {spec!r}")
+
+
+def _value(path: str, text: str) -> Any:
+    """One listed value as written: a number, true/false, or a name (safe-loaded YAML).
+
+    Raises:
+        LeverError: the text is not one plain value (``[1``, ``!!python/name:…``,
+            ``{a: 1}``), or is a number that is not finite (``.nan``, ``1e999``).
+    """
+    plain = "must be numbers, true/false or names"
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise LeverError(path, f"values {plain}, got {text!r}") from None
+    if isinstance(value, list | dict | set | tuple | bytes) or value is None:
+        raise LeverError(path, f"values {plain}, got {text!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise LeverError(path, f"values must be finite numbers, got {text!r}")
+    return value
 
 
 def _is_int(text: str) -> bool:
@@ -156,13 +194,15 @@ def _is_int(text: str) -> bool:
 
 def _range(path: str, low: float, high: float, count: int | None = None,
            integer: bool | None = None) -> Lever:  # fmt: skip
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise LeverError(path, f"range must have finite ends, got {low:g}..{high:g}")
     if high < low:
         raise LeverError(path, f"range must go from low to high, got {low:g}..{high:g}",
                          f"did you mean {high:g}..{low:g}?")  # fmt: skip
     if integer is None:
         integer = count is None and float(low).is_integer() and float(high).is_integer()
-    if count is not None and count < 1:
-        raise LeverError(path, f"count must be >= 1, got {count}")
+    if count is not None and not 1 <= count <= MAX_LEVELS:
+        raise LeverError(path, f"count must be between 1 and {MAX_LEVELS:,}, got {count:,}")
     if integer:
         count = int(high - low) + 1
     return Lever(path, low=float(low), high=float(high), count=count or DEFAULT_COUNT,
@@ -331,7 +371,7 @@ def apply_levers(scenario: Scenario, values: Mapping[str, Any]) -> Scenario:
         for target in targets(sc, path):
             container = _split_off(sc, target) if target.selector else target.container
             try:
-                setattr(container, target.field, _plain(value))
+                _set(container, target.field, _plain(value))
             except ValidationError as exc:
                 problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
                 raise LeverError(f"{path}={value}", f"{target.where}: {problem}") from None
@@ -352,6 +392,17 @@ def _split_off(scenario: Scenario, target: Target) -> BaseModel:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _set(container: BaseModel, field: str, value: Any) -> None:
+    """Set a field; a whole float (``4.0``, a counted range's level) fits a whole-number field."""
+    try:
+        setattr(container, field, value)
+    except ValidationError as exc:
+        whole = isinstance(value, float) and value.is_integer()
+        if not whole or exc.errors()[0]["type"] != "int_type":
+            raise
+        setattr(container, field, int(value))
 
 
 def describe_targets(scenario: Scenario, path: str) -> list[str]:

@@ -8,6 +8,12 @@ cannot see (names that refer to other entities, an acyclic call graph, intervent
 that start after the run ends) and words every problem found, in one pass, as a
 :class:`~orgtwin.errors.ScenarioError`.
 
+Reading is bounded: only regular files (never a FIFO or a device), at most 1 MiB, at most
+:data:`MAX_VALUES` values once YAML aliases and merge keys are followed (counted while
+parsing), ``extends:`` chains at most :data:`MAX_EXTENDS_DEPTH` files deep. With ``root``,
+every file must lie inside that folder once symbolic links are followed, and an error in
+a base file never quotes the base's text (only its line and column).
+
 Merge rules: mappings merge key by key; a ``null`` in the child deletes the key; lists
 replace, except the top-level ``interventions``, which are the base's then the child's;
 ``name`` and ``description`` are never inherited: a file without ``name`` takes its
@@ -17,7 +23,10 @@ file's stem. Paths in messages refer to the merged scenario: with ``extends:``,
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,7 +50,17 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_EXTENDS_DEPTH = 10
 """Most ``extends:`` steps from a file to its root base."""
 MAX_VALUES = 200_000
-"""Most values a file may expand to once YAML aliases are followed."""
+"""Most values a file may expand to once YAML aliases and merge keys are followed."""
+MAX_PATH_LENGTH = 4096
+"""Longest ``extends:`` path, characters."""
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 # --------------------------------------------------------------------------- public API
@@ -51,6 +70,7 @@ def load_scenario(
     source: str | os.PathLike[str] | Mapping[str, Any],
     *,
     overrides: Mapping[str, Any] | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> Scenario:
     """Read, merge, validate and check a scenario.
 
@@ -59,6 +79,9 @@ def load_scenario(
             resolved against the working directory).
         overrides: a nested mapping merged over the scenario last, with the ``extends:``
             rules (``{"teams": {"web": {"oncall_size": 2}}}``; ``None`` deletes a key).
+        root: a folder every file read must lie in, once symbolic links are followed:
+            ``source`` and each file of its ``extends:`` chain (a server passes the folder
+            it serves scenarios from). ``None``: files may lie anywhere.
 
     Returns:
         The validated scenario, with ``source`` (the path as given) and ``base`` (the
@@ -66,9 +89,10 @@ def load_scenario(
         without ``name``, it is named after the file's stem.
 
     Raises:
-        ScenarioError: the file cannot be read or parsed, the ``extends:`` chain is broken,
-            or the scenario is invalid: its shapes, its references or its timing, all
-            checked in one pass. The message lists every problem in document order;
+        ScenarioError: the file cannot be read or parsed, is not a regular file, lies
+            outside ``root``, the ``extends:`` chain is broken or leaves ``root``, or the
+            scenario is invalid: its shapes, its references, its structure or its timing,
+            all checked in one pass. The message lists every problem in document order;
             ``.errors`` holds them all, and ``.path``, ``.problem``, ``.hint`` are the
             first's.
 
@@ -78,14 +102,18 @@ def load_scenario(
         >>> sc.days, len(sc.teams)
         (30, 5)
     """
+    inside = None if root is None else _resolved(Path(os.fspath(root)), os.fspath(root))
     if isinstance(source, Mapping):
         shown, here = "<scenario>", None
         data = dict(source)
     else:
         shown = os.fspath(source)
-        here = Path(shown).resolve()
-        data = _read_yaml(Path(shown), shown)
-    data, base = _resolve_extends(data, shown=shown, here=here, chain=[(here, shown)])
+        here = _resolved(Path(shown), shown)
+        if inside is not None and not _is_inside(here, inside):
+            raise ScenarioError(shown, "", f"must be a file inside {inside}, got one outside it")
+        data = _read_yaml(here, shown)
+    chain = [(here, shown)]
+    data, base = _resolve_extends(data, shown=shown, here=here, chain=chain, root=inside)
     if here is not None and "name" not in data:
         data["name"] = Path(shown).stem
     if overrides:
@@ -109,7 +137,8 @@ def pin_reference_prices(scenario: Scenario) -> None:
 
 
 def check_references(scenario: Scenario) -> None:
-    """Check that every name a scenario uses is declared, and that calls form a DAG.
+    """Check that every name a scenario uses is declared, that calls form a DAG, and that
+    its structure holds (:func:`~orgtwin.scenario.checks.structure_issues`).
 
     Segments name features, features enter services, services name their team, callees
     and vendors, interventions name teams, services, segments, features and vendors.
@@ -120,11 +149,11 @@ def check_references(scenario: Scenario) -> None:
         scenario: a scenario whose shapes are already valid.
 
     Raises:
-        ScenarioError: the first dangling name or call cycle in document order, with
-            ``.errors`` holding all of them.
+        ScenarioError: the first dangling name, call cycle or structural problem in
+            document order, with ``.errors`` holding all of them.
     """
     data = scenario.model_dump()
-    issues = checks.reference_issues(data)
+    issues = checks.reference_issues(data) + checks.structure_issues(data)
     checks.raise_issues(scenario.source, issues, checks.document_order(data))
 
 
@@ -150,14 +179,57 @@ def check_timing(scenario: Scenario, days: int | None = None) -> None:
 # --------------------------------------------------------------------------- 1. read
 
 
-class _StrictSafeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that also refuses duplicate keys in a mapping."""
+class _TooLarge(yaml.YAMLError):
+    """A document that expands past :data:`MAX_VALUES` while it is being parsed."""
+
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""PyYAML's safe loader, on libyaml's parser where PyYAML was built with it (faster)."""
+
+
+class _StrictSafeLoader(_SafeLoader):  # type: ignore[misc,valid-type]
+    """PyYAML's safe loader that refuses duplicate keys and counts merge-key expansion.
+
+    A merge key (``<<: *base``) copies the base's keys into the mapping; a chain of
+    merges copies ever more, so the copies are counted as they are made and parsing
+    stops past :data:`MAX_VALUES` (before PyYAML builds them).
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.merged = 0
+        self.flattened: set[int] = set()
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """Merge ``<<`` keys into ``node`` (once per node), counting what they copy."""
+        if id(node) in self.flattened:
+            return
+        self.flattened.add(id(node))
+        for source in _merge_sources(node):
+            self.flatten_mapping(source)
+            self.merged += len(source.value)
+            if self.merged > MAX_VALUES:
+                raise _TooLarge(f"merge keys copy more than {MAX_VALUES:,} values")
+        super().flatten_mapping(node)
+
+
+def _merge_sources(node: yaml.MappingNode) -> list[yaml.MappingNode]:
+    """The mappings a node's merge keys copy (PyYAML reports the ill-formed ones)."""
+    sources = []
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE_TAG:
+            continue
+        if isinstance(value_node, yaml.SequenceNode):
+            sources += [n for n in value_node.value if isinstance(n, yaml.MappingNode)]
+        elif isinstance(value_node, yaml.MappingNode):
+            sources.append(value_node)
+    return sources
 
 
 def _construct_mapping(loader: _StrictSafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
+        if key_node.tag == _MERGE_TAG:
             continue
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, typing.Hashable):
@@ -172,38 +244,88 @@ def _construct_mapping(loader: _StrictSafeLoader, node: yaml.MappingNode) -> dic
 _StrictSafeLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
 )
+_StrictSafeLoader.add_implicit_resolver(  # 1e6 is a number, as in YAML 1.2 (PyYAML: text)
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
 
 
-def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
-    """Read one YAML file into a mapping (no ``extends:`` processing)."""
+def _resolved(path: Path, shown: str) -> Path:
+    """``path`` made absolute with every symbolic link followed.
+
+    Raises:
+        ScenarioError: the path holds a NUL byte, or its links loop.
+    """
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+        return path.resolve()
+    except ValueError:
+        raise ScenarioError(shown, "", "must be a path without NUL bytes") from None
+    except (RuntimeError, OSError) as exc:  # a loop: RuntimeError up to 3.12, OSError after
+        looped = isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP
+        problem = "is a loop of symbolic links" if looped else "cannot be resolved"
+        raise ScenarioError(shown, "", problem) from None
+
+
+def _is_inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _read_yaml(path: Path, shown: str, *, quote: bool = True) -> dict[str, Any]:
+    """Read one YAML file into a mapping (no ``extends:`` processing).
+
+    Args:
+        path: the file.
+        shown: the file as messages name it.
+        quote: whether a parse error may quote the file's text (``False`` for a base,
+            which need not be a scenario: then only the line and column are given).
+    """
+    text = _read_text(path, shown)
+    return _parse_yaml(text, shown, quote=quote)
+
+
+def _read_text(path: Path, shown: str) -> str:
+    """The text of a regular file of at most 1 MiB, read without blocking."""
+    try:
+        _check_regular(os.stat(path), shown)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ScenarioError(shown, "", "does not exist") from None
     except OSError as exc:
         raise ScenarioError(shown, "", f"cannot be read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        _check_regular(os.fstat(handle.fileno()), shown)  # it may have changed since stat
+        raw = handle.read(MAX_FILE_BYTES + 1)
     if len(raw) > MAX_FILE_BYTES:
         raise ScenarioError(shown, "", "is larger than 1 MiB; a scenario is a small text file")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ScenarioError(shown, "", f"is not UTF-8 text (byte {exc.start})") from None
-    return _parse_yaml(text, shown)
 
 
-def _parse_yaml(text: str, shown: str) -> dict[str, Any]:
+def _check_regular(info: os.stat_result, shown: str) -> None:
+    """Refuse what is not a regular file of at most 1 MiB, before reading it."""
+    for test, kind in _FILE_KINDS:
+        if test(info.st_mode):
+            raise ScenarioError(shown, "", f"must be a regular file, got {kind}")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ScenarioError(shown, "", "is larger than 1 MiB; a scenario is a small text file")
+
+
+def _parse_yaml(text: str, shown: str, *, quote: bool = True) -> dict[str, Any]:
     """Safe-load YAML text that must hold a mapping at the top level."""
+    too_many = f"expands to more than {MAX_VALUES:,} values (through YAML aliases or merge keys?)"
     try:
         data = yaml.load(text, Loader=_StrictSafeLoader)  # a SafeLoader: no object tags
+    except _TooLarge:
+        raise ScenarioError(shown, "", too_many) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = exc.problem or exc.context or "syntax error"
-        hint = "scenarios are safe-loaded: no !!python/… tags" if "tag" in problem else None
-        raise ScenarioError(shown, "", f"is not valid YAML: {problem}{where}", hint) from None
+        raise _syntax_error(exc, shown, quote=quote) from None
     except yaml.YAMLError as exc:
-        raise ScenarioError(shown, "", f"is not valid YAML: {exc}") from None
+        raise ScenarioError(
+            shown, "", f"is not valid YAML: {exc}" if quote else "is not valid YAML"
+        ) from None
     except RecursionError:
         raise ScenarioError(shown, "", "is nested too deeply to be a scenario") from None
     if not isinstance(data, dict):
@@ -211,9 +333,20 @@ def _parse_yaml(text: str, shown: str) -> dict[str, Any]:
         problem = f"must hold a mapping of scenario keys at the top level, got {kind}"
         raise ScenarioError(shown, "", problem)
     if sum(1 for _ in zip(checks.walk(data), range(MAX_VALUES + 1), strict=False)) > MAX_VALUES:
-        problem = f"expands to more than {MAX_VALUES:,} values (through YAML aliases?)"
-        raise ScenarioError(shown, "", problem)
+        raise ScenarioError(shown, "", too_many)
     return data
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, shown: str, *, quote: bool) -> ScenarioError:
+    """A YAML syntax error as a message: the problem in PyYAML's words, if it may be
+    quoted, and where it is."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+    if not quote:
+        return ScenarioError(shown, "", f"is not valid YAML{where}")
+    problem = exc.problem or exc.context or "syntax error"
+    hint = "scenarios are safe-loaded: no !!python/… tags" if "tag" in problem else None
+    return ScenarioError(shown, "", f"is not valid YAML: {problem}{where}", hint)
 
 
 def _resolve_extends(
@@ -222,15 +355,13 @@ def _resolve_extends(
     shown: str,
     here: Path | None,
     chain: list[tuple[Path | None, str]],
+    root: Path | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """Merge ``data`` over the base its ``extends:`` names; return it and the base's path."""
     target = data.pop("extends", None)
     if target is None:
         return data, None
-    if not isinstance(target, str) or not target.strip():
-        problem = f"must be the path of a YAML file, got {checks.show(target)}"
-        raise ScenarioError(shown, "extends", problem)
-    base_path = ((here.parent if here else Path.cwd()) / target).resolve()
+    base_path = _base_path(target, shown=shown, here=here, root=root)
     base_shown = _display(base_path)
     spelled = " → ".join(name for _, name in [*chain, (base_path, base_shown)])
     if any(path == base_path for path, _ in chain):
@@ -239,15 +370,36 @@ def _resolve_extends(
         problem = f"chain is longer than {MAX_EXTENDS_DEPTH} files: {spelled}"
         raise ScenarioError(shown, "extends", problem)
     try:
-        base = _read_yaml(base_path, base_shown)
+        base = _read_yaml(base_path, base_shown, quote=False)
     except ScenarioError as exc:
         problem = f"names {target!r}, which {exc.problem} (chain: {spelled})"
         raise ScenarioError(shown, "extends", problem, exc.hint) from None
     link = (base_path, base_shown)
-    base, _ = _resolve_extends(base, shown=base_shown, here=base_path, chain=[*chain, link])
+    base, _ = _resolve_extends(
+        base, shown=base_shown, here=base_path, chain=[*chain, link], root=root
+    )
     base.pop("name", None)
     base.pop("description", None)
     return _merge(base, data), str(base_path)
+
+
+def _base_path(target: Any, *, shown: str, here: Path | None, root: Path | None) -> Path:
+    """The file an ``extends:`` value names, resolved, and inside ``root`` if one is given.
+
+    Raises:
+        ScenarioError: the value is not a usable path, or the file lies outside ``root``.
+    """
+    if not isinstance(target, str) or not target.strip() or len(target) > MAX_PATH_LENGTH:
+        problem = f"must be the path of a YAML file, got {checks.show(target)}"
+        raise ScenarioError(shown, "extends", problem)
+    try:
+        base_path = _resolved((here.parent if here else Path.cwd()) / target, target)
+    except ScenarioError as exc:
+        raise ScenarioError(shown, "extends", f"{exc.problem}, got {checks.show(target)}") from None
+    if root is not None and not _is_inside(base_path, root):
+        problem = f"must name a file inside {root}, got {target!r}"
+        raise ScenarioError(shown, "extends", problem, "a base must lie in the same folder tree")
+    return base_path
 
 
 def _display(path: Path) -> str:

@@ -11,7 +11,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from orgtwin.scenario.fields import NonNegative, Positive, Probability, Spec
+from orgtwin.scenario.fields import (
+    CallsPerRequest,
+    Flag,
+    Milliseconds,
+    Name,
+    Number,
+    Price,
+    Probability,
+    Spec,
+    Whole,
+)
 
 # --------------------------------------------------------------------------- users
 
@@ -19,62 +29,64 @@ from orgtwin.scenario.fields import NonNegative, Positive, Probability, Spec
 class DemandProfileSpec(Spec):
     """Hour-of-week shape of sessions, in the segment's local time (mean 1 over a week)."""
 
-    peak_hour: Annotated[int, Field(ge=0, le=23)] = 14
+    peak_hour: Annotated[Whole, Field(ge=0, le=23)] = 14
     """Local hour (0–23) at which sessions peak on a weekday."""
-    night_level: Annotated[float, Field(gt=0.0, le=1.0)] = 0.15
-    """Session rate at the quietest hour, relative to the peak."""
-    weekend_level: Annotated[float, Field(gt=0.0, le=2.0)] = 0.55
-    """Weekend session rate relative to the same weekday hour."""
+    night_level: Annotated[Number, Field(gt=0.0, le=1.0)] = 0.15
+    """Session rate at the quietest hour, relative to the peak (a ratio)."""
+    weekend_level: Annotated[Number, Field(gt=0.0, le=2.0)] = 0.55
+    """Weekend session rate relative to the same weekday hour (a ratio)."""
 
 
 class ChurnSpec(Spec):
     """Daily churn hazard: a proportional-hazards form around a monthly base rate."""
 
-    base_monthly: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.03
-    """Monthly churn probability of a new user with no bad experience, at the reference price."""
-    experience_coef: NonNegative = 4.0
+    base_monthly: Annotated[Number, Field(ge=0.0, lt=1.0)] = 0.03
+    """Monthly churn probability of a new user with no bad experience, at the reference
+    price."""
+    experience_coef: Annotated[Number, Field(ge=0.0, le=20.0)] = 4.0
     """Log-hazard per unit of experience (bad sessions per day, smoothed)."""
-    price_elasticity: NonNegative = 1.0
+    price_elasticity: Annotated[Number, Field(ge=0.0, le=10.0)] = 1.0
     """Log-hazard per log of price over the reference price."""
-    tenure_coef: float = -0.35
+    tenure_coef: Annotated[Number, Field(ge=-10.0, le=2.0)] = -0.35
     """Log-hazard per log(1 + tenure in months); negative: loyal users churn less."""
-    reference_price_usd_month: NonNegative | None = None
-    """Price the churn and acquisition rates were measured at; the loader sets it to the
-    segment's price in the file when left out, so later price moves act against it."""
-    experience_half_life_days: Positive = 7.0
+    reference_price_usd_month: Price | None = None
+    """Price the churn and acquisition rates were measured at, USD per user per month
+    (0, or at least 0.01); the loader sets it to the segment's price in the file
+    when left out, so later price moves act against it."""
+    experience_half_life_days: Annotated[Number, Field(ge=0.01, le=3650.0)] = 7.0
     """Half-life of the memory of bad sessions, days."""
 
 
 class AcquisitionSpec(Spec):
     """Daily arrivals: base rate × price response + word of mouth, damped by bad experience."""
 
-    base_per_day: NonNegative = 100.0
-    """New users a day from marketing and search, at the reference price."""
-    price_elasticity: float = -1.2
+    base_per_day: Annotated[Number, Field(ge=0.0, le=1_000_000.0)] = 100.0
+    """New users a day from marketing and search, at the reference price (users/day)."""
+    price_elasticity: Annotated[Number, Field(ge=-10.0, le=10.0)] = -1.2
     """Elasticity of arrivals to price (negative: dearer brings fewer)."""
-    word_of_mouth_per_user_day: NonNegative = 0.0002
-    """New users a day brought in by each active user."""
-    experience_penalty: NonNegative = 3.0
-    """How strongly bad experience dampens word of mouth."""
+    word_of_mouth_per_user_day: Annotated[Number, Field(ge=0.0, le=0.1)] = 0.0002
+    """New users a day brought in by each active user (users/user/day)."""
+    experience_penalty: Annotated[Number, Field(ge=0.0, le=100.0)] = 3.0
+    """How strongly bad experience dampens word of mouth (per bad session a day)."""
 
 
 class SegmentSpec(Spec):
     """A group of users sharing plan, price, time zone and behaviour."""
 
-    plan: str = "free"
+    plan: Name = "free"
     """Plan name; a segment pays if its price is above zero."""
-    n_users: Annotated[int, Field(ge=0, le=50_000_000)]
+    n_users: Annotated[Whole, Field(ge=0, le=50_000_000)]
     """Users in the segment at the start."""
-    price_usd_month: NonNegative = 0.0
-    """Price per user per month, USD."""
-    utc_offset_hours: Annotated[int, Field(ge=-12, le=14)] = 0
-    """Time zone of the segment (drives its daily demand curve)."""
-    sessions_per_user_day: Positive = 1.0
-    """Mean sessions a day of a user of average intensity."""
-    intensity_sigma: Annotated[float, Field(ge=0.0, le=3.0)] = 0.6
+    price_usd_month: Price = 0.0
+    """Price per user per month, USD: 0 (free), or at least 0.01."""
+    utc_offset_hours: Annotated[Whole, Field(ge=-12, le=14)] = 0
+    """Time zone of the segment, hours from UTC (drives its daily demand curve)."""
+    sessions_per_user_day: Annotated[Number, Field(gt=0.0, le=1000.0)] = 1.0
+    """Mean sessions a day of a user of average intensity (sessions/day)."""
+    intensity_sigma: Annotated[Number, Field(ge=0.0, le=3.0)] = 0.6
     """Log-normal spread of usage intensity between users (mean 1)."""
-    features: dict[str, Positive]
-    """Feature → relative share of this segment's sessions."""
+    features: dict[Name, Annotated[Number, Field(gt=0.0, le=1_000_000.0)]]
+    """Feature → relative share of this segment's sessions (a weight)."""
     demand_profile: DemandProfileSpec = DemandProfileSpec()
     """Hour-of-week shape of the segment's sessions."""
     churn: ChurnSpec = ChurnSpec()
@@ -83,9 +95,9 @@ class SegmentSpec(Spec):
     """How the segment gains new users."""
     tickets_per_bad_session: Probability = 0.02
     """Chance that a bad session becomes a support ticket."""
-    slow_session_ms: Positive = 2000.0
+    slow_session_ms: Milliseconds = 2000.0
     """A session slower than this (p95, ms) counts as a bad experience."""
-    initial_tenure_months_mean: NonNegative = 12.0
+    initial_tenure_months_mean: Annotated[Number, Field(ge=0.0, le=1200.0)] = 12.0
     """Mean tenure of the users present at the start, months."""
 
     @field_validator("features")
@@ -101,12 +113,12 @@ class FeatureSpec(Spec):
 
     entry: str
     """The service the feature's requests enter."""
-    requests_per_session: Positive = 25.0
+    requests_per_session: Annotated[Number, Field(gt=0.0, le=100_000.0)] = 25.0
     """Requests a session of this feature sends to its entry service."""
-    user_visible_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
+    user_visible_share: Annotated[Number, Field(gt=0.0, le=1.0)] = 0.2
     """Share of the requests whose failure the user notices (the rest are retried or
     run in the background); a session is bad if any of those fails."""
-    launched: bool = True
+    launched: Flag = True
     """False: the feature exists but carries no traffic until a ``feature_launch``."""
 
 
@@ -116,28 +128,28 @@ class FeatureSpec(Spec):
 class LatencySpec(Spec):
     """Latency-vs-load curve: ``base_ms × (1 + queueing_factor × u / (1 − u))``, capped."""
 
-    base_ms: Positive = 20.0
+    base_ms: Milliseconds = 20.0
     """Latency of an idle service, ms (its own work, without dependencies)."""
-    queueing_factor: NonNegative = 1.0
+    queueing_factor: Annotated[Number, Field(ge=0.0, le=1000.0)] = 1.0
     """How sharply latency grows with utilisation (1 = M/M/1-like)."""
-    timeout_ms: Positive = 5000.0
-    """Latency cap: slower requests time out."""
-    p95_over_p50: Annotated[float, Field(ge=1.0)] = 2.0
+    timeout_ms: Milliseconds = 5000.0
+    """Latency cap, ms: slower requests time out."""
+    p95_over_p50: Annotated[Number, Field(ge=1.0, le=100.0)] = 2.0
     """Ratio of the 95th-percentile latency to the median."""
 
 
 class AutoscaleSpec(Spec):
     """Target-tracking autoscaling with a lag and bounds."""
 
-    enabled: bool = True
+    enabled: Flag = True
     """Whether the service autoscales (otherwise replicas stay fixed)."""
-    target_utilisation: Annotated[float, Field(gt=0.0, le=1.0)] = 0.6
+    target_utilisation: Annotated[Number, Field(ge=0.01, le=1.0)] = 0.6
     """Utilisation the autoscaler sizes replicas for."""
-    min_replicas: Annotated[int, Field(ge=1)] = 2
+    min_replicas: Annotated[Whole, Field(ge=1, le=100_000)] = 2
     """Fewest replicas the autoscaler keeps."""
-    max_replicas: Annotated[int, Field(ge=1)] = 50
+    max_replicas: Annotated[Whole, Field(ge=1, le=100_000)] = 50
     """Most replicas the autoscaler may run."""
-    lag_hours: Annotated[int, Field(ge=0, le=48)] = 1
+    lag_hours: Annotated[Whole, Field(ge=0, le=48)] = 1
     """Hours between a change in demand and the capacity for it (0: within the hour)."""
 
     @model_validator(mode="after")
@@ -155,11 +167,11 @@ class ServiceSpec(Spec):
 
     team: str
     """The team that owns the service (deploys it and is paged for it)."""
-    replicas: Annotated[int, Field(ge=1, le=100_000)]
+    replicas: Annotated[Whole, Field(ge=1, le=100_000)]
     """Replicas at the start."""
-    capacity_rps_per_replica: Positive
-    """Requests per second one replica serves at full utilisation."""
-    replica_cost_usd_hour: NonNegative = 0.1
+    capacity_rps_per_replica: Annotated[Number, Field(ge=0.001, le=1_000_000.0)]
+    """Requests per second one replica serves at full utilisation (rps)."""
+    replica_cost_usd_hour: Annotated[Number, Field(ge=0.0, le=10_000.0)] = 0.1
     """On-demand price of one replica-hour, USD."""
     spot_share: Probability = 0.0
     """Share of replicas run on spot instances."""
@@ -167,7 +179,7 @@ class ServiceSpec(Spec):
     """Price discount of a spot replica-hour against on-demand."""
     spot_preemption_per_hour: Probability = 0.004
     """Chance a spot replica is reclaimed in an hour at regional peak (less off-peak)."""
-    spot_recovery_hours: Annotated[int, Field(ge=1, le=48)] = 2
+    spot_recovery_hours: Annotated[Whole, Field(ge=1, le=48)] = 2
     """Hours to replace a reclaimed spot replica."""
     base_error_rate: Probability = 0.00002
     """Share of requests a healthy service fails anyway."""
@@ -175,28 +187,28 @@ class ServiceSpec(Spec):
     """The service's latency-vs-load curve."""
     autoscale: AutoscaleSpec = AutoscaleSpec()
     """The service's autoscaling policy."""
-    calls: dict[str, NonNegative] = {}
+    calls: dict[Name, CallsPerRequest] = {}
     """Callee service → calls per request received."""
-    vendors: dict[str, NonNegative] = {}
+    vendors: dict[Name, CallsPerRequest] = {}
     """Vendor → calls per request received."""
 
 
 class VendorSpec(Spec):
     """A third party: latency, price, rate limit and an outage process."""
 
-    kind: str = "saas"
+    kind: Name = "saas"
     """What the vendor provides (payments, auth, email, cdn, cloud…), for reports."""
-    latency_ms: Positive = 100.0
+    latency_ms: Milliseconds = 100.0
     """Latency each call adds, ms."""
-    price_usd_per_1k_calls: NonNegative = 0.0
+    price_usd_per_1k_calls: Annotated[Number, Field(ge=0.0, le=10_000.0)] = 0.0
     """Price per thousand calls, USD."""
-    rate_limit_rps: Positive | None = None
+    rate_limit_rps: Annotated[Number, Field(gt=0.0, le=1_000_000_000.0)] | None = None
     """Calls per second above which the vendor rejects calls (none: unlimited)."""
     error_rate: Probability = 0.00005
     """Share of calls that fail while the vendor is up."""
-    outage_rate_per_month: NonNegative = 0.5
+    outage_rate_per_month: Annotated[Number, Field(ge=0.0, le=100.0)] = 0.5
     """Expected outages a month (a Poisson process)."""
-    outage_hours_mean: Positive = 2.0
+    outage_hours_mean: Annotated[Number, Field(gt=0.0, le=8760.0)] = 2.0
     """Mean length of an outage, hours."""
     sla_availability: Probability = 0.999
     """Availability the vendor promises, for reports."""
@@ -211,20 +223,20 @@ class DeployPolicySpec(Spec):
     kind: Literal["continuous", "batched", "approval_board"] = "continuous"
     """``continuous`` (every working hour), ``batched`` (every ``every_hours``) or
     ``approval_board`` (after the board meets, every ``every_hours``)."""
-    every_hours: Annotated[int, Field(ge=1, le=24 * 90)] = 24
+    every_hours: Annotated[Whole, Field(ge=1, le=24 * 90)] = 24
     """Batch interval for ``batched``; meeting cadence for ``approval_board``."""
-    working_hours_only: bool = True
+    working_hours_only: Flag = True
     """Whether deploys happen only in the team's working hours."""
 
 
 class ChangeFailureSpec(Spec):
     """Change failure probability: ``logit p = logit base + b·log(batch) + f·fatigue``."""
 
-    base: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.03
+    base: Annotated[Number, Field(ge=0.000001, lt=1.0)] = 0.03
     """Failure probability of a one-change deploy by a rested team."""
-    batch_coef: NonNegative = 1.0
+    batch_coef: Annotated[Number, Field(ge=0.0, le=10.0)] = 1.0
     """Log-odds of failure per log of batch size."""
-    fatigue_coef: NonNegative = 0.8
+    fatigue_coef: Annotated[Number, Field(ge=0.0, le=100.0)] = 0.8
     """Log-odds of failure per unit of the team's fatigue."""
     canary_blast_radius: Probability = 0.15
     """Share of traffic a failed canary deploy reaches before it is rolled back."""
@@ -233,22 +245,22 @@ class ChangeFailureSpec(Spec):
 class IncidentResponseSpec(Spec):
     """Time to detect and time to restore (log-normal), shaped by fatigue and expertise."""
 
-    detect_median_hours: Positive = 0.25
+    detect_median_hours: Annotated[Number, Field(gt=0.0, le=168.0)] = 0.25
     """Median time from an incident's start to its detection, hours."""
-    detect_sigma: NonNegative = 0.6
+    detect_sigma: Annotated[Number, Field(ge=0.0, le=3.0)] = 0.6
     """Log-normal spread of the time to detect."""
-    restore_median_hours: Positive = 1.5
+    restore_median_hours: Annotated[Number, Field(gt=0.0, le=720.0)] = 1.5
     """Median time from detection to resolution, hours."""
-    restore_sigma: NonNegative = 0.7
+    restore_sigma: Annotated[Number, Field(ge=0.0, le=3.0)] = 0.7
     """Log-normal spread of the time to restore."""
-    fatigue_coef: NonNegative = 0.6
+    fatigue_coef: Annotated[Number, Field(ge=0.0, le=5.0)] = 0.6
     """Log restore time per unit of the responder's fatigue."""
-    expertise_coef: NonNegative = 0.3
+    expertise_coef: Annotated[Number, Field(ge=0.0, le=5.0)] = 0.3
     """Log restore time per unit of expertise above typical (negative effect)."""
-    batch_coef: NonNegative = 0.4
+    batch_coef: Annotated[Number, Field(ge=0.0, le=5.0)] = 0.4
     """Log restore time per log of the size of the batch that caused the incident."""
-    escalate_every_hours: Annotated[int, Field(ge=1, le=168)] = 2
-    """An unresolved incident pages again this often."""
+    escalate_every_hours: Annotated[Whole, Field(ge=1, le=168)] = 2
+    """An unresolved incident pages again this often, hours."""
     deploy_incident_error_rate: Probability = 0.08
     """Error rate a failed deploy adds to its service (before blast-radius limits)."""
 
@@ -256,19 +268,19 @@ class IncidentResponseSpec(Spec):
 class PeopleSpec(Spec):
     """Fatigue, attrition and hiring."""
 
-    fatigue_per_offhours_page: NonNegative = 0.25
+    fatigue_per_offhours_page: Annotated[Number, Field(ge=0.0, le=1.0)] = 0.25
     """Fatigue each off-hours page adds to the paged engineer (1 ≈ exhausted)."""
     fatigue_recovery_per_day: Probability = 0.08
     """Share of fatigue an engineer sheds each day off the pager."""
     attrition_base_yearly: Probability = 0.12
     """Yearly attrition rate (hazard) of a rested engineer: 0.12 means about 11% leave in a
     year (1 − e^−0.12)."""
-    attrition_fatigue_coef: NonNegative = 2.0
+    attrition_fatigue_coef: Annotated[Number, Field(ge=0.0, le=100.0)] = 2.0
     """Log attrition hazard per unit of fatigue."""
-    hiring_lag_days: Annotated[int, Field(ge=0, le=730)] = 60
+    hiring_lag_days: Annotated[Whole, Field(ge=0, le=730)] = 60
     """Days from an open position to a new engineer starting."""
-    expertise_per_incident: NonNegative = 0.03
-    """Expertise the team gains from each incident it resolves."""
+    expertise_per_incident: Annotated[Number, Field(ge=0.0, le=1.0)] = 0.03
+    """Expertise the team gains from each incident it resolves (1 = typical)."""
     expertise_decay_per_day: Probability = 0.002
     """Share of expertise lost each day without practice."""
 
@@ -276,19 +288,19 @@ class PeopleSpec(Spec):
 class TeamSpec(Spec):
     """An engineering team: people, on-call rotation, deploy policy, reliability habits."""
 
-    headcount: Annotated[int, Field(ge=1, le=10_000)]
+    headcount: Annotated[Whole, Field(ge=1, le=10_000)]
     """Engineers at the start."""
-    oncall_size: Annotated[int, Field(ge=1, le=10_000)]
+    oncall_size: Annotated[Whole, Field(ge=1, le=10_000)]
     """Engineers sharing the on-call rotation (weekly shifts)."""
-    utc_offset_hours: Annotated[int, Field(ge=-12, le=14)] = 0
-    """Time zone of the team (working hours, off-hours pages)."""
-    changes_per_engineer_day: NonNegative = 1.0
-    """Changes an engineer finishes in a day of feature work."""
-    toil_hours_per_ticket: NonNegative = 0.5
+    utc_offset_hours: Annotated[Whole, Field(ge=-12, le=14)] = 0
+    """Time zone of the team, hours from UTC (working hours, off-hours pages)."""
+    changes_per_engineer_day: Annotated[Number, Field(ge=0.0, le=100.0)] = 1.0
+    """Changes an engineer finishes in a day of feature work (changes/day)."""
+    toil_hours_per_ticket: Annotated[Number, Field(ge=0.0, le=100.0)] = 0.5
     """Engineer-hours one support ticket costs the team."""
-    pipeline_hours: Annotated[int, Field(ge=0, le=24 * 14)] = 3
+    pipeline_hours: Annotated[Whole, Field(ge=0, le=24 * 14)] = 3
     """Hours from a finished change to deployable (review and CI)."""
-    canary: bool = False
+    canary: Flag = False
     """Whether deploys go out as canaries (smaller blast radius, faster detection)."""
     deploy_policy: DeployPolicySpec = DeployPolicySpec()
     """When the team may ship."""
@@ -298,7 +310,7 @@ class TeamSpec(Spec):
     """How incidents are detected and restored."""
     people: PeopleSpec = PeopleSpec()
     """Fatigue, attrition, hiring and expertise."""
-    expertise: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
+    expertise: Annotated[Number, Field(ge=0.0, le=10.0)] = 1.0
     """Starting expertise (1 = typical)."""
 
     @model_validator(mode="after")

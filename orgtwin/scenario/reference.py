@@ -147,7 +147,29 @@ def _type(annotation: Any) -> str:
 
 
 def _bounds(field: FieldInfo) -> str:
-    """Bounds declared on a field or inside its type (``0 ≤ x ≤ 1``, ``> 0``)."""
+    """Bounds declared on a field or inside its type (``0 ≤ x ≤ 1``, ``> 0``), or the sizes
+    it declares (``1 to 100 characters``, ``at most 1,000 entries``)."""
+    return _range(field) or _sizes(field)
+
+
+def _sizes(field: FieldInfo) -> str:
+    """The least and most characters (of a string) or entries (of a map or list)."""
+    found = {
+        key: getattr(m, key)
+        for m in field.metadata
+        for key in ("min_length", "max_length")
+        if getattr(m, key, None) is not None
+    }
+    if "max_length" not in found:
+        return ""
+    unit = "characters" if field.annotation is str else "entries"
+    if found.get("min_length"):
+        return f"{found['min_length']:,} to {found['max_length']:,} {unit}"
+    return f"at most {found['max_length']:,} {unit}"
+
+
+def _range(field: FieldInfo) -> str:
+    """Numeric bounds declared on a field or inside its type."""
     items = list(field.metadata)
     for node in _flatten(field.annotation):
         if typing.get_origin(node) is typing.Annotated:
@@ -178,6 +200,8 @@ def _num(value: Any) -> str:
     """A number as a scenario file would spell it: ``0.00002``, ``50,000,000``, ``true``."""
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value == datetime(*value.timetuple()[:3]) else str(value)
     if isinstance(value, float) and not value.is_integer():
         return f"{value:.10f}".rstrip("0")
     return f"{int(value):,}"

@@ -19,7 +19,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from orgtwin.scenario.fields import Positive, Spec
+from orgtwin.scenario.fields import Milliseconds, Name, Number, Spec, Start, Whole
 from orgtwin.scenario.interventions import Intervention
 from orgtwin.scenario.organisation import (
     FeatureSpec,
@@ -29,20 +29,25 @@ from orgtwin.scenario.organisation import (
     VendorSpec,
 )
 
+MAX_DAYS = 3650
+"""Longest run, days (ten years)."""
+MAX_ENTITIES = 1000
+"""Most entries of each kind: segments, features, services, vendors, teams, interventions."""
+
 
 class SloSpec(Spec):
     """Service-level objectives the organisation holds itself to."""
 
-    availability_target: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.999
+    availability_target: Annotated[Number, Field(gt=0.0, lt=1.0)] = 0.999
     """Share of requests that must succeed (0.999 = three nines)."""
-    latency_p95_ms: Positive = 1000.0
+    latency_p95_ms: Milliseconds = 1000.0
     """p95 latency objective of the features, ms."""
 
 
 class TelemetrySpec(Spec):
     """What the run records beyond KPIs."""
 
-    user_sample_per_segment: Annotated[int, Field(ge=0, le=100_000)] = 200
+    user_sample_per_segment: Annotated[Whole, Field(ge=0, le=100_000)] = 200
     """Users per segment whose daily activity goes into the ``user_days`` table."""
 
 
@@ -56,33 +61,35 @@ class Scenario(Spec):
         ['core', 'data']
     """
 
-    name: str
+    name: Name
     """Short name of the scenario, used in reports and run ids."""
     description: str = ""
     """What the scenario holds, in plain words."""
-    start: datetime = datetime(2026, 1, 5)
-    """Wall time of the first hour (UTC); the hour-of-week profiles follow it."""
-    days: Annotated[int, Field(ge=1, le=3650)] = 90
+    start: Start = datetime(2026, 1, 5)
+    """Wall time of the first hour (UTC; a time zone is converted to UTC); the hour-of-week
+    profiles follow it."""
+    days: Annotated[Whole, Field(ge=1, le=MAX_DAYS)] = 90
     """Days a run lasts (override with --days)."""
-    seed: Annotated[int, Field(ge=0)] = 0
-    """Base seed the runs' seeds derive from (override with --seed)."""
-    seeds: Annotated[int, Field(ge=1, le=1000)] = 8
+    seed: Annotated[Whole, Field(ge=0)] = 0
+    """Base seed the runs' seeds derive from, a whole number of any size (override with
+    --seed)."""
+    seeds: Annotated[Whole, Field(ge=1, le=1000)] = 8
     """Seeds a run uses by default (override with --seeds)."""
     slo: SloSpec = SloSpec()
     """Service-level objectives."""
     telemetry: TelemetrySpec = TelemetrySpec()
     """What a run records beyond KPIs."""
-    segments: dict[str, SegmentSpec]
+    segments: Annotated[dict[Name, SegmentSpec], Field(max_length=MAX_ENTITIES)]
     """User segments by name."""
-    features: dict[str, FeatureSpec]
+    features: Annotated[dict[Name, FeatureSpec], Field(max_length=MAX_ENTITIES)]
     """Product features by name."""
-    services: dict[str, ServiceSpec]
+    services: Annotated[dict[Name, ServiceSpec], Field(max_length=MAX_ENTITIES)]
     """Services by name (their calls must form a DAG)."""
-    vendors: dict[str, VendorSpec] = {}
+    vendors: Annotated[dict[Name, VendorSpec], Field(max_length=MAX_ENTITIES)] = {}
     """Third-party vendors by name."""
-    teams: dict[str, TeamSpec]
-    """Engineering teams by name."""
-    interventions: list[Intervention] = []
+    teams: Annotated[dict[Name, TeamSpec], Field(max_length=MAX_ENTITIES)]
+    """Engineering teams by name (each owns at least one service)."""
+    interventions: Annotated[list[Intervention], Field(max_length=MAX_ENTITIES)] = []
     """Changes applied during the run, each with at and an optional until."""
     base: str | None = Field(default=None, exclude=True)
     """Path of the scenario this one extends (set by the loader from ``extends:``)."""

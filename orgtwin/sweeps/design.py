@@ -9,6 +9,7 @@ A design is a polars frame: ``point`` and one column per lever path. Levers them
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
@@ -46,12 +47,8 @@ def grid(levers: Sequence[Lever]) -> pl.DataFrame:
         >>> grid([parse_lever("a.b.c=1..2"), parse_lever("d.e.f=x,y")]).shape
         (4, 3)
     """
+    check_grid_size(levers)
     levels = [lv.levels() for lv in levers]
-    size = int(np.prod([len(v) for v in levels]))
-    if size > MAX_POINTS:
-        raise LeverError(", ".join(lv.path for lv in levers),
-                         f"grid must have at most {MAX_POINTS:,} points, got {size:,}",
-                         "use design='lhs' with n points")  # fmt: skip
     rows = list(itertools.product(*levels))
     columns = [_column(lv, [r[i] for r in rows]) for i, lv in enumerate(levers)]
     return pl.DataFrame([pl.Series("point", range(len(rows)), dtype=pl.Int64), *columns])
@@ -115,13 +112,29 @@ def _distinct(column: pl.Series) -> Iterator[Any]:
 
 
 def grid_size(levers: Sequence[str | Lever]) -> int:
-    """Points of the grid that ``levers`` span (parsed only: nothing is loaded or run).
+    """Points of the grid that ``levers`` span: the product of their counts of levels.
+
+    The levers are parsed only: nothing is loaded, run or built, so a grid of any size is
+    counted at once (:func:`grid` refuses one past :data:`MAX_POINTS`).
 
     Example:
         >>> grid_size(["teams.*.oncall_size=2..4", "services.*.spot_share=0..0.5:3"])
         9
     """
-    return grid(parse_levers(list(levers))).height
+    return math.prod(lever.size for lever in parse_levers(list(levers)))
+
+
+def check_grid_size(levers: Sequence[Lever]) -> None:
+    """Refuse a grid of more than :data:`MAX_POINTS` points before building any of it.
+
+    Raises:
+        LeverError: the levers' counts of levels multiply past :data:`MAX_POINTS`.
+    """
+    size = math.prod(lever.size for lever in levers)
+    if size > MAX_POINTS:
+        raise LeverError(", ".join(lv.path for lv in levers),
+                         f"grid must have at most {MAX_POINTS:,} points, got {size:,}",
+                         "use design='lhs' with n points")  # fmt: skip
 
 
 def check_levers(scenario: Scenario, levers: Sequence[str | Lever]) -> None:

@@ -49,3 +49,14 @@ def test_restore_time_rises_with_fatigue_and_batch_and_falls_with_expertise():
     at_median = timing.sample_restore(rng, fatigue=1.0, expertise=1.0, batch_size=4, normal=0.0)
     assert at_median == pytest.approx(timing.restore_median(1.0, 1.0, 4))
     assert timing.sample_detect(rng, normal=0.0) == pytest.approx(timing.detect_median_hours)
+
+
+def test_restore_and_detect_times_stop_at_a_year_however_tired_the_responder():
+    timing = bh.IncidentTiming(fatigue_coef=5.0, restore_sigma=3.0, detect_sigma=3.0)
+    rng = np.random.default_rng(0)
+    ceiling = bh.teams.MAX_INCIDENT_HOURS
+    assert timing.restore_median(1_000.0, 1.0) == ceiling  # exp(5000) would be infinite
+    tired = timing.sample_restore(rng, fatigue=1_000.0, expertise=1.0, normal=0.0)
+    assert tired == ceiling
+    assert timing.sample_restore(rng, fatigue=0.0, expertise=1.0, normal=-3.0) < ceiling
+    assert timing.sample_detect(rng, normal=400.0) == ceiling

@@ -61,3 +61,11 @@ def test_a_churn_spec_without_a_pinned_price_has_no_price_term():
     assert unpinned.reference_price_usd_month == 0.0
     assert unpinned.log_base(40.0) == unpinned.log_base(5.0)
     assert pinned.log_base(20.0) > pinned.log_base(10.0)
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_segment_nobody_leaves_on_their_own_has_zero_hazard_without_warnings():
+    hazard = bh.ChurnHazard(base_monthly=0.0, experience_coef=1.0)
+    assert hazard.log_base(10.0) == -np.inf
+    daily = hazard.predict(np.full(4, 3.0, dtype=np.float32), np.zeros(4), 10.0)
+    assert (daily == 0.0).all()

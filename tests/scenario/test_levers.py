@@ -8,13 +8,15 @@ built from levers have their own tests (``tests/sweeps/test_design.py``).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from orgtwin.errors import LeverError
+from orgtwin.errors import LeverError, ScenarioError
 from orgtwin.scenario.levers import apply_levers, parse_lever, parse_levers, targets
 from orgtwin.scenario.load import load_scenario
+from orgtwin.scenario.spec import Scenario
 
 
 def test_parse_ranges_lists_and_counts():
@@ -98,3 +100,54 @@ def test_a_price_lever_moves_churn_and_revenue_against_the_files_price():
     assert moved["churned"] > base["churned"]
     assert moved["acquired"] < base["acquired"]
     assert moved["revenue_usd"] > base["revenue_usd"]
+
+
+# --------------------------------------------------------------------------- hostile text
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("teams.web.deploy_policy.kind=[1", r"values must be numbers, true/false or names"),
+        ("teams.web.deploy_policy.kind=!!python/name:os.system", "must be numbers, true/false"),
+        ("teams.web.deploy_policy.kind={a: 1}", "must be numbers, true/false or names"),
+        ("services.*.spot_share=.nan", "must be finite numbers"),
+        ("services.*.spot_share=1e999..2", "finite ends"),
+        ("services.*.spot_share=0..0.9:30000000", r"count must be between 1 and 1,000,000"),
+        ("services.*.spot_share=0..1:2000000000", r"got 2,000,000,000"),
+    ],
+)
+def test_hostile_lever_text_is_a_lever_error_at_once(text: str, match: str):
+    started = time.perf_counter()
+    with pytest.raises(LeverError, match=match):
+        parse_lever(text)
+    assert time.perf_counter() - started < 1  # 30,000,000 levels took 186 s and 1.7 GB
+
+
+def test_a_wide_integer_range_is_counted_not_built():
+    lever = parse_lever("seed=0..10000000000")
+    assert lever.size == 10_000_000_001
+    with pytest.raises(LeverError, match="at most 1,000,000 levels"):
+        lever.levels()
+
+
+def test_a_whole_float_sets_a_whole_number_field_and_a_fraction_does_not(
+    small_scenario: Scenario,
+):
+    changed = apply_levers(small_scenario, {"teams.web.oncall_size": 2.0})
+    assert changed.teams["web"].oncall_size == 2 and isinstance(
+        changed.teams["web"].oncall_size, int
+    )
+    with pytest.raises(LeverError, match="valid integer"):
+        apply_levers(small_scenario, {"teams.web.oncall_size": 2.5})
+    with pytest.raises(LeverError, match="valid integer"):
+        apply_levers(small_scenario, {"teams.web.oncall_size": True})
+
+
+def test_a_lever_value_that_breaks_the_structure_is_refused(small_scenario: Scenario):
+    deep = {
+        "services.gateway.calls": {"catalog": 1000.0},
+        "services.catalog.calls": {"users": 1000.0},
+    }
+    with pytest.raises(ScenarioError, match="must cause at most 1,000,000 calls"):
+        apply_levers(small_scenario, deep)

@@ -89,3 +89,23 @@ def test_levers_that_do_not_fit_the_scenario_fail_before_anything_runs(
     levers = parse_levers([lever])
     with pytest.raises(LeverError, match=match):
         validate_design(small_scenario, levers, grid(levers))
+
+
+def test_grid_size_counts_without_building_anything(monkeypatch: pytest.MonkeyPatch):
+    from orgtwin.scenario.levers import Lever
+
+    def refuse(self: Lever) -> list:
+        raise AssertionError("grid_size must not build levels")
+
+    monkeypatch.setattr(Lever, "levels", refuse)
+    levers = ["a.b.c=0..10000000000", "d.e.f=0..1:1000000", "g.h.i=x,y,z"]
+    assert grid_size(levers) == 10_000_000_001 * 1_000_000 * 3
+
+
+def test_a_grid_too_large_is_refused_before_any_level_is_built(monkeypatch: pytest.MonkeyPatch):
+    from orgtwin.scenario.levers import Lever
+
+    monkeypatch.setattr(Lever, "levels", lambda self: pytest.fail("built levels first"))
+    levers = parse_levers(["a.b.c=0..1:1000000", "d.e.f=0..1:1000000", "g.h.i=0..2000000000"])
+    with pytest.raises(LeverError, match=r"at most 1,000,000 points, got 2,000,000,001,"):
+        grid(levers)  # 2e21 points: np.prod overflowed int64; the count is exact now
