@@ -2,7 +2,8 @@
 
 A :class:`RunResult` is what the simulator returns for one seed. A :class:`RunSet` holds
 several seeds of one scenario as polars frames (the frames are the source of truth, so a
-set loaded from disk is as good as one just simulated).
+set loaded from disk is as good as one just simulated). A results folder holds a set and,
+under ``base/``, its base scenario's (:func:`save_results`); it is written as a whole.
 
 Example:
     >>> import tempfile, orgtwin
@@ -16,6 +17,8 @@ Example:
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +44,14 @@ KEY_COLUMNS: dict[str, pl.DataType] = {"run_id": pl.String(), "seed": pl.Int64()
 
 SUMMARY = RUN_COLUMNS | {name: pl.Float64() for name in metrics.KPIS}
 """Schema of :attr:`RunSet.summary`: one row per run, every KPI of :data:`metrics.KPIS`."""
+RESULT_FILES: tuple[str, ...] = (
+    *(f"{name}.parquet" for name in tables.EVENT_TABLES),
+    "series.parquet",
+    "summary.parquet",
+)
+"""The files :meth:`RunSet.save` writes into a results folder, in the order it writes them."""
+BASE_FOLDER = "base"
+"""The folder inside a results folder that holds the base scenario's runs."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,33 +202,26 @@ class RunSet:
         schema |= {"ci_low": pl.Float64, "ci_high": pl.Float64, "n": pl.Int64}
         return pl.DataFrame(rows, schema=schema, orient="row")
 
-    def save(self, directory: str | os.PathLike[str]) -> Path:
+    def save(self, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the set as Parquet: ``summary``, ``series`` and one file per event table.
 
-        Every file is first written under a temporary name in ``directory``; only when
-        all are written are they renamed into place (``summary.parquet`` last), so a
-        failure leaves the previous contents, never a half-written file.
+        The folder is written as a whole by :func:`save_results`: a failure or a kill
+        leaves the previous contents, never a half-written file or a mixture of old and
+        new files.
+
+        Args:
+            directory: the results folder: a new or empty folder, or (with
+                ``overwrite``) one of earlier results.
+            overwrite: replace earlier results in ``directory`` (the whole folder).
 
         Returns:
             The directory.
+
+        Raises:
+            ResultsError: ``directory`` cannot take the results (see
+                :func:`check_results_folder`) or a file could not be written.
         """
-        root = Path(directory)
-        root.mkdir(parents=True, exist_ok=True)
-        files = {f"{name}.parquet": frame for name, frame in self.tables.items()}
-        files |= {"series.parquet": self.series, "summary.parquet": self.summary}
-        staged: list[tuple[Path, Path]] = []
-        try:
-            for filename, frame in files.items():
-                handle, tmp = tempfile.mkstemp(dir=root, prefix=f".{filename}.", suffix=".tmp")
-                os.close(handle)
-                staged.append((Path(tmp), root / filename))
-                _write_frame(frame, Path(tmp))
-            for tmp, final in staged:
-                os.replace(tmp, final)
-        finally:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
-        return root
+        return save_results(directory, self, overwrite=overwrite)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> RunSet:
@@ -271,6 +275,225 @@ def _keyed(run: RunResult, frame: pl.DataFrame, name: str, schema: dict) -> pl.D
         pl.lit(run.seed, pl.Int64).alias("seed"),
         *(pl.col(column).cast(dtype) for column, dtype in schema.items()),
     )
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def check_results_folder(directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Check that a run's results can be written to ``directory``, before running it.
+
+    ``directory`` must be a folder, or a path where one can be created, in a folder
+    orgtwin can write in (checked by creating and removing a temporary file in each
+    folder a write touches). An existing folder must hold nothing but orgtwin results
+    and what an interrupted write left; earlier results are replaced, as a whole, only
+    with ``overwrite``.
+
+    Args:
+        directory: the results folder.
+        overwrite: whether earlier results in ``directory`` may be replaced.
+
+    Returns:
+        ``directory`` with symbolic links resolved: the folder a write replaces.
+
+    Raises:
+        ResultsError: ``directory`` is a file, a mount point, the current folder or
+            one around it, holds a file orgtwin did not write, holds earlier results and
+            ``overwrite`` is false, or is in a folder orgtwin cannot write in.
+    """
+    shown = Path(directory)
+    folder = shown.resolve()
+    try:
+        if folder.exists():
+            _check_existing(folder, shown, overwrite=overwrite)
+        around = _nearest_folder(folder.parent)
+        _probe(around, around)
+    except OSError as exc:
+        raise _unwritable(shown, exc) from exc
+    return folder
+
+
+def save_results(
+    directory: str | os.PathLike[str],
+    runs: RunSet,
+    base: RunSet | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write a run set, and its base scenario's under ``base/``, as one folder.
+
+    The new folder is written beside ``directory`` under a temporary name, then swapped
+    in: the earlier folder is renamed aside, the new one renamed into place and the
+    earlier one removed. A failure or a kill leaves the earlier results whole, never a
+    mixture of old and new files nor a stale ``base/``. Temporary folders that an
+    interrupted write left beside ``directory`` (holding only orgtwin results) are
+    removed first.
+
+    Args:
+        directory: the results folder (see :func:`check_results_folder`).
+        runs: the run set written at the top of the folder.
+        base: the base scenario's run set, written under ``base/``; None for none.
+        overwrite: replace earlier results in ``directory``.
+
+    Returns:
+        ``directory``.
+
+    Raises:
+        ResultsError: ``directory`` fails :func:`check_results_folder`, or a file could
+            not be written (the earlier contents are kept).
+    """
+    shown = Path(directory)
+    folder = check_results_folder(shown, overwrite=overwrite)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(folder)
+        staged = _sibling(folder, "new")
+        try:
+            _write_folder(staged, runs, base)
+            _swap_in(staged, folder)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)  # gone already once swapped in
+    except OSError as exc:
+        raise _unwritable(shown, exc, kept=True) from exc
+    return shown
+
+
+def _check_existing(folder: Path, shown: Path, *, overwrite: bool) -> None:
+    """Check an existing results folder: ours, replaceable and writable."""
+    if not folder.is_dir():
+        raise ResultsError(f"{shown}: must be a folder, got a file")
+    if os.path.ismount(folder) or _holds_the_current_folder(folder):
+        what = "a mount point" if os.path.ismount(folder) else "the current folder or one around it"
+        raise ResultsError(
+            f"{shown}: must be a folder that can be replaced as a whole, got {what} "
+            "(name a new folder inside it)"
+        )
+    stranger = _stranger(folder)
+    if stranger is not None:
+        raise ResultsError(
+            f"{shown}: must be a new or empty folder or one of orgtwin results, got "
+            f"{stranger}, which orgtwin did not write (nothing was changed)"
+        )
+    earlier = _earlier_result(folder)
+    if earlier is not None and not overwrite:
+        raise ResultsError(
+            f"{shown}: must be a new or empty folder, got earlier results ({earlier}); "
+            "--overwrite (overwrite=True in Python) replaces them"
+        )
+    _probe(folder, shown)
+
+
+def _holds_the_current_folder(folder: Path) -> bool:
+    """Whether the process works in ``folder`` or below it (a swap would pull it away)."""
+    try:
+        return Path.cwd().resolve().is_relative_to(folder)
+    except OSError:  # the current folder is gone already
+        return False
+
+
+def _earlier_result(folder: Path) -> str | None:
+    """A result file in ``folder`` or its ``base/`` (the summary if there), or None."""
+    for where in (folder, folder / BASE_FOLDER):
+        present = [name for name in RESULT_FILES if (where / name).is_file()]
+        if present:  # RESULT_FILES ends with the summary
+            return (where / present[-1]).relative_to(folder).as_posix()
+    return None
+
+
+def _stranger(folder: Path, *, top: bool = True) -> str | None:
+    """The first entry of ``folder`` that orgtwin did not write, as a relative path."""
+    for entry in sorted(folder.iterdir()):
+        if top and entry.name == BASE_FOLDER and entry.is_dir() and not entry.is_symlink():
+            inner = _stranger(entry, top=False)
+            if inner is not None:
+                return f"{BASE_FOLDER}/{inner}"
+        elif not (entry.is_file() and (entry.name in RESULT_FILES or _is_leftover(entry.name))):
+            return entry.name + ("/" if entry.is_dir() else "")
+    return None
+
+
+def _is_leftover(name: str) -> bool:
+    """Whether ``name`` is a temporary file of an interrupted :meth:`RunSet.save`."""
+    return name.endswith(".tmp") and any(name.startswith(f".{f}.") for f in RESULT_FILES)
+
+
+def _nearest_folder(path: Path) -> Path:
+    """``path`` or its nearest existing ancestor, which must be a folder."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    if not path.is_dir():
+        raise ResultsError(f"{path}: must be a folder, got a file")
+    return path
+
+
+def _probe(folder: Path, shown: Path) -> None:
+    """Create and remove a temporary file in ``folder`` (unnamed where the system allows)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise _unwritable(shown, exc) from exc
+
+
+def _unwritable(shown: Path, exc: OSError, *, kept: bool = False) -> ResultsError:
+    """The error for a folder where writing failed with ``exc``."""
+    kept_words = "; the earlier contents are kept" if kept else ""
+    return ResultsError(
+        f"{shown}: must be a folder orgtwin can write in, got {exc.strerror or exc}{kept_words}"
+    )
+
+
+def _sibling(folder: Path, tag: str) -> Path:
+    """A fresh temporary name beside ``folder``: ``.<name>.<random>.<tag>.tmp``."""
+    return folder.with_name(f".{folder.name}.{secrets.token_hex(4)}.{tag}.tmp")
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Remove the temporary folders interrupted writes left beside ``folder``.
+
+    Only folders named ``.<name>.*.tmp`` that hold nothing but orgtwin results go.
+    """
+    prefix = f".{folder.name}."
+    for entry in folder.parent.iterdir():
+        if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+            continue
+        try:
+            ours = entry.is_dir() and not entry.is_symlink() and _stranger(entry) is None
+        except OSError:  # unreadable: not ours to judge, so left alone
+            continue
+        if ours:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _write_folder(folder: Path, runs: RunSet, base: RunSet | None) -> None:
+    """Create ``folder`` and write ``runs`` into it, ``base`` under ``base/``."""
+    folder.mkdir()
+    _write_set(runs, folder)
+    if base is not None:
+        (folder / BASE_FOLDER).mkdir()
+        _write_set(base, folder / BASE_FOLDER)
+
+
+def _write_set(runs: RunSet, folder: Path) -> None:
+    frames = {f"{name}.parquet": frame for name, frame in runs.tables.items()}
+    frames |= {"series.parquet": runs.series, "summary.parquet": runs.summary}
+    for filename in RESULT_FILES:
+        _write_frame(frames[filename], folder / filename)
+
+
+def _swap_in(staged: Path, folder: Path) -> None:
+    """Rename ``staged`` to ``folder``; an existing ``folder`` goes aside, then away."""
+    if not folder.exists():
+        staged.rename(folder)
+        return
+    aside = _sibling(folder, "old")
+    folder.rename(aside)
+    try:
+        staged.rename(folder)
+    except BaseException:
+        aside.rename(folder)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _write_frame(frame: pl.DataFrame, path: Path) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from orgtwin.errors import RunError
+from orgtwin.errors import RunError, whole_number
 from orgtwin.runs.pool import ShippedScenario, check_workers, run_in_pool, ship, unship
 from orgtwin.runs.results import RunResult, RunSet
 from orgtwin.scenario.load import check_timing, load_scenario
@@ -31,6 +31,46 @@ KPI_TABLES: tuple[str, ...] = ("deploys", "incidents", "pages")
 LEAN: dict[str, Any] = {"tables": (*KPI_TABLES, "calls", "vendor_status"), "series": "daily"}
 """Options of :func:`simulate` for a lean run (``run(..., lean=True)``): the small event
 tables and the series as daily means."""
+
+
+def setting_bounds(name: str) -> tuple[int, int | None]:
+    """The smallest and largest value of a run setting, as declared on :class:`Scenario`.
+
+    The bounds of ``days``, ``seeds`` and ``seed`` are declared once, on the scenario's
+    fields; :func:`run`, :func:`simulate` and the command line read them from there.
+
+    Args:
+        name: ``"days"``, ``"seeds"`` or ``"seed"``.
+
+    Returns:
+        ``(low, high)``; ``high`` is None where the field declares no upper bound.
+
+    Example:
+        >>> setting_bounds("seeds")
+        (1, 1000)
+    """
+    declared = {
+        key: getattr(rule, key)
+        for rule in Scenario.model_fields[name].metadata
+        for key in ("ge", "gt", "le", "lt")
+        if getattr(rule, key, None) is not None
+    }
+    if "ge" not in declared and "gt" not in declared:
+        raise TypeError(f"Scenario.{name} must declare a lower bound, got {declared}")
+    low = declared["ge"] if "ge" in declared else declared["gt"] + 1
+    if "le" in declared:
+        return low, declared["le"]
+    return low, declared["lt"] - 1 if "lt" in declared else None
+
+
+def check_setting(name: str, value: object) -> int:
+    """``value`` as an int, if it is within the bounds of the scenario field ``name``.
+
+    Raises:
+        RunError: ``value`` is not a whole number within :func:`setting_bounds`.
+    """
+    low, high = setting_bounds(name)
+    return whole_number(value, name=name, low=low, high=high, error=RunError)
 
 
 def as_scenario(scenario: ScenarioLike) -> Scenario:
@@ -69,8 +109,9 @@ def simulate(
         The run's :class:`RunResult`.
 
     Raises:
-        RunError: ``series`` or ``tables`` names something unknown, or a replacement
-            behaviour's key names nothing in this scenario.
+        RunError: ``days`` or ``seed`` is out of the bounds a scenario's fields declare
+            (:func:`setting_bounds`), ``series`` or ``tables`` names something unknown, or
+            a replacement behaviour's key names nothing in this scenario.
 
     Example:
         >>> from orgtwin import load_scenario
@@ -79,7 +120,8 @@ def simulate(
         (['time', 'service', 'team'], True)
     """
     sc = as_scenario(scenario)
-    days = sc.days if days is None else int(days)
+    days = sc.days if days is None else check_setting("days", days)
+    seed = check_setting("seed", seed)
     check_timing(sc, days)
     if series not in SERIES_RESOLUTIONS:
         raise RunError(f"series must be 'hourly' or 'daily', got {series!r}")
@@ -137,8 +179,9 @@ def run(
         A :class:`RunSet`: ``.summary`` (one row per seed), ``.series``, ``.tables``.
 
     Raises:
-        RunError: ``workers`` is not a whole number between 1 and
-            :data:`~orgtwin.runs.pool.MAX_WORKERS`.
+        RunError: ``days``, ``seeds`` or ``seed`` is out of the bounds a scenario's fields
+            declare (:func:`setting_bounds`), or ``workers`` is not a whole number between
+            1 and :data:`~orgtwin.runs.pool.MAX_WORKERS`; nothing has run yet.
 
     Example:
         >>> import orgtwin
@@ -150,8 +193,9 @@ def run(
         144
     """
     sc = as_scenario(scenario)
-    n = sc.seeds if seeds is None else int(seeds)
-    base = sc.seed if seed is None else int(seed)
+    days = sc.days if days is None else check_setting("days", days)
+    n = sc.seeds if seeds is None else check_setting("seeds", seeds)
+    base = sc.seed if seed is None else check_setting("seed", seed)
     options = {"days": days, "behaviours": behaviours, **(LEAN if lean else {})}
     jobs = [{"seed": derive_seed(base, r), "replicate": r, **options} for r in range(n)]
     if check_workers(workers) > 1 and n > 1:
