@@ -32,7 +32,8 @@ import polars as pl
 
 from orgtwin.errors import SweepError, SweepInterrupted, whole_number
 from orgtwin.runs.metrics import KPIS
-from orgtwin.runs.runner import ScenarioLike, as_scenario, derive_seed
+from orgtwin.runs.pool import MAX_WORKERS
+from orgtwin.runs.runner import ScenarioLike, as_scenario, derive_seed, setting_bounds
 from orgtwin.scenario.levers import Lever, parse_levers
 from orgtwin.scenario.load import check_timing
 from orgtwin.scenario.spec import Scenario
@@ -107,6 +108,7 @@ def sweep(
     series: SeriesMode = "daily",
     common_random_numbers: bool = True,
     progress: ProgressFn | None = None,
+    repair: bool = False,
 ) -> SweepResult:
     """Run a scenario over a design of lever values × seeds; save and return the results.
 
@@ -122,7 +124,10 @@ def sweep(
 
     Resuming: ``out`` holds a manifest (scenario hash, levers, design, seeds, days…);
     calling again with the same arguments and ``out`` runs only the runs missing there.
-    A different sweep in the same folder is refused. Ctrl-C keeps the finished runs.
+    A different sweep in the same folder is refused, and so is a second sweep while one
+    writes to it (a lock). Every file already there is checked first: a truncated,
+    corrupt or foreign shard, or a run saved twice, is an error naming the file, unless
+    ``repair`` moves it aside and reruns its runs. Ctrl-C keeps the finished runs.
 
     Args:
         scenario: a :class:`~orgtwin.scenario.Scenario` or a path to a scenario file.
@@ -146,6 +151,9 @@ def sweep(
         common_random_numbers: the same seeds at every point (see above).
         progress: ``progress(done, total, elapsed_s, eta_s)``, called at the start and
             after every chunk (in this process).
+        repair: move bad files of ``out`` (truncated or corrupt shards, shards of another
+            sweep, runs saved twice) into ``out/quarantine/`` and rerun the runs they
+            held, instead of refusing them.
 
     Returns:
         The :class:`SweepResult` of the whole sweep (runs saved earlier included).
@@ -153,7 +161,8 @@ def sweep(
     Raises:
         LeverError: a lever does not fit the scenario (checked before anything runs).
         SweepError: a bad option, more than :data:`MAX_RUNS` runs, ``out`` holding
-            another sweep, or runs lost because their Ray tasks kept failing.
+            another sweep or locked by one, a bad file in ``out`` (without ``repair``), or
+            runs lost because their Ray tasks kept failing.
         SweepInterrupted: Ctrl-C; the runs finished so far are saved in ``out``.
 
     Example:
@@ -167,22 +176,25 @@ def sweep(
         >>> tmp.cleanup()
     """
     _check_choice("runner", runner, RUNNERS)
-    _check_count("workers", workers, allow_none=True)
+    if workers is not None:
+        whole_number(workers, name="workers", low=1, high=MAX_WORKERS, error=SweepError)
     if runner == "serial" and address is not None:
         raise SweepError(f"runner must be 'auto' or 'ray' with an address, got {runner!r}")
     plan = _plan(as_scenario(scenario), levers, seeds=seeds, design=design, n=n, days=days,
                  seed=seed, series=series, crn=common_random_numbers)  # fmt: skip
     store = SweepStore(out if out is not None else tempfile.mkdtemp(prefix="orgtwin-sweep-"))
-    store.open(plan.manifest, plan.design)
-    missing = _missing(store, plan)
-    tracker = _Tracker(progress, plan.total, done=plan.total - missing.size)
-    try:
-        runner_used, n_workers = _execute(plan, store, missing, tracker, runner=runner,
-                                          address=address, workers=workers)  # fmt: skip
-    except KeyboardInterrupt:
-        raise SweepInterrupted(str(store.out), tracker.done, plan.total) from None
-    return SweepResult(store.out, plan.levers, plan.design, plan.manifest, n_ran=tracker.session,
-                       runner=runner_used, workers=n_workers, wall_s=tracker.elapsed)  # fmt: skip
+    with store.lock():
+        store.open(plan.manifest, plan.design, repair=repair)
+        missing = _missing(store, plan)
+        tracker = _Tracker(progress, plan.total, done=plan.total - missing.size)
+        try:
+            runner_used, n_workers = _execute(plan, store, missing, tracker, runner=runner,
+                                              address=address, workers=workers)  # fmt: skip
+        except KeyboardInterrupt:
+            raise SweepInterrupted(str(store.out), tracker.done, plan.total) from None
+    return SweepResult(store.out, plan.levers, plan.design, store.manifest, n_ran=tracker.session,
+                       runner=runner_used, workers=n_workers, wall_s=tracker.elapsed,
+                       quarantined=tuple(store.quarantined))  # fmt: skip
 
 
 # --------------------------------------------------------------------------- planning
@@ -191,8 +203,9 @@ def sweep(
 def _plan(scenario: Scenario, levers: Mapping[str, Any] | Sequence[str | Lever], *,
           seeds: int, design: Design, n: int | None, days: int | None, seed: int | None,
           series: SeriesMode, crn: bool) -> _Plan:  # fmt: skip
-    _check_count("seeds", seeds)
-    _check_count("days", days, allow_none=True)
+    _check_setting("seeds", seeds)
+    _check_setting("days", days, allow_none=True)
+    _check_setting("seed", seed, allow_none=True)
     _check_choice("series", series, SERIES_MODES)
     days = scenario.days if days is None else int(days)
     base = scenario.seed if seed is None else int(seed)
@@ -359,10 +372,12 @@ def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
         raise SweepError(f"{name} must be one of {listed}, got {value!r}")
 
 
-def _check_count(name: str, value: object, *, allow_none: bool = False) -> None:
+def _check_setting(name: str, value: object, *, allow_none: bool = False) -> None:
+    """``days``, ``seeds`` (per point) or ``seed`` within the scenario field's bounds."""
     if value is None and allow_none:
         return
-    whole_number(value, name=name, error=SweepError)
+    low, high = setting_bounds(name)
+    whole_number(value, name=name, low=low, high=high, error=SweepError)
 
 
 # --------------------------------------------------------------------------- results
@@ -381,6 +396,7 @@ class SweepResult:
         runner: back end that ran them: ``"serial"``, ``"ray"``, or ``"none"``.
         workers: workers that ran them.
         wall_s: wall time of the call, s.
+        quarantined: files the call's repair moved into ``out/quarantine/``.
 
     Example:
         >>> import tempfile
@@ -403,13 +419,15 @@ class SweepResult:
     runner: str = "none"
     workers: int = 0
     wall_s: float = 0.0
+    quarantined: tuple[Path, ...] = ()
 
     @classmethod
     def load(cls, out: str | os.PathLike[str]) -> SweepResult:
         """Open the results folder of an earlier sweep (nothing is run).
 
         Raises:
-            SweepError: ``out`` is not a sweep's results folder.
+            SweepError: ``out`` is not a sweep's results folder, or its design is bad
+                (runs and series shards are checked when read).
         """
         manifest, design = SweepStore(out).load()
         return cls(Path(out), parse_levers(manifest["levers"]), design, manifest)
@@ -426,6 +444,10 @@ class SweepResult:
         Columns: ``point``, ``replicate``, ``seed``, one per lever path, every KPI of
         :data:`orgtwin.runs.metrics.KPIS`, ``wall_s`` (run time, s) and ``error`` (null when
         the run succeeded; the KPIs are null when it did not).
+
+        Raises:
+            SweepError: a runs shard is bad (truncated, corrupt, of another sweep, or
+                holding a run another shard holds too); the file is named.
         """
         return self._store().read_runs()
 
@@ -441,7 +463,8 @@ class SweepResult:
         ``entity_type``, ``entity``, ``metric``, ``value``.
 
         Raises:
-            SweepError: the sweep kept no series (``series="none"``).
+            SweepError: the sweep kept no series (``series="none"``), or a shard is bad
+                (named).
         """
         return self._store().scan_series()
 
@@ -471,6 +494,4 @@ class SweepResult:
         return format_sweep_report(self.runs, self.lever_paths, condition=condition)
 
     def _store(self) -> SweepStore:
-        store = SweepStore(self.out)
-        store.manifest = self.manifest
-        return store
+        return SweepStore(self.out).attach(self.manifest, self.design)

@@ -11,6 +11,8 @@ tests (``test_store.py``, ``test_executors.py``).
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -150,10 +152,13 @@ def test_an_interrupted_sweep_resumes_to_the_same_rows(
     [
         ({"runner": "fast"}, "runner must be one of"),
         ({"series": "weekly"}, "series must be one of"),
-        ({"seeds": 0}, "seeds must be a whole number >= 1"),
-        ({"workers": 0}, "workers must be a whole number >= 1"),
+        ({"seeds": 0}, "seeds must be a whole number between 1 and 1000, got 0"),
+        ({"seeds": 200_000}, "seeds must be a whole number between 1 and 1000"),
+        ({"days": 3651}, "days must be a whole number between 1 and 3650"),
+        ({"seed": -1}, "seed must be a whole number"),
+        ({"workers": 0}, "workers must be a whole number between 1 and 256, got 0"),
+        ({"workers": 10**6}, "workers must be a whole number between 1 and 256"),
         ({"runner": "serial", "address": "auto"}, "runner must be 'auto' or 'ray'"),
-        ({"seeds": 200_000}, "at most 1,000,000 runs"),
     ],
 )
 def test_bad_options_are_refused_before_anything_runs(
@@ -165,6 +170,15 @@ def test_bad_options_are_refused_before_anything_runs(
 ):
     with pytest.raises(SweepError, match=match):
         sweep(small_scenario, tiny_sweep.levers, out=tmp_path / "never", **options)
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_sweep_of_too_many_runs_is_refused_before_anything_runs(
+    small_scenario: Scenario, tmp_path: Path
+):
+    levers = {"teams.platform.oncall_size": "1..8", "services.*.spot_share": "0..0.9:1000"}
+    with pytest.raises(SweepError, match="at most 1,000,000 runs, got 8,000 points x 1000"):
+        sweep(small_scenario, levers, seeds=1000, out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
 
 
@@ -228,3 +242,50 @@ def test_cli_interrupted_sweep_exits_130(
         main(["sweep", "scenarios/baseline.yaml", "--lever", "teams.web.oncall_size=2..3"]) == 130
     )
     assert "3 of 8 runs are saved" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("at_repo_root")
+def test_cli_names_a_truncated_shard_and_repairs_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    out = tmp_path / "cli"
+    argv = ["sweep", "scenarios/baseline.yaml", "--lever", "teams.platform.oncall_size=2..3",
+            "--seeds", "2", "--days", "2", "--runner", "serial", "--series", "none",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    whole = SweepResult.load(out).runs.drop("wall_s")
+    shard = sorted((out / "runs").iterdir())[-1]
+    shard.write_bytes(shard.read_bytes()[:100])
+    capsys.readouterr()
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert err.startswith(f"orgtwin: {shard}: file must be readable Parquet, got a truncated")
+    assert "rerun the same sweep with --repair" in err
+
+    assert main([*argv, "--repair"]) == 0
+    err = capsys.readouterr().err
+    assert f"moved 1 bad file to {out / 'quarantine'}/ and reran their runs" in err
+    assert SweepResult.load(out).runs.drop("wall_s").equals(whole)
+    assert (out / "quarantine" / "runs" / shard.name).is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("at_repo_root")
+def test_two_cli_sweeps_at_once_into_one_folder_never_duplicate_runs(tmp_path: Path):
+    out = tmp_path / "race"
+    command = [sys.executable, "-c", "import sys; from orgtwin.cli import main; "
+               "sys.exit(main(sys.argv[1:]))", "sweep", "scenarios/baseline.yaml",
+               "--lever", "teams.platform.oncall_size=2..5", "--seeds", "8", "--days", "7",
+               "--runner", "serial", "--series", "none", "--out", str(out)]  # fmt: skip
+    both = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]  # fmt: skip
+    ended = [(p.wait(timeout=240), p.stderr.read()) for p in both if p.stderr is not None]
+    for status, err in ended:  # refused while the other writes, or run after it: no duplicate
+        assert status == 0 or "the results folder must be free" in err, err
+    if all(status == 0 for status, _ in ended):
+        assert any("nothing was missing" in err for _, err in ended)
+    runs = SweepResult.load(out).runs
+    assert runs.height == 32 and runs.select("point", "replicate").is_duplicated().sum() == 0
