@@ -173,7 +173,7 @@ def test_the_dashboard_imports_only_public_packages(name: str):
 @pytest.mark.parametrize("name", sorted(MODULES), ids=str)
 def test_ray_streamlit_and_scikit_learn_only_where_they_are_used(name: str):
     roots = third_party_of(MODULES[name])
-    if name != "orgtwin.sweeps.executors":
+    if name != "orgtwin.sweeps.runtime":  # Ray's one home: the runtime of sweeps
         assert "ray" not in roots
     if stage(name) != "dashboard":
         assert "streamlit" not in roots

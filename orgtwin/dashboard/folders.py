@@ -135,6 +135,10 @@ def sweep_stamp(path: Path) -> int:
     return max(p.stat().st_mtime_ns for p in stamps)
 
 
+MAX_CLAIMS = 100
+"""Names :func:`claim_sweep_folder` tries for one scenario and second."""
+
+
 def new_sweep_name(scenario: str, when: datetime | None = None) -> str:
     """A fresh, safe folder name for a sweep launched from the dashboard.
 
@@ -144,3 +148,26 @@ def new_sweep_name(scenario: str, when: datetime | None = None) -> str:
     """
     stem = _SAFE_NAME.sub("_", Path(scenario).stem).strip("._") or "sweep"
     return f"{stem}-{(when or datetime.now()).strftime('%Y%m%d-%H%M%S')}"
+
+
+def claim_sweep_folder(folder: Path, scenario: str, when: datetime | None = None) -> Path:
+    """A new, empty folder in ``folder`` for a sweep launched from the dashboard.
+
+    The folder is made here, so two sessions launching the same scenario in the same
+    second get two folders (the second named ``...-2``), never one between them.
+
+    Raises:
+        FolderError: no free name (after :data:`MAX_CLAIMS` tries).
+    """
+    base = new_sweep_name(scenario, when)
+    folder.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, MAX_CLAIMS + 1):
+        path = inside(folder, base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FolderError(
+        f"a new sweep folder must be free in {folder}, got {base}-1..{MAX_CLAIMS} taken"
+    )

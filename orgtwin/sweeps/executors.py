@@ -19,9 +19,7 @@ when orgtwin is imported.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,11 +29,11 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from orgtwin.errors import SweepError
 from orgtwin.runs.metrics import KPIS
 from orgtwin.runs.runner import KPI_TABLES, simulate
 from orgtwin.scenario.levers import apply_levers
 from orgtwin.scenario.spec import Scenario
+from orgtwin.sweeps.runtime import ray_runtime
 from orgtwin.units import HOURS_PER_DAY
 
 SeriesMode = Literal["none", "daily", "hourly"]
@@ -49,8 +47,13 @@ IN_FLIGHT_PER_WORKER = 2
 """Chunks submitted per worker at most: enough to keep workers busy, few enough that
 finished results never pile up in the driver."""
 
-TARGET_CHUNK_S = 1.0
-"""Work per chunk the chunking aims at, s (keeps per-task overhead to a few percent)."""
+TARGET_CHUNK_S = 2.0
+"""Least work per chunk the chunking aims at, s: a task's start and hand-over cost Ray
+about 10 ms, which this keeps under one percent."""
+MAX_RESULTS_PER_S = 25.0
+"""Chunk results per second the chunking lets all workers together hand the driver at
+most: with many workers the chunks grow (``workers / MAX_RESULTS_PER_S`` s of work), so
+that taking a result in and writing its shard (a few ms each) never makes workers wait."""
 CHUNKS_PER_WORKER = 3
 """Fewest chunks per worker, so that the last chunks balance across workers."""
 MAX_CHUNK_ROWS = 1_000_000
@@ -86,6 +89,8 @@ class Unit:
 
 OnChunk = Callable[[Sequence[Unit], pl.DataFrame, pl.DataFrame | None], None]
 """Called by a back end in the driver with each finished chunk: units, runs, series."""
+ChunkFn = Callable[..., tuple[pl.DataFrame, pl.DataFrame | None]]
+"""What runs a chunk: ``(scenario, units, *, days, series) -> (runs, series)``."""
 
 
 # --------------------------------------------------------------------------- one chunk
@@ -199,8 +204,18 @@ def series_schema(mode: SeriesMode) -> dict[str, pl.DataType]:
 # --------------------------------------------------------------------------- chunks
 
 
+def chunk_seconds(workers: int) -> float:
+    """Work per chunk the chunking aims at for ``workers`` workers, s.
+
+    Example:
+        >>> chunk_seconds(2), chunk_seconds(64)
+        (2.0, 2.56)
+    """
+    return max(TARGET_CHUNK_S, workers / MAX_RESULTS_PER_S)
+
+
 def chunk_size(run_s: float, rows_per_run: int, n_units: int, workers: int) -> int:
-    """Runs per chunk: about :data:`TARGET_CHUNK_S` of work, balanced and memory-bounded.
+    """Runs per chunk: about :func:`chunk_seconds` of work, balanced and memory-bounded.
 
     Args:
         run_s: estimated wall time of one run, s.
@@ -210,9 +225,9 @@ def chunk_size(run_s: float, rows_per_run: int, n_units: int, workers: int) -> i
 
     Example:
         >>> chunk_size(0.5, 0, 200, 2), chunk_size(0.02, 0, 200, 2)
-        (2, 33)
+        (4, 33)
     """
-    by_time = math.ceil(TARGET_CHUNK_S / max(run_s, 1e-4))
+    by_time = math.ceil(chunk_seconds(workers) / max(run_s, 1e-4))
     balanced = max(1, n_units // (CHUNKS_PER_WORKER * workers))
     by_rows = max(1, MAX_CHUNK_ROWS // max(rows_per_run, 1))
     return max(1, min(by_time, balanced, by_rows))
@@ -279,18 +294,22 @@ class SerialBackend:
 class RayBackend:
     """Runs chunks as Ray tasks: a local Ray sized to the machine, or a cluster.
 
-    Entering connects (or starts a local Ray); leaving shuts Ray down only if entering
-    started it. A chunk whose worker process dies is rerun (:data:`MAX_RETRIES` times);
-    results are taken as they finish (``ray.wait``) with at most
-    :data:`IN_FLIGHT_PER_WORKER` chunks per worker submitted, so the driver holds only a
-    few chunks' results at any time.
+    Entering uses this process's Ray runtime (:func:`orgtwin.sweeps.runtime.ray_runtime`:
+    a local Ray bound to 127.0.0.1, a cluster, or the Ray the caller initialised), shared
+    with any other sweep of the process; leaving releases it. A chunk whose worker
+    process dies is rerun (:data:`MAX_RETRIES` times); results are taken as they finish
+    (``ray.wait``) with at most :data:`IN_FLIGHT_PER_WORKER` chunks per worker submitted,
+    so the driver holds only a few chunks' results at any time.
 
     Args:
         address: ``"auto"``, ``"host:port"`` or ``"ray://host:port"`` of a running
             cluster; None starts a local Ray, unless ``RAY_ADDRESS`` is set (then that
             cluster is used). If Ray is already initialised in this process, it is used.
-        workers: local: CPUs given to the local Ray (default: every core); cluster:
-            chunks the sweep plans for (default: the cluster's CPUs).
+        workers: local: CPUs given to a local Ray this sweep starts (default: every
+            core); a cluster, or a runtime already running: chunks the sweep plans for
+            (default: its CPUs).
+        task: what a Ray task runs on a chunk (default :func:`run_chunk`; the sweep
+            benchmark gives one that sleeps, to time the orchestration alone).
 
     Attributes:
         workers: number of workers the sweep plans for.
@@ -299,50 +318,26 @@ class RayBackend:
 
     name = "ray"
 
-    def __init__(self, *, address: str | None = None, workers: int | None = None) -> None:
+    def __init__(self, *, address: str | None = None, workers: int | None = None,
+                 task: ChunkFn | None = None) -> None:  # fmt: skip
         self.address = address
         self.requested = workers
         self.workers = workers or 1
+        self.task = task or run_chunk
         self._ray: Any = None
-        self._started = False
+        self._session = contextlib.ExitStack()
 
     def __enter__(self) -> RayBackend:
-        try:
-            import ray
-        except ImportError:
-            raise SweepError(
-                "runner must be 'serial' when Ray is not installed, got 'ray' "
-                "(install it with: pip install 'orgtwin[sweep]')"
-            ) from None
-        self._ray = ray
-        self._started = self._connect()
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self._ray = self._session.enter_context(
+            ray_runtime(address=self.address, cpus=self.requested)
+        )
+        cpus = int(self._ray.cluster_resources().get("CPU", 1))
         self.workers = max(1, self.requested or cpus)
         return self
 
-    def _connect(self) -> bool:
-        ray = self._ray
-        if ray.is_initialized():
-            return False
-        quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-        target = self.address or os.environ.get("RAY_ADDRESS")
-        try:
-            if target:
-                ray.init(address=target, **quiet)
-            else:
-                cpus = self.requested or os.cpu_count() or 1
-                ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            ray.shutdown()  # stops whatever a failed start left running
-            where = f"the Ray cluster at {target}" if target else "a local Ray"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SweepError(f"could not start or reach {where}: {first}") from exc
-        return True
-
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:  # fmt: skip
-        if self._started and self._ray is not None:
-            self._ray.shutdown()
+        self._session.close()
 
     def run(self, scenario: Mapping[str, Any], chunks: Iterable[Sequence[Unit]], *,
             days: int, series: SeriesMode, on_chunk: OnChunk, lost: Lost | None = None
@@ -354,32 +349,28 @@ class RayBackend:
             after :data:`MAX_RETRIES` retries added.
 
         Raises:
-            KeyboardInterrupt: after cancelling the chunks in flight (finished ones are
-                already handed over).
+            KeyboardInterrupt: as it came; finished chunks are already handed over. The
+                chunks in flight are left to Ray, which stops a job's tasks when its driver
+                disconnects (cancelling them here can crash Ray's task manager when a
+                task finishes at that very moment: ``task_manager.cc`` check failure).
         """
         ray = self._ray
-        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_chunk).options(name=TASK_NAME)
+        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(self.task).options(name=TASK_NAME)
         scenario_ref = ray.put(dict(scenario))
         pending: dict[Any, Sequence[Unit]] = {}
         todo = iter(chunks)
         lost = lost or Lost()
-        try:
-            while True:
-                while len(pending) < IN_FLIGHT_PER_WORKER * self.workers:
-                    chunk = next(todo, None)
-                    if chunk is None:
-                        break
-                    pending[task.remote(scenario_ref, chunk, days=days, series=series)] = chunk
-                if not pending:
-                    return lost
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                for ref in ready:
-                    self._collect(ref, pending.pop(ref), on_chunk, lost)
-        except BaseException:
-            for ref in pending:
-                with contextlib.suppress(Exception):
-                    ray.cancel(ref, force=True)
-            raise
+        while True:
+            while len(pending) < IN_FLIGHT_PER_WORKER * self.workers:
+                chunk = next(todo, None)
+                if chunk is None:
+                    break
+                pending[task.remote(scenario_ref, chunk, days=days, series=series)] = chunk
+            if not pending:
+                return lost
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                self._collect(ref, pending.pop(ref), on_chunk, lost)
 
     def _collect(self, ref: Any, chunk: Sequence[Unit], on_chunk: OnChunk, lost: Lost) -> None:
         try:

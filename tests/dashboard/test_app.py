@@ -11,6 +11,7 @@ from __future__ import annotations
 import doctest
 import re
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -270,6 +271,17 @@ def test_folders_refuse_paths_outside_them(tmp_path: Path):
     with pytest.raises(folders.FolderError):
         folders.sweep_folder(tmp_path, "..")
     assert doctest.testmod(folders, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_two_launches_in_the_same_second_get_two_folders(tmp_path: Path):
+    when = datetime(2026, 1, 5, 9, 30, 0)
+    claimed = [folders.claim_sweep_folder(tmp_path / "results", "a b.yaml", when) for _ in "xyz"]
+    assert [p.name for p in claimed] == [
+        "a_b-20260105-093000",
+        "a_b-20260105-093000-2",
+        "a_b-20260105-093000-3",
+    ]
+    assert all(p.is_dir() and not any(p.iterdir()) for p in claimed)
 
 
 def test_ripple_layout_puts_each_kind_in_its_column():

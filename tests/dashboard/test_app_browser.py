@@ -21,8 +21,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
+import psutil
 import pytest
+
+from orgtwin.sweeps import keeper
+from orgtwin.sweeps.api import SweepResult
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -76,9 +81,15 @@ def wait_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
     )
 
 
+class Server(NamedTuple):
+    url: str
+    pid: int
+    results: Path
+
+
 @pytest.fixture
-def dashboard(tmp_path: Path) -> Iterator[str]:
-    """``streamlit run app.py`` on 127.0.0.1 at a free port; its URL. Stopped by pid."""
+def dashboard(tmp_path: Path) -> Iterator[Server]:
+    """``streamlit run app.py`` on 127.0.0.1 at a free port. Stopped by pid."""
     port = free_port()
     log = tmp_path / "streamlit.log"
     env = os.environ | {
@@ -103,7 +114,7 @@ def dashboard(tmp_path: Path) -> Iterator[str]:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, server, log)
-        yield url
+        yield Server(url, server.pid, tmp_path / "results")
     finally:
         server.terminate()
         try:
@@ -113,7 +124,7 @@ def dashboard(tmp_path: Path) -> Iterator[str]:
             server.wait(timeout=15)
 
 
-def test_explore_change_a_lever_and_run(dashboard: str, tmp_path: Path):
+def test_explore_change_a_lever_and_run(dashboard: Server, tmp_path: Path):
     problems: list[str] = []
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as playwright:
@@ -135,7 +146,7 @@ def test_explore_change_a_lever_and_run(dashboard: str, tmp_path: Path):
                 ),
             )
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.goto(dashboard)
+            page.goto(dashboard.url)
             run = page.get_by_role("button", name="Run")
             run.wait_for(timeout=SERVER_START_S * 1000)
             sync_api.expect(page.get_by_role("heading", name="Explore a scenario")).to_be_visible()
@@ -167,3 +178,45 @@ def test_explore_change_a_lever_and_run(dashboard: str, tmp_path: Path):
         finally:
             browser.close()
     assert not problems, "\n".join(problems)
+
+
+def test_two_sessions_launch_sweeps_at_once_and_both_finish(dashboard: Server, tmp_path: Path):
+    """Both sweeps run on Ray (the app's one runtime); the server outlives them."""
+    problems: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 2000},
+        )
+        try:
+            pages = [browser.new_page() for _ in range(2)]  # two tabs: two sessions
+            for page in pages:
+                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+                page.goto(f"{dashboard.url}/sweeps")
+                page.get_by_role("tab", name="Launch a sweep").click(timeout=SERVER_START_S * 1000)
+                page.get_by_role("spinbutton", name="Days").fill("60")  # long enough for Ray
+            for page in pages:  # both at once
+                page.get_by_role("button", name="Launch sweep").click()
+            done = []
+            for page in pages:
+                saved = page.get_by_text("Sweep saved in")
+                saved.wait_for(timeout=2 * RUN_S * 1000)
+                done.append(saved.inner_text())
+        finally:
+            browser.close()
+    assert not problems, "\n".join(problems)
+    assert all("24 runs" in text and "(ray, " in text for text in done), done
+    assert len({text.split(":")[0] for text in done}) == 2  # two folders
+    assert psutil.pid_exists(dashboard.pid)
+    sweeps = sorted(p for p in dashboard.results.iterdir() if (p / "manifest.json").is_file())
+    assert len(sweeps) == 2
+    for folder in sweeps:
+        runs = SweepResult.load(folder).runs
+        assert runs.height == 24 and runs["error"].null_count() == 24
+    deadline = time.monotonic() + 60  # the runtime stops once the last sweep is done
+    while keeper.started_by(dashboard.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [p for p in keeper.started_by(dashboard.pid) if p.status() != psutil.STATUS_ZOMBIE]

@@ -1,7 +1,7 @@
 """Executing a sweep (orgtwin/sweeps/executors.py): chunks of runs and the back ends.
 
-A run that raises becomes a row with its error and the sweep goes on; chunks carry about
-a second of work, cover every run once in order and shrink towards the end; and (marked
+A run that raises becomes a row with its error and the sweep goes on; chunks carry a few
+seconds of work, cover every run once in order and shrink towards the end; and (marked
 slow) Ray with two workers gives the serial rows, and a killed Ray worker costs a retry,
 not a row.
 """
@@ -59,9 +59,12 @@ def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(
     assert result.runs.filter(pl.col("error").is_null())["availability_pct"].null_count() == 0
 
 
-def test_chunks_carry_about_a_second_of_work_and_balance():
-    assert chunk_size(0.5, 0, 200, 2) == 2
-    assert chunk_size(0.02, 0, 10_000, 2) == 50
+def test_chunks_carry_a_few_seconds_of_work_and_balance():
+    assert chunk_size(0.5, 0, 200, 2) == 4  # TARGET_CHUNK_S = 2 s
+    assert chunk_size(0.02, 0, 10_000, 2) == 100
+    # 64 workers hand in at most MAX_RESULTS_PER_S results: 2.56 s chunks
+    assert chunk_size(0.5, 0, 100_000, 64) == 6
+    assert chunk_size(0.5, 0, 100_000, 16) == 4
     assert chunk_size(0.02, 0, 200, 2) == 33  # at least 3 chunks per worker
     assert chunk_size(0.001, 500_000, 10_000, 2) == 2  # a chunk's series stay small
     assert chunk_size(5.0, 0, 3, 16) == 1

@@ -225,9 +225,7 @@ def launch(name: str, levers: tuple[str, ...], *, seeds: int, days: int) -> None
         )
         return
     state.check_sweep(path, folders.folder_stamp(scenarios), levers)
-    root = folders.results_folder()
-    root.mkdir(parents=True, exist_ok=True)
-    out = folders.inside(root, folders.new_sweep_name(name))
+    out = folders.claim_sweep_folder(folders.results_folder(), name)
     bar = st.progress(0.0, text=f"Starting {total} runs…")
 
     def progress(done: int, all_runs: int, elapsed_s: float, eta_s: float | None) -> None:
