@@ -444,18 +444,36 @@ def _unwritable(shown: Path, exc: OSError, *, kept: bool = False) -> ResultsErro
 
 
 def _sibling(folder: Path, tag: str) -> Path:
-    """A fresh temporary name beside ``folder``: ``.<name>.<random>.<tag>.tmp``."""
-    return folder.with_name(f".{folder.name}.{secrets.token_hex(4)}.{tag}.tmp")
+    """A fresh temporary name beside ``folder``: ``.<name>.<pid>-<random>.<tag>.tmp``."""
+    return folder.with_name(f".{folder.name}.{os.getpid()}-{secrets.token_hex(4)}.{tag}.tmp")
+
+
+def _writer_alive(name: str, prefix: str) -> bool:
+    """Whether the temporary folder ``name`` belongs to a write still running here (its
+    pid is alive): another ``save_results`` into the same folder at the same time."""
+    pid, sep, _ = name[len(prefix) :].partition("-")
+    if not (sep and pid.isdigit() and int(pid) > 0):  # os.kill(0, …) is the process group
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except PermissionError:  # alive, another user's
+        return True
+    except (ProcessLookupError, OverflowError):  # gone, or no pid at all
+        return False
+    return True
 
 
 def _remove_leftovers(folder: Path) -> None:
     """Remove the temporary folders interrupted writes left beside ``folder``.
 
-    Only folders named ``.<name>.*.tmp`` that hold nothing but orgtwin results go.
+    Only folders named ``.<name>.*.tmp`` that hold nothing but orgtwin results go, and
+    not those of a write whose process still runs.
     """
     prefix = f".{folder.name}."
     for entry in folder.parent.iterdir():
         if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+            continue
+        if _writer_alive(entry.name, prefix):
             continue
         try:
             ours = entry.is_dir() and not entry.is_symlink() and _stranger(entry) is None

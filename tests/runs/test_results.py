@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 import os
 import re
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -342,6 +344,13 @@ def test_an_existing_folder_must_be_writable_too(
     assert os.listdir(tmp_path) == ["out"] and os.listdir(out) == []
 
 
+def _dead_pid() -> int:
+    """The pid of a process that has ended (and was reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def test_the_next_write_removes_what_a_killed_one_left(
     runset: RunSet, base_set: RunSet, tmp_path: Path
 ) -> None:
@@ -360,10 +369,16 @@ def test_the_next_write_removes_what_a_killed_one_left(
     not_ours = tmp_path / ".out.keep.tmp"  # named like ours, holding a file that is not
     not_ours.mkdir()
     (not_ours / "notes.txt").write_text("mine", encoding="utf-8")
+    dead = _dead_pid()
+    killed = tmp_path / f".out.{dead}-0badf00d.new.tmp"  # of a writer that is gone
+    (killed / "base").mkdir(parents=True)
+    writing = tmp_path / f".out.{os.getpid()}-cafe.new.tmp"  # a writer still at work
+    writing.mkdir()
+    (writing / "summary.parquet").write_bytes(b"PAR1")
 
     save_results(out, runset, base_set)  # only leftovers, so no overwrite is needed
 
-    assert sorted(os.listdir(tmp_path)) == [".out.keep.tmp", "out"]
+    assert sorted(os.listdir(tmp_path)) == sorted([".out.keep.tmp", writing.name, "out"])
     assert sorted(os.listdir(out)) == sorted([*results.RESULT_FILES, "base"])
     assert sorted(os.listdir(out / "base")) == sorted(results.RESULT_FILES)
     assert (not_ours / "notes.txt").read_text(encoding="utf-8") == "mine"
