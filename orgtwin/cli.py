@@ -22,17 +22,51 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum``."""
-
-    def parse(text: str) -> int:
-        return whole_number(text, name="", low=minimum, error=argparse.ArgumentTypeError)
-
-    return parse
+Bounds = tuple[int, int | None]
 
 
-_positive = _whole_number(1)
-_non_negative = _whole_number(0)
+def _whole_number(bounds: Callable[[], Bounds]) -> Callable[[str], int]:
+    """An argparse type: a whole number within ``bounds()`` (low, high or None).
+
+    The bounds are declared where the library checks them and read only when the option
+    is given, so a command imports the modules that declare them only if it needs them.
+    """
+
+    def whole(text: str) -> int:
+        low, high = bounds()
+        return whole_number(text, name="", low=low, high=high, error=argparse.ArgumentTypeError)
+
+    return whole
+
+
+def _setting_bounds(name: str) -> Callable[[], Bounds]:
+    """The bounds of a scenario's run setting (``days``, ``seeds``, ``seed``)."""
+
+    def bounds() -> Bounds:
+        from orgtwin.runs.runner import setting_bounds
+
+        return setting_bounds(name)
+
+    return bounds
+
+
+def _points_bounds() -> Bounds:
+    from orgtwin.sweeps.design import MAX_POINTS
+
+    return 1, MAX_POINTS
+
+
+def _workers_bounds() -> Bounds:
+    from orgtwin.runs.pool import MAX_WORKERS
+
+    return 1, MAX_WORKERS
+
+
+_days = _whole_number(_setting_bounds("days"))
+_seeds = _whole_number(_setting_bounds("seeds"))
+_seed = _whole_number(_setting_bounds("seed"))
+_points = _whole_number(_points_bounds)
+_workers = _whole_number(_workers_bounds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,17 +83,32 @@ def build_parser() -> argparse.ArgumentParser:
         "runs with the same seeds and the report compares the two.",
     )
     run.add_argument("scenario", metavar="SCENARIO", help="scenario file (YAML)")
-    run.add_argument("--days", type=_positive, help="days per run (default: the scenario's)")
-    run.add_argument("--seeds", type=_positive, help="number of seeds (default: the scenario's)")
-    run.add_argument("--seed", type=_non_negative, help="base seed (default: the scenario's)")
+    run.add_argument("--days", type=_days, help="days per run (default: the scenario's)")
+    run.add_argument("--seeds", type=_seeds, help="number of seeds (default: the scenario's)")
+    run.add_argument("--seed", type=_seed, help="base seed (default: the scenario's)")
     run.add_argument(
         "--out", type=Path, metavar="DIR",
         help="write summary.parquet, series.parquet and one Parquet file per event table "
-        "(the base scenario's under DIR/base/)",
+        "(the base scenario's under DIR/base/) into DIR, a new or empty folder",
+    )  # fmt: skip
+    run.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the earlier results in DIR, as a whole",
     )  # fmt: skip
     _add_sweep_parser(commands)
-    check = commands.add_parser("check", help="validate a scenario file and exit")
+    check = commands.add_parser(
+        "check",
+        help="validate a scenario file, estimate the memory a run needs, and exit",
+        description="Validate SCENARIO without running it, and estimate the peak memory of "
+        "running it (its seeds, and its base's if it extends one); refuse it if the "
+        "estimate passes --max-memory-mib.",
+    )
     check.add_argument("scenario", metavar="SCENARIO")
+    check.add_argument(
+        "--max-memory-mib", type=_memory_mib, metavar="MIB",
+        help="largest estimated peak memory accepted, MiB (default: half the memory "
+        "available now)",
+    )  # fmt: skip
     commands.add_parser("schema", help="print the JSON Schema of scenario files")
     return parser
 
@@ -81,16 +130,16 @@ def _add_sweep_parser(commands: argparse._SubParsersAction) -> None:
         help="a lever: services.*.spot_share=0..0.9:10, teams.platform.oncall_size=2..8, "
         "segments.pro.price_usd_month=12,15,19 (repeat for several levers)",
     )
-    sweep.add_argument("--seeds", type=_positive, default=16, help="seeds per point (16)")
-    sweep.add_argument("--days", type=_positive, help="days per run (default: the scenario's)")
-    sweep.add_argument("--seed", type=_non_negative, help="base seed (default: the scenario's)")
+    sweep.add_argument("--seeds", type=_seeds, default=16, help="seeds per point (16)")
+    sweep.add_argument("--days", type=_days, help="days per run (default: the scenario's)")
+    sweep.add_argument("--seed", type=_seed, help="base seed (default: the scenario's)")
     sweep.add_argument(
         "--design",
         choices=("grid", "lhs"),
         default="grid",
         help="every combination (grid) or a Latin hypercube of --n points",
     )
-    sweep.add_argument("--n", type=_positive, help="points of a Latin hypercube")
+    sweep.add_argument("--n", type=_points, help="points of a Latin hypercube")
     sweep.add_argument(
         "--out", type=Path, metavar="DIR", help="results folder (default: a new temporary folder)"
     )
@@ -100,7 +149,7 @@ def _add_sweep_parser(commands: argparse._SubParsersAction) -> None:
         help="a Ray cluster: auto, host:port or ray://host:port "
         "(default: RAY_ADDRESS if set, else Ray on this machine)",
     )
-    sweep.add_argument("--workers", type=_positive, help="Ray workers (default: every core)")
+    sweep.add_argument("--workers", type=_workers, help="Ray workers (default: every core)")
     sweep.add_argument(
         "--runner",
         choices=("auto", "serial", "ray"),
@@ -118,11 +167,20 @@ def _add_sweep_parser(commands: argparse._SubParsersAction) -> None:
         metavar="CONDITION",
         help="find where a condition holds, e.g. 'availability_pct < 99.9'",
     )
+    sweep.add_argument(
+        "--repair",
+        action="store_true",
+        help="move bad files of DIR (truncated, corrupt or another sweep's shards, runs "
+        "saved twice) into DIR/quarantine/ and rerun their runs",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``orgtwin`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "overwrite", False) and args.out is None:
+        parser.error("--overwrite replaces the results in --out DIR: give --out too")
     try:
         return _COMMANDS[args.command](args)
     except SweepInterrupted as exc:
@@ -143,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from orgtwin import base_of, compare, load_scenario, run
     from orgtwin.runs import report
+    from orgtwin.runs.results import check_results_folder, save_results
     from orgtwin.scenario import check_timing
 
     scenario = load_scenario(args.scenario)
@@ -150,6 +209,8 @@ def _run(args: argparse.Namespace) -> int:
     seeds = args.seeds or scenario.seeds
     seed = scenario.seed if args.seed is None else args.seed
     check_timing(scenario, days)
+    if args.out is not None:
+        check_results_folder(args.out, overwrite=args.overwrite)
     base = base_of(scenario)
     started = time.perf_counter()
     _progress(f"running {scenario.name}: {seeds} seeds x {days} days")
@@ -164,9 +225,7 @@ def _run(args: argparse.Namespace) -> int:
         base_runs = None
         print(report.format_summary(change))
     if args.out is not None:
-        change.save(args.out)
-        if base_runs is not None:
-            base_runs.save(args.out / "base")
+        save_results(args.out, change, base_runs, overwrite=args.overwrite)
         _progress(f"wrote results to {args.out}/")
     _progress(f"done in {time.perf_counter() - started:.1f} s")
     return 0
@@ -199,10 +258,17 @@ def _sweep(args: argparse.Namespace) -> int:
             workers=args.workers,
             series=args.series,
             progress=bar,
+            repair=args.repair,
         )
     finally:
         bar.finish()
     total = result.manifest["runs"]
+    if result.quarantined:
+        moved = len(result.quarantined)
+        _progress(
+            f"moved {moved:,} bad file{'s' * (moved != 1)} to {result.out / 'quarantine'}/ "
+            "and reran their runs"
+        )
     if result.n_ran == 0:
         _progress(f"nothing was missing: all {total:,} runs were already in {result.out}/")
     else:
@@ -274,17 +340,44 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def _memory_mib(text: str) -> float:
+    """An argparse type: a memory limit, a number of MiB above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(f"must be a number of MiB above 0, got {text!r}")
+    return value
+
+
 def _check(args: argparse.Namespace) -> int:
+    from orgtwin.scenario import memory
     from orgtwin.scenario.load import load_scenario
 
     scenario = load_scenario(args.scenario)
+    estimate = memory.memory_estimate(scenario)
+    if scenario.base is not None:  # `orgtwin run` runs the base on the same seeds
+        base = load_scenario(scenario.base)
+        estimate = estimate.plus(memory.memory_estimate(base, scenario.days, scenario.seeds))
+    limit = memory.default_limit_mib() if args.max_memory_mib is None else args.max_memory_mib
+    memory.check_memory(scenario, estimate, limit)
     extends = f", extends {scenario.base}" if scenario.base else ""
+    with_base = ", its base's included" if scenario.base else ""
+    counts = ", ".join(
+        _counted(len(getattr(scenario, kind)), kind)
+        for kind in ("segments", "services", "vendors", "teams", "interventions")
+    )
     print(
-        f"{args.scenario}: ok — {scenario.name}: {len(scenario.segments)} segments, "
-        f"{len(scenario.services)} services, {len(scenario.vendors)} vendors, "
-        f"{len(scenario.teams)} teams, {len(scenario.interventions)} interventions{extends}"
+        f"{args.scenario}: ok — {scenario.name}: {counts}{extends}; {estimate.words()} to run "
+        f"{_counted(estimate.seeds, 'seeds')} of {_counted(estimate.days, 'days')}{with_base}"
     )
     return 0
+
+
+def _counted(n: int, plural: str) -> str:
+    """``3 teams``, ``1 team``."""
+    return f"{n:,} {plural if n != 1 else plural.removesuffix('s')}"
 
 
 def _schema(args: argparse.Namespace) -> int:

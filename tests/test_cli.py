@@ -3,22 +3,33 @@
 Mistakes end with a message (one line per problem of a scenario) and exit status 2,
 never a traceback; ``run``
 prints a comparison against the base scenario and writes Parquet files that load back.
+``run --out`` checks its folder before simulating and replaces earlier results only with
+``--overwrite``, as a whole; the numbers the command takes keep to the bounds declared
+where the library checks them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import annotated_types
 import polars as pl
 import pytest
 
+import orgtwin
 from orgtwin import derive_seed, load_scenario
-from orgtwin.cli import main
-from orgtwin.runs import metrics
+from orgtwin.cli import build_parser, main
+from orgtwin.runs import metrics, pool
+from orgtwin.runs.results import RESULT_FILES
+from orgtwin.scenario.spec import Scenario
+from orgtwin.sweeps import design
 from orgtwin.telemetry import schemas as tables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +51,19 @@ def test_check_accepts_a_good_file(capsys: pytest.CaptureFixture[str]):
     assert line.startswith(BASELINE)
     sc = load_scenario(BASELINE)
     assert f"{len(sc.services)} services" in line and f"{len(sc.teams)} teams" in line
+
+
+def test_overwrite_without_out_is_a_usage_error(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as exited:
+        main(["run", BASELINE, "--days", "1", "--seeds", "1", "--overwrite"])
+    assert exited.value.code == 2
+    assert "--overwrite replaces the results in --out DIR" in capsys.readouterr().err
+
+
+def test_check_counts_in_words_that_agree_with_the_number(capsys: pytest.CaptureFixture[str]):
+    assert main(["check", "scenarios/cab_policy.yaml"]) == 0  # one intervention
+    line = capsys.readouterr().out
+    assert ", 1 intervention," in line and "interventions" not in line
 
 
 def test_check_names_the_file_and_field_of_a_bad_one(
@@ -168,7 +192,7 @@ def test_run_refuses_a_run_that_ends_before_its_intervention(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", BASELINE, "--days", "0"], "must be a whole number >= 1, got '0'"),
+        (["run", BASELINE, "--days", "0"], "must be a whole number between 1 and 3650, got '0'"),
         (["run", BASELINE, "--seeds", "two"], "must be a whole number"),
         (["run", BASELINE, "--seed", "-1"], "must be a whole number >= 0, got '-1'"),
         (["launch", BASELINE], "invalid choice"),
@@ -184,6 +208,164 @@ def test_bad_options_exit_with_status_2(
     assert message in err and "Traceback" not in err
 
 
+SWEEP = ["sweep", BASELINE, "--lever", "teams.web.oncall_size=2..4"]
+LHS = [*SWEEP, "--design", "lhs"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", BASELINE, "--days", "1000000000"], "between 1 and 3650, got '1000000000'"),
+        (["run", BASELINE, "--days", "100000"], "between 1 and 3650, got '100000'"),
+        (["run", BASELINE, "--seeds", "1000000"], "between 1 and 1000, got '1000000'"),
+        ([*SWEEP, "--days", "3651"], "between 1 and 3650, got '3651'"),
+        ([*SWEEP, "--seeds", "1001"], "between 1 and 1000, got '1001'"),
+        ([*SWEEP, "--seed", "-3"], ">= 0, got '-3'"),
+        ([*LHS, "--n", str(design.MAX_POINTS + 1)], f"between 1 and {design.MAX_POINTS}, got"),
+        ([*SWEEP, "--workers", str(pool.MAX_WORKERS + 1)], f"between 1 and {pool.MAX_WORKERS}"),
+    ],
+)
+def test_numbers_out_of_bounds_exit_with_status_2_before_running(
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(orgtwin, "run", refuse_to_run)
+    monkeypatch.setattr(orgtwin, "sweep", refuse_to_run)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: argument {argv[-2]}: must be a whole number {message}" in err
+    assert "Traceback" not in err
+
+
+def test_the_bounds_are_read_where_they_are_declared(monkeypatch: pytest.MonkeyPatch):
+    fields = Scenario.model_fields
+    monkeypatch.setattr(fields["days"], "metadata", [annotated_types.Ge(2)])
+    monkeypatch.setattr(fields["seeds"], "metadata", [annotated_types.Interval(ge=1, le=3)])
+    monkeypatch.setattr(design, "MAX_POINTS", 5)
+    monkeypatch.setattr(pool, "MAX_WORKERS", 2)
+    parser = build_parser()
+    args = parser.parse_args(
+        [*LHS, "--days", "99999", "--seeds", "3", "--n", "5", "--workers", "2"]
+    )
+    assert (args.days, args.seeds, args.n, args.workers) == (99999, 3, 5, 2)
+    for option, value in [("--days", "1"), ("--seeds", "4"), ("--n", "6"), ("--workers", "3")]:
+        with pytest.raises(SystemExit):
+            parser.parse_args([*LHS, option, value])
+
+
+def refuse_to_run(*args: object, **kwargs: object) -> None:
+    raise AssertionError("ran although the command line was refused")
+
+
+def accepts_files(folder: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder nobody may create files in: a read-only one, or (for root) ``/sys``."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if not accepts_files(folder):
+            yield folder
+        elif not accepts_files(Path("/sys")):
+            yield Path("/sys")
+        else:
+            pytest.skip("no folder here refuses new files (root, and /sys is writable)")
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("kind", ["a file", "inside a file", "unwritable"])
+def test_run_out_that_cannot_hold_results_fails_before_simulating(
+    kind: str,
+    tmp_path: Path,
+    unwritable_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("mine", encoding="utf-8")
+    out, expected = {
+        "a file": (a_file, f"{a_file}: must be a folder, got a file"),
+        "inside a file": (a_file / "out", f"{a_file}: must be a folder, got a file"),
+        "unwritable": (
+            unwritable_folder / "out",
+            f"{unwritable_folder}: must be a folder orgtwin can write in, got ",
+        ),
+    }[kind]
+    monkeypatch.setattr(orgtwin, "run", refuse_to_run)
+    assert main(["run", BASELINE, "--days", "2", "--seeds", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"orgtwin: {expected}")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert a_file.read_text(encoding="utf-8") == "mine"
+
+
+def test_run_out_replaces_earlier_results_only_with_overwrite_and_as_a_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    out = tmp_path / "out"
+    assert main(["run", PRICE, "--days", str(PRICE_DAYS), "--seeds", "1", "--out", str(out)]) == 0
+    assert (out / "base" / "summary.parquet").is_file()
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+
+    again = ["run", BASELINE, "--days", "2", "--seeds", "1", "--out", str(out)]
+    assert main(again) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"orgtwin: {out}: must be a new or empty folder, got earlier results (summary.parquet); "
+        "--overwrite (overwrite=True in Python) replaces them\n"
+    )
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+    assert main([*again, "--overwrite"]) == 0
+    assert sorted(os.listdir(out)) == sorted(RESULT_FILES)  # the stale base/ went too
+    assert set(pl.read_parquet(out / "summary.parquet")["scenario"]) == {"baseline"}
+    assert os.listdir(tmp_path) == ["out"]
+
+
+def test_run_out_overwrite_never_deletes_a_folder_of_other_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "chapter1.tex").write_text("years of work", encoding="utf-8")
+    (out / "summary.parquet").write_bytes(b"PAR1")
+    monkeypatch.setattr(orgtwin, "run", refuse_to_run)
+    argv = ["run", BASELINE, "--days", "2", "--seeds", "1", "--out", str(out), "--overwrite"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"orgtwin: {out}: must be a new or empty folder or one of orgtwin results, got "
+        "chapter1.tex, which orgtwin did not write (nothing was changed)\n"
+    )
+    assert (out / "chapter1.tex").read_text(encoding="utf-8") == "years of work"
+
+
+def test_run_out_removes_what_a_killed_run_left(tmp_path: Path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".summary.parquet.k1ll3d.tmp").write_bytes(b"PAR1 half")
+    staged = tmp_path / ".out.0badf00d.new.tmp"
+    (staged / "base").mkdir(parents=True)
+    (staged / "series.parquet").write_bytes(b"PAR1 half")
+    assert main(["run", BASELINE, "--days", "2", "--seeds", "1", "--out", str(out)]) == 0
+    assert os.listdir(tmp_path) == ["out"]
+    assert sorted(os.listdir(out)) == sorted(RESULT_FILES)
+
+
 def test_console_script_checks_a_scenario():
     script = shutil.which("orgtwin", path=str(Path(sys.executable).parent))
     command = [script] if script else [sys.executable, "-m", "orgtwin.cli"]
@@ -192,3 +374,49 @@ def test_console_script_checks_a_scenario():
     )
     assert done.returncode == 0, done.stderr
     assert f"{BASELINE}: ok" in done.stdout
+
+
+# --------------------------------------------------------------------------- check: limits
+
+
+def test_check_prints_the_memory_a_run_needs(capsys: pytest.CaptureFixture[str]):
+    assert main(["check", BASELINE]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.endswith(" MiB to run 8 seeds of 90 days")
+    assert main(["check", PRICE, "--max-memory-mib", "100000"]) == 0
+    assert capsys.readouterr().out.strip().endswith("90 days, its base's included")
+
+
+def test_check_refuses_a_run_above_the_memory_limit(capsys: pytest.CaptureFixture[str]):
+    assert main(["check", BASELINE, "--max-memory-mib", "100"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"orgtwin: {BASELINE}: must fit in 100 MiB to run 8 seeds of 90 days")
+    assert "got about " in err and "Traceback" not in err
+
+
+def test_check_refuses_fifty_million_users_a_segment_before_they_run_out_of_memory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    many = tmp_path / "many_users.yaml"
+    segments = "".join(f"  {s}: {{n_users: 50000000}}\n" for s in ("free", "pro_us", "pro_eu"))
+    many.write_text(f"extends: {ROOT / BASELINE}\nsegments:\n{segments}", encoding="utf-8")
+    assert main(["check", str(many), "--max-memory-mib", "16384"]) == 2
+    assert "must fit in 16,384 MiB" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "nan", "inf", "lots"])
+def test_check_refuses_a_memory_limit_that_is_no_number_of_mib(
+    limit: str, capsys: pytest.CaptureFixture[str]
+):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check", BASELINE, "--max-memory-mib", limit])
+    assert exit_info.value.code == 2
+    assert "must be a number of MiB above 0" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_check_of_a_fifo_returns_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    os.mkfifo(tmp_path / "pipe.yaml")
+    assert main(["check", str(tmp_path / "pipe.yaml")]) == 2
+    assert "must be a regular file, got a FIFO" in capsys.readouterr().err

@@ -245,6 +245,21 @@ def test_sweeps_refuse_a_launch_over_the_bound(results_dir: Path):
     assert not folders.list_sweeps(results_dir)
 
 
+@pytest.mark.parametrize(
+    "lever", ["services.*.spot_share=0..0.9:30000000", "services.*.spot_share=0..0.9:2000000000"]
+)
+def test_a_huge_lever_typed_in_is_refused_at_once(results_dir: Path, lever: str):
+    """It used to build every level before counting them: 148 s of a server thread (the
+    test app's 3 s limit per run fails the test if it still does)."""
+    at = start(SWEEPS)
+    at.text_input(key="launch-lever-1").set_value(lever)
+    at.form_submit_button[0].click().run()
+    assert not at.exception
+    shown = texts(at.error)
+    assert "`services.*.spot_share` count must be between 1 and 1,000,000" in shown, shown
+    assert not folders.list_sweeps(results_dir)
+
+
 def test_sweeps_launch_reports_a_bad_lever(results_dir: Path):
     at = start(SWEEPS)
     at.text_input(key="launch-lever-1").set_value("teams.*.oncal_size=2..4")
