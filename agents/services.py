@@ -81,8 +81,11 @@ class ServiceMesh:
         self.fanout = np.asarray(fanout, dtype=float)
         self.vendor_fanout = np.asarray(vendor_fanout, dtype=float)
         identity = np.eye(n)
-        self.demand_operator = np.linalg.inv(identity - self.fanout.T)
-        self.path_operator = np.linalg.inv(identity - self.fanout)
+        # (I - F)^-1 = I + F + F² + … of a DAG's non-negative fan-out is non-negative; the
+        # inverse's rounding leaves entries of -1e-17 where it is 0, which would give
+        # services negative requests. They are zeroed.
+        self.demand_operator = np.maximum(np.linalg.inv(identity - self.fanout.T), 0.0)
+        self.path_operator = np.maximum(np.linalg.inv(identity - self.fanout), 0.0)
         self.replicas = np.asarray(replicas, dtype=float).copy()
         self.capacity_rps_per_replica = np.asarray(capacity_rps_per_replica, dtype=float)
         self.replica_cost_usd_hour = np.asarray(replica_cost_usd_hour, dtype=float)
