@@ -93,7 +93,32 @@ class ResultsError(OrgTwinError, ValueError):
 
 
 class TelemetryError(OrgTwinError, ValueError):
-    """A telemetry table does not match its documented schema."""
+    """Telemetry does not match its documented schema, or a mapping file is invalid.
+
+    With one problem, ``str(error)`` is the message. With several (reading a telemetry
+    folder or a mapping file finds them all in one pass), it is the message, then one
+    line per problem, each naming file, table, column and row where they apply::
+
+        telemetry: 2 problems in the telemetry
+          telemetry/spans.csv: spans.duration_ms row 7 must be >= 0, got -3
+          telemetry/customers.csv: customers is missing column 'churned' (it has: …)
+
+    Attributes:
+        problems: every problem, one line each (already capped per table by the reader,
+            with a line counting the rest); ``[]`` for a single-message error.
+    """
+
+    def __init__(self, message: str, problems: Iterable[str] = ()) -> None:
+        self.problems = list(problems)
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        """The message, then one indented line per problem."""
+        return "\n".join([str(self.args[0]), *(f"  {line}" for line in self.problems)])
+
+    def __reduce__(self) -> tuple[type[TelemetryError], tuple[str, list[str]]]:
+        """Pickle by the constructor arguments (Ray ships errors between processes)."""
+        return (type(self), (str(self.args[0]), self.problems))
 
 
 class ExploreError(OrgTwinError, ValueError):

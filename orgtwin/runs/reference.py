@@ -22,7 +22,7 @@ import polars as pl
 
 from orgtwin.errors import TelemetryError
 from orgtwin.runs.metrics import KPIS, PLANNED_CAUSES
-from orgtwin.telemetry.schemas import COLUMN_DESCRIPTIONS, EVENT_TABLES, SERIES
+from orgtwin.telemetry.schemas import COLUMN_DESCRIPTIONS, EVENT_TABLES, SERIES, TELEMETRY_TABLES
 from orgtwin.telemetry.series import ENTITY_TYPES, SERIES_METRICS
 
 __all__ = ["ROWS", "telemetry_reference"]
@@ -44,6 +44,15 @@ ROWS: dict[str, str] = {
     ),
     "vendor_status": "One row per vendor outage, planned or scripted.",
     "pages": "One row per page of an on-call engineer.",
+    "spans": "One row per span of a trace (read from real telemetry; a run does not write it).",
+    "customers": (
+        "One row per customer: their plan, price, tenure and whether they left (read from "
+        "billing; a run does not write it)."
+    ),
+    "arrivals": (
+        "One row per interval and key: arrivals or requests counted from its start (read "
+        "from real telemetry; a run does not write it)."
+    ),
     "series": "One row per tick, entity and metric: every figure of every entity.",
 }
 """What one row of each table is: the event tables by name, and ``"series"``."""
@@ -88,6 +97,16 @@ def telemetry_reference() -> str:
     ]
     for name, schema in EVENT_TABLES.items():
         lines += ["", f"### `{name}`", "", _row(name), "", *_columns(name, schema)]
+    lines += [
+        "",
+        "## Tables only real telemetry has",
+        "",
+        "`orgtwin learn` also reads these, from an organisation's own exports (see "
+        "[reading telemetry](reading-telemetry.md)).",
+    ]
+    for name, schema in TELEMETRY_TABLES.items():
+        if name not in EVENT_TABLES:
+            lines += ["", f"### `{name}`", "", _row(name), "", *_columns(name, schema)]
     lines += [
         "",
         "## The series",

@@ -111,7 +111,7 @@ def load_scenario(
         here = _resolved(Path(shown), shown)
         if inside is not None and not _is_inside(here, inside):
             raise ScenarioError(shown, "", f"must be a file inside {inside}, got one outside it")
-        data = _read_yaml(here, shown)
+        data = read_yaml(here, shown)
     chain = [(here, shown)]
     data, base = _resolve_extends(data, shown=shown, here=here, chain=chain, root=inside)
     if here is not None and "name" not in data:
@@ -271,7 +271,7 @@ def _is_inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _read_yaml(path: Path, shown: str, *, quote: bool = True) -> dict[str, Any]:
+def read_yaml(path: Path, shown: str, *, quote: bool = True) -> dict[str, Any]:
     """Read one YAML file into a mapping (no ``extends:`` processing).
 
     Args:
@@ -370,7 +370,7 @@ def _resolve_extends(
         problem = f"chain is longer than {MAX_EXTENDS_DEPTH} files: {spelled}"
         raise ScenarioError(shown, "extends", problem)
     try:
-        base = _read_yaml(base_path, base_shown, quote=False)
+        base = read_yaml(base_path, base_shown, quote=False)
     except ScenarioError as exc:
         problem = f"names {target!r}, which {exc.problem} (chain: {spelled})"
         raise ScenarioError(shown, "extends", problem, exc.hint) from None

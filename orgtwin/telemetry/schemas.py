@@ -11,6 +11,8 @@ telemetry reference (``python -m orgtwin.runs.reference``) is generated from the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 REQUESTS = {
@@ -119,6 +121,52 @@ PAGES_COLUMNS = {
     "off_hours": "Whether the page came outside the team's working hours",
     "incident_id": "The incident that caused the page",
 }
+SPANS = {
+    "trace_id": pl.String,
+    "span_id": pl.String,
+    "parent_id": pl.String,
+    "service": pl.String,
+    "operation": pl.String,
+    "start": pl.Datetime("us"),
+    "duration_ms": pl.Float64,
+    "status": pl.String,
+}
+SPANS_COLUMNS = {
+    "trace_id": "The trace the span belongs to (hex text)",
+    "span_id": "The span, unique across the table (hex text)",
+    "parent_id": "The calling span; null for a trace's root span",
+    "service": "The service that ran the span",
+    "operation": "What it did (RPC method, HTTP route…)",
+    "start": "When the span started",
+    "duration_ms": "How long it took, ms",
+    "status": "ok, error or unset; null when the source does not say",
+}
+CUSTOMERS = {
+    "customer": pl.String,
+    "segment": pl.String,
+    "plan": pl.String,
+    "price": pl.Float64,
+    "start": pl.Date,
+    "end": pl.Date,
+    "tenure_months": pl.Float64,
+    "churned": pl.Boolean,
+}
+CUSTOMERS_COLUMNS = {
+    "customer": "Customer id, unique across the table",
+    "segment": "The customer's segment (or contract kind)",
+    "plan": "The customer's plan; null when the source has none",
+    "price": "Price the customer pays, USD per month",
+    "start": "Day the customer joined (UTC); null when unknown",
+    "end": "Day the customer left (UTC); null while still a customer",
+    "tenure_months": "Months as a customer, up to leaving or to the snapshot",
+    "churned": "Whether the customer has left",
+}
+ARRIVALS = {"time": pl.Datetime("us"), "count": pl.Float64, "key": pl.String}
+ARRIVALS_COLUMNS = {
+    "time": "Start of the interval (or the instant of one arrival)",
+    "count": "Requests or arrivals in the interval starting at time (1 for one arrival)",
+    "key": "What the count is of (a service, feature or segment); null for the total",
+}
 SERIES = {
     "tick": pl.Int32,
     "entity_type": pl.Categorical,
@@ -153,11 +201,105 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "user_days": USER_DAYS_COLUMNS,
     "vendor_status": VENDOR_STATUS_COLUMNS,
     "pages": PAGES_COLUMNS,
+    "spans": SPANS_COLUMNS,
+    "customers": CUSTOMERS_COLUMNS,
+    "arrivals": ARRIVALS_COLUMNS,
     "series": SERIES_COLUMNS,
 }
-"""What each column of each table means: the event tables by name, and ``"series"``."""
+"""What each column of each table means: the telemetry tables by name, and ``"series"``."""
+
+TELEMETRY_TABLES: dict[str, dict[str, pl.DataType]] = {
+    **EVENT_TABLES,
+    "spans": SPANS,
+    "customers": CUSTOMERS,
+    "arrivals": ARRIVALS,
+}
+"""Every table an organisation's telemetry is read into: the event tables a run writes,
+then the inputs only real telemetry has (spans, a customer snapshot, arrival counts)."""
+
+
+@dataclass(frozen=True)
+class TableRules:
+    """What a valid row of one telemetry table is, beyond its column types.
+
+    Attributes:
+        keys: columns that must not be null.
+        unique: columns whose values identify a row (no two rows share one).
+        times: date and date-time columns (parsed from text, checked for time zones).
+        non_negative: numeric columns that must be >= 0 (counts, durations, prices).
+        ordered: ``(earlier, later)`` pairs: where both are set, ``earlier <= later``.
+        optional: columns a source may lack; they are added, all null.
+        choices: ``(column, allowed values)`` pairs for text columns with a fixed set.
+    """
+
+    keys: tuple[str, ...] = ()
+    unique: tuple[str, ...] = ()
+    times: tuple[str, ...] = ()
+    non_negative: tuple[str, ...] = ()
+    ordered: tuple[tuple[str, str], ...] = ()
+    optional: tuple[str, ...] = ()
+    choices: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+TABLE_RULES: dict[str, TableRules] = {
+    "requests": TableRules(
+        keys=("time", "service"),
+        times=("time",),
+        non_negative=("requests", "errors", "latency_p50_ms", "latency_p95_ms", "cpu", "replicas"),
+        optional=("errors", "latency_p50_ms", "latency_p95_ms", "cpu", "replicas"),
+    ),
+    "calls": TableRules(keys=("caller", "callee"), non_negative=("count",)),
+    "deploys": TableRules(
+        keys=("time", "service"),
+        times=("time",),
+        non_negative=("batch_size", "lead_time_hours"),
+        optional=("team", "batch_size", "lead_time_hours"),
+    ),
+    "incidents": TableRules(
+        keys=("incident_id", "service", "started"),
+        unique=("incident_id",),
+        times=("started", "detected", "resolved"),
+        ordered=(("started", "detected"), ("detected", "resolved"), ("started", "resolved")),
+        optional=("team", "severity", "cause"),
+    ),
+    "user_days": TableRules(
+        keys=("day", "user"),
+        times=("day",),
+        non_negative=("price", "sessions", "errors", "latency"),
+        optional=("plan", "latency"),
+    ),
+    "vendor_status": TableRules(
+        keys=("vendor", "outage_start"),
+        times=("outage_start", "outage_end"),
+        ordered=(("outage_start", "outage_end"),),
+    ),
+    "pages": TableRules(
+        keys=("time", "team"), times=("time",), optional=("off_hours", "incident_id")
+    ),
+    "spans": TableRules(
+        keys=("trace_id", "span_id", "service", "start", "duration_ms"),
+        unique=("span_id",),
+        times=("start",),
+        non_negative=("duration_ms",),
+        optional=("operation", "status"),
+        choices=(("status", ("ok", "error", "unset")),),
+    ),
+    "customers": TableRules(
+        keys=("customer",),
+        unique=("customer",),
+        times=("start", "end"),
+        non_negative=("price", "tenure_months"),
+        ordered=(("start", "end"),),
+        optional=("plan", "start", "end"),
+    ),
+    "arrivals": TableRules(
+        keys=("time", "count"), times=("time",), non_negative=("count",), optional=("key",)
+    ),
+}
+"""The validation rules of each telemetry table (:class:`TableRules`), read by
+:func:`orgtwin.telemetry.folder.read_telemetry`."""
 
 
 def empty(name: str) -> pl.DataFrame:
     """An empty frame with the schema of telemetry table ``name``."""
-    return pl.DataFrame(schema=EVENT_TABLES[name])
+    return pl.DataFrame(schema=TELEMETRY_TABLES[name])
