@@ -61,8 +61,10 @@ if TYPE_CHECKING:  # for readers and type checkers; at run time each name loads 
         run,
         simulate,
     )
+    from orgtwin.runs.synth import synth
     from orgtwin.scenario import Scenario, load_scenario
     from orgtwin.sweeps import SweepResult, sweep
+    from orgtwin.telemetry.folder import read_telemetry
     from orgtwin.world import OrgModel, derive_seed
 
 _LAZY = {
@@ -80,6 +82,8 @@ _LAZY = {
     "sweep": "orgtwin.sweeps",
     "OrgModel": "orgtwin.world",
     "derive_seed": "orgtwin.world",
+    "read_telemetry": "orgtwin.telemetry.folder",
+    "synth": "orgtwin.runs.synth",
 }
 """Public name -> the stage package that defines it. Importing ``orgtwin`` loads only the
 errors; a stage loads when one of its names is first used, so ``import orgtwin.behaviours``
@@ -105,15 +109,20 @@ __all__ = [
     "compare",
     "compare_scenarios",
     "derive_seed",
+    "learn",
     "load_scenario",
+    "read_telemetry",
     "run",
     "simulate",
     "sweep",
+    "synth",
 ]
 
 
 def __getattr__(name: str) -> Any:
     """Load a public name from its stage package on first use."""
+    if name == "learn":  # the learning package, callable as orgtwin.learn(telemetry, base=…)
+        return importlib.import_module("orgtwin.learn")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
@@ -122,4 +131,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, "learn"})

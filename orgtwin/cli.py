@@ -110,7 +110,44 @@ def build_parser() -> argparse.ArgumentParser:
         "available now)",
     )  # fmt: skip
     commands.add_parser("schema", help="print the JSON Schema of scenario files")
+    _add_learning_parsers(commands)
     return parser
+
+
+def _add_learning_parsers(commands: argparse._SubParsersAction) -> None:
+    synth = commands.add_parser(
+        "synth",
+        help="run a scenario once and write its telemetry as a telemetry folder",
+        description="Run SCENARIO once (one seed) and write the telemetry it emits "
+        "(requests, calls, deploys, incidents, user_days, vendor_status, pages) into DIR, "
+        "a new or empty folder, as Parquet: a known answer for `orgtwin learn`.",
+    )
+    synth.add_argument("scenario", metavar="SCENARIO", help="scenario file (YAML)")
+    synth.add_argument("--days", type=_days, help="days to run (default: the scenario's)")
+    synth.add_argument("--seed", type=_seed, help="the run's seed (default: the scenario's)")
+    synth.add_argument("--out", type=Path, metavar="DIR", required=True, help="telemetry folder")
+    learn = commands.add_parser(
+        "learn",
+        help="learn a twin from a telemetry folder: a scenario and its fit report",
+        description="Read the telemetry in TELEMETRY (the twin's own tables, or any "
+        "export through --mapping), learn every behaviour its tables inform, and write "
+        "the learned scenario to --out with report.md and report.json beside it.",
+    )
+    learn.add_argument("telemetry", metavar="TELEMETRY", help="telemetry folder")
+    learn.add_argument(
+        "--base", metavar="SCENARIO", required=True,
+        help="the scenario the twin starts from: its structure, and the values no table informs",
+    )  # fmt: skip
+    learn.add_argument("--mapping", metavar="FILE", help="mapping file (YAML) for other shapes")
+    learn.add_argument(
+        "--out", type=Path, metavar="FILE", required=True,
+        help="the learned scenario (YAML); the fit report goes beside it",
+    )  # fmt: skip
+    learn.add_argument(
+        "--drop-bad-rows", action="store_true",
+        help="drop rows that fail validation, counted per reason in the report, instead of "
+        "refusing the folder",
+    )  # fmt: skip
 
 
 def _add_sweep_parser(commands: argparse._SubParsersAction) -> None:
@@ -391,7 +428,43 @@ def _progress(message: str) -> None:
     print(f"[orgtwin] {message}", file=sys.stderr, flush=True)
 
 
-_COMMANDS = {"run": _run, "sweep": _sweep, "check": _check, "schema": _schema}
+def _synth(args: argparse.Namespace) -> int:
+    from orgtwin.runs.synth import synth
+    from orgtwin.scenario.load import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    days = args.days or scenario.days
+    seed = scenario.seed if args.seed is None else args.seed
+    _progress(f"running {scenario.name} for {days} days (seed {seed})")
+    out = synth(scenario, days=days, seed=seed, out=args.out)
+    print(f"telemetry of {scenario.name} ({days} days, seed {seed}) written to {out}")
+    return 0
+
+
+def _learn(args: argparse.Namespace) -> int:
+    from orgtwin.learn.api import learn_to
+
+    if args.out.suffix not in (".yaml", ".yml"):
+        raise OrgTwinError(f"{args.out}: --out must be a scenario file ending in .yaml")
+    started = time.perf_counter()
+    path, report = learn_to(
+        args.telemetry, args.out, base=args.base, mapping=args.mapping,
+        drop_bad_rows=args.drop_bad_rows,
+    )  # fmt: skip
+    learned = sum(e.source != "prior" for f in report.fits for e in f.estimates)
+    print(
+        f"{path}: {learned} values learned over {len(report.fits)} behaviours and entities "
+        f"in {time.perf_counter() - started:.1f} s; report: {path.parent / 'report.md'}"
+    )
+    for warning in report.warnings:
+        print(f"  note: {warning}")
+    return 0
+
+
+_COMMANDS = {
+    "run": _run, "sweep": _sweep, "check": _check, "schema": _schema, "synth": _synth,
+    "learn": _learn,
+}  # fmt: skip
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

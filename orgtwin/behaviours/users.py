@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,12 +20,15 @@ class DemandProfile(Behaviour):
     """Relative session rate by local hour of the week (mean 1 over a week).
 
     Weekdays follow a raised-cosine day around ``peak_hour`` over a night floor;
-    weekends are the weekday shape scaled by ``weekend_level``.
+    weekends are the weekday shape scaled by ``weekend_level``. A ``profile`` (168
+    relative rates from Monday 00:00, as a learner gives) replaces that form when set.
 
     Args:
         peak_hour: local hour (0–23) of the daily peak.
         night_level: rate at the quietest hour relative to the peak (0–1].
         weekend_level: weekend rate relative to weekdays.
+        profile: 168 positive relative rates by hour of the week, or None for the
+            parametric form; rescaled to mean 1.
 
     Example:
         >>> p = DemandProfile(peak_hour=14).predict(np.arange(168))
@@ -39,12 +43,19 @@ class DemandProfile(Behaviour):
         peak_hour: int = _DEMAND.peak_hour,
         night_level: float = _DEMAND.night_level,
         weekend_level: float = _DEMAND.weekend_level,
+        profile: Sequence[float] | None = _DEMAND.profile,
     ) -> None:
         self.peak_hour = peak_hour
         self.night_level = night_level
         self.weekend_level = weekend_level
+        self.profile = profile
 
     def _week(self) -> NDArray[np.float64]:
+        if self.profile is not None:
+            week = np.asarray(self.profile, dtype=float)
+            if week.shape != (HOURS_PER_WEEK,):
+                raise ValueError(f"profile must hold 168 rates, got shape {week.shape}")
+            return week / week.mean()
         hours = np.arange(HOURS_PER_WEEK)
         hour_of_day = hours % HOURS_PER_DAY
         distance = np.minimum(

@@ -35,6 +35,24 @@ class DemandProfileSpec(Spec):
     """Session rate at the quietest hour, relative to the peak (a ratio)."""
     weekend_level: Annotated[Number, Field(gt=0.0, le=2.0)] = 0.55
     """Weekend session rate relative to the same weekday hour (a ratio)."""
+    profile: (
+        Annotated[
+            list[Annotated[Number, Field(gt=0.0, le=1000.0)]],
+            Field(min_length=168, max_length=168),
+        ]
+        | None
+    ) = None
+    """A free shape instead of the parametric one (a learned profile): 168 relative
+    rates, hour of the week from Monday 00:00 local time, rescaled to mean 1 when loaded;
+    when set, ``peak_hour``, ``night_level`` and ``weekend_level`` are not used."""
+
+    @field_validator("profile")
+    @classmethod
+    def _mean_one(cls, value: list[float] | None) -> list[float] | None:
+        if value is None:
+            return None
+        mean = sum(value) / len(value)
+        return [v / mean for v in value]
 
 
 class ChurnSpec(Spec):

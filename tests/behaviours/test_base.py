@@ -20,7 +20,8 @@ from orgtwin import behaviours as bh
 from orgtwin.behaviours.base import expit, logit
 
 NON_DEFAULT = {
-    bh.DemandProfile: {"peak_hour": 9, "night_level": 0.3, "weekend_level": 0.8},
+    bh.DemandProfile: {"peak_hour": 9, "night_level": 0.3, "weekend_level": 0.8,
+                       "profile": [0.5, 1.5] * 84},
     bh.LatencyCurve: {"base_ms": np.array([5.0, 9.0]), "queueing_factor": 2.0,
                       "timeout_ms": 900.0, "p95_over_p50": 4.0, "u_max": 0.95},
     bh.ChangeFailure: {"base": 0.1, "batch_coef": 0.3, "fatigue_coef": 0.2},
@@ -37,7 +38,8 @@ NON_DEFAULT = {
 """Every parameter of every behaviour, set to a value other than its default."""
 
 SPEC_VALUES = {
-    bh.DemandProfile: {"peak_hour": 9, "night_level": 0.3, "weekend_level": 0.8},
+    bh.DemandProfile: {"peak_hour": 9, "night_level": 0.3, "weekend_level": 0.8,
+                       "profile": [0.5, 1.5] * 84},
     bh.LatencyCurve: {"base_ms": 5.0, "queueing_factor": 2.0, "timeout_ms": 900.0,
                       "p95_over_p50": 4.0},
     bh.ChangeFailure: {"base": 0.1, "batch_coef": 0.3, "fatigue_coef": 0.2},

@@ -1,0 +1,334 @@
+"""Learn a twin: telemetry in, a scenario whose behaviours are estimated from it out.
+
+:func:`learn` reads a telemetry folder (through a mapping file where the data are not in
+the twin's own shapes), and runs each learner the folder's tables can feed, per entity of
+the base scenario (a team, a vendor, a segment, a service). Each learner's step is
+declared once in :data:`STEPS`: the tables it needs and how its estimates are written
+into the scenario. What no table informs keeps the base scenario's value, and the report
+says so.
+
+Example:
+    >>> import tempfile
+    >>> from orgtwin.runs.synth import synth
+    >>> from orgtwin.scenario import load_scenario
+    >>> base = load_scenario("scenarios/baseline.yaml", overrides={
+    ...     "segments": {s: {"n_users": 200} for s in ("free", "pro_us", "pro_eu", "enterprise")}})
+    >>> folder = synth(base, days=30, seed=1, out=tempfile.mkdtemp() + "/telemetry")
+    >>> twin, report = learn(folder, base=base)
+    >>> twin.name, sorted({fit.behaviour for fit in report.fits})
+    ('baseline-learned', ['change_failure', 'incident_timing', 'latency', 'vendor_outages'])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from orgtwin.learn.base import Fit
+from orgtwin.learn.report import LearnReport
+from orgtwin.learn.twin import learned_scenario
+from orgtwin.scenario import Scenario, load_scenario
+from orgtwin.telemetry.folder import Telemetry, read_telemetry
+
+Values = dict[str, Any]
+"""Dotted scenario paths to learned values."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every step sees: the telemetry, the base scenario, the observed window."""
+
+    telemetry: Telemetry
+    base: Scenario
+    start: datetime | None
+    end: datetime | None
+
+    def table(self, name: str) -> pl.DataFrame:
+        return self.telemetry.tables[name].collect()
+
+
+Learned = tuple[list[Fit], Values]
+"""A step's fits (for the report) and the values it sets in the scenario."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One behaviour's learning.
+
+    Attributes:
+        behaviour: the behaviour learned (as the report names it).
+        tables: the telemetry tables it needs (all of them).
+        run: fits it from the context, per entity.
+        words: what it learns, for the report when its tables are missing.
+    """
+
+    behaviour: str
+    tables: tuple[str, ...]
+    run: Callable[[Context], Learned]
+    words: str
+
+
+def _values(fits: list[Fit], path: Callable[[Fit, str], str | None]) -> Values:
+    """The learned and shrunk estimates of ``fits`` at their scenario paths."""
+    out: Values = {}
+    for fit in fits:
+        for e in fit.estimates:
+            where = path(fit, e.name)
+            if e.source != "prior" and where is not None:
+                out[where] = e.value
+    return out
+
+
+def _entity(fit: Fit) -> str:
+    return fit.entity.split(" ", 1)[-1]
+
+
+# --------------------------------------------------------------------------- the steps
+
+
+def _incident_timing(ctx: Context) -> Learned:
+    from orgtwin.learn.incidents import IncidentTimingLearner
+
+    incidents = ctx.table("incidents")
+    deploys = ctx.table("deploys") if "deploys" in ctx.telemetry.tables else None
+    fits: list[Fit] = []
+    for name, team in ctx.base.teams.items():
+        if incidents.filter(pl.col("team") == name).height == 0:
+            continue
+        learner = IncidentTimingLearner(team=name, prior=team.incidents, canary=team.canary,
+                                        end=ctx.end)  # fmt: skip
+        fits += learner.fit(incidents, deploys=deploys).fits()
+    return fits, _values(fits, lambda f, p: f"teams.{_entity(f)}.incidents.{p}")
+
+
+def _change_failure(ctx: Context) -> Learned:
+    from orgtwin.learn.changes import ChangeFailureLearner
+
+    deploys = ctx.table("deploys")
+    fits: list[Fit] = []
+    for name, team in ctx.base.teams.items():
+        if deploys.filter(pl.col("team") == name).height == 0:
+            continue
+        fits += ChangeFailureLearner(team=name, prior=team.change_failure).fit(deploys).fits()
+    return fits, _values(fits, lambda f, p: f"teams.{_entity(f)}.change_failure.{p}")
+
+
+def _vendor_outages(ctx: Context) -> Learned:
+    from orgtwin.learn.vendors import VendorOutageLearner
+
+    status = ctx.table("vendor_status")
+    fits: list[Fit] = []
+    for name, vendor in ctx.base.vendors.items():
+        learner = VendorOutageLearner(vendor=name, prior=vendor, start=ctx.start, end=ctx.end)
+        fits += learner.fit(status).fits()
+    return fits, _values(fits, lambda f, p: f"vendors.{_entity(f)}.{p}")
+
+
+def _churn(ctx: Context) -> Learned:
+    from orgtwin.learn.churn import ChurnLearner
+
+    customers = ctx.table("customers")
+    known = set(ctx.base.segments)
+    found = set(customers["segment"].unique().drop_nulls().to_list())
+    fits = ChurnLearner().fit(customers.filter(pl.col("segment").is_in(known))).fits()
+    if found - known:
+        fits[0].warnings.append(
+            f"customers of segments not in the base scenario were left out: "
+            f"{', '.join(sorted(found - known))}"
+        )
+    return fits, _values(fits, lambda f, p: f"segments.{_entity(f)}.churn.{p}")
+
+
+def _demand(ctx: Context) -> Learned:
+    from orgtwin.learn.demand import DemandLearner
+
+    learner = DemandLearner().fit(ctx.table("arrivals"))
+    fits = learner.fits()
+    profile = learner.spec().model_dump(mode="json")
+    values = {
+        f"segments.{segment}.demand_profile.{key}": value
+        for segment in ctx.base.segments
+        for key, value in profile.items()
+    }
+    fits[0].warnings.append(
+        "one arrival series: its hour-of-week profile is given to every segment"
+    )
+    return fits, values
+
+
+def _latency(ctx: Context) -> Learned:
+    from orgtwin.learn.latency import LatencyLearner
+
+    requests = own_latency(ctx.table("requests"), ctx.base)
+    learner = LatencyLearner().fit(requests)
+    fits = learner.fits()
+    for fit in fits:
+        fit.warnings.append(
+            "own latency = measured latency - the calls' latency (the base scenario's calls "
+            "per request and vendor latencies)"
+        )
+    return fits, _values(fits, lambda f, p: f"services.{_entity(f)}.latency.{p}")
+
+
+def own_latency(requests: pl.DataFrame, base: Scenario) -> pl.DataFrame:
+    """``requests`` with each service's own latency in place of the measured one.
+
+    A service's measured latency includes what its calls take: ``total = own + F·total``
+    with ``F`` the calls per request (plus each vendor call's latency), so ``own = total -
+    F·total - vendors``. Only the base scenario's services are kept; an hour missing a
+    callee's figures is left out.
+    """
+    services = list(base.services)
+    index = {name: i for i, name in enumerate(services)}
+    fanout = np.zeros((len(services), len(services)))
+    vendor_ms = np.zeros(len(services))
+    for name, spec in base.services.items():
+        for callee, calls in spec.calls.items():
+            fanout[index[name], index[callee]] = calls
+        for vendor, calls in spec.vendors.items():
+            vendor_ms[index[name]] += calls * base.vendors[vendor].latency_ms
+    known = requests.filter(pl.col("service").is_in(services))
+    out = []
+    for column in ("latency_p50_ms", "latency_p95_ms"):
+        wide = known.pivot(on="service", index="time", values=column).drop_nulls()
+        total = wide.select(services).to_numpy()
+        own = np.maximum(total - total @ fanout.T - vendor_ms, 1e-3)
+        out.append(
+            pl.DataFrame(own, schema=services).with_columns(wide["time"])
+            .unpivot(index="time", variable_name="service", value_name=column)
+        )  # fmt: skip
+    owned = out[0].join(out[1], on=["time", "service"])
+    return known.drop("latency_p50_ms", "latency_p95_ms").join(owned, on=["time", "service"])
+
+
+def _structure(ctx: Context) -> Learned:
+    from orgtwin.learn.structure import StructureLearner
+
+    learner = StructureLearner().fit(ctx.table("spans"))
+    fits = learner.fits()
+    services = set(ctx.base.services)
+    values: Values = {}
+    unknown: set[str] = set()
+    for caller, callees in learner.calls().items():
+        for callee, fan_out in callees.items():
+            if caller in services and callee in services:
+                values[f"services.{caller}.calls.{callee}"] = fan_out
+            else:
+                unknown |= {caller, callee} - services
+    if unknown and fits:
+        fits[0].warnings.append(
+            "services seen in the spans but not in the base scenario (their calls were "
+            f"left out; add them to the base to learn them): {', '.join(sorted(unknown))}"
+        )
+    return fits, values
+
+
+STEPS: tuple[Step, ...] = (
+    Step("structure", ("spans",), _structure, "services' calls per request"),
+    Step("demand", ("arrivals",), _demand, "the hour-of-week demand profile"),
+    Step("latency", ("requests",), _latency, "latency against utilisation per service"),
+    Step("change_failure", ("deploys",), _change_failure, "change failure per team"),
+    Step("incident_timing", ("incidents",), _incident_timing, "time to detect and restore"),
+    Step("churn", ("customers",), _churn, "the churn hazard per segment"),
+    Step("vendor_outages", ("vendor_status",), _vendor_outages, "vendor outage rate and length"),
+)
+"""Every learner the telemetry can feed, in the order they run."""
+
+
+# --------------------------------------------------------------------------- learn
+
+
+def learn(
+    telemetry: str | os.PathLike[str] | Telemetry,
+    *,
+    base: str | os.PathLike[str] | Scenario,
+    mapping: str | os.PathLike[str] | None = None,
+    drop_bad_rows: bool = False,
+    name: str | None = None,
+) -> tuple[Scenario, LearnReport]:
+    """Learn a twin from a telemetry folder.
+
+    Args:
+        telemetry: the telemetry folder (or one already read).
+        base: the scenario whose structure and priors the twin starts from.
+        mapping: a mapping file, where the folder's files are not in the twin's shapes.
+        drop_bad_rows: drop rows that fail validation (counted per reason in the report)
+            instead of refusing the folder.
+        name: the learned scenario's name (default: the base's, with ``-learned``).
+
+    Returns:
+        The learned scenario (validated like any scenario file) and its fit report.
+
+    Raises:
+        TelemetryError: the folder, the mapping or the data are not usable (every problem
+            named by file, table, column and row).
+        ScenarioError: the base scenario is invalid, or a learned value left its range.
+    """
+    tel = telemetry if isinstance(telemetry, Telemetry) else read_telemetry(
+        telemetry, mapping=mapping, drop_bad_rows=drop_bad_rows
+    )  # fmt: skip
+    scenario = base if isinstance(base, Scenario) else load_scenario(base)
+    start, end = _window(tel)
+    ctx = Context(tel, scenario, start, end)
+    shown = str(telemetry.files if isinstance(telemetry, Telemetry) else telemetry)
+    report = LearnReport(
+        scenario=name or f"{scenario.name}-learned",
+        base=str(scenario.source or scenario.name),
+        telemetry=shown if not isinstance(telemetry, Telemetry) else "(read already)",
+        rows=dict(tel.rows),
+        dropped={t: dict(r) for t, r in tel.dropped.items()},
+    )
+    values: Values = {}
+    for step in STEPS:
+        missing = [t for t in step.tables if t not in tel.tables]
+        if missing:
+            report.warnings.append(
+                f"{step.words}: no {', '.join(missing)} table, so the base's values are kept"
+            )
+            continue
+        fits, learned = step.run(ctx)
+        report.fits += fits
+        values |= learned
+    twin = learned_scenario(scenario, values, name=report.scenario)
+    return twin, report
+
+
+def _window(tel: Telemetry) -> tuple[datetime | None, datetime | None]:
+    """The observed window: the hours the requests cover, else ``None`` (learners then
+    take it from their own table and say so)."""
+    if "requests" not in tel.tables:
+        return None, None
+    span = (
+        tel.tables["requests"]
+        .select(pl.col("time").min().alias("start"), pl.col("time").max().alias("end"))
+        .collect()
+    )
+    start, last = span["start"][0], span["end"][0]
+    if start is None:
+        return None, None
+    return start, last + timedelta(hours=1)
+
+
+def learn_to(
+    telemetry: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    base: str | os.PathLike[str] | Scenario,
+    **options: Any,
+) -> tuple[Path, LearnReport]:
+    """:func:`learn`, then write the scenario to ``out`` (a ``.yaml`` file) and its
+    report beside it (``report.md``, ``report.json``)."""
+    from orgtwin.learn.twin import write_scenario
+
+    path = Path(out)
+    twin, report = learn(telemetry, base=base, name=options.pop("name", path.stem), **options)
+    write_scenario(path, twin, report)
+    report.save(path.parent)
+    return path, report

@@ -1,0 +1,89 @@
+"""The real data sets of ``../shared/data``, read through the example mapping files.
+
+The tests read every data set with :func:`~orgtwin.telemetry.folder.read_telemetry` and the
+mapping files of ``examples/telemetry/`` (:func:`read_example`), so what they prove is
+that those mappings make tables the learners take. Nothing is copied into the project: the
+files are read where they lie, and a test that needs one skips with a clear reason when it
+is absent (:func:`require`). ``benchmarks/bench_learn.py`` uses these helpers too, after
+checking that the data are there.
+
+What is left here is what a mapping file cannot say, because it is not a telemetry table
+or not a per-value conversion:
+
+- Nezha's ground truth: the injected faults (``fault_list.json``) and the service call
+  graph (``dependency.csv``), which the learned figures are checked against;
+- :func:`nezha_fault_free`: the latency the Nezha tests fit. The pod metrics carry server
+  latency p90/p95/p99 but no median; the mapping maps p95 (``latency_p95_ms``) and keeps
+  ``PodServerLatencyP90(s)`` as an extra column, as text, since the ``requests`` schema has
+  no p90 field and ``scale:`` applies to schema fields only. This function converts it to
+  ``latency_p90_ms``, cuts each time to its minute, and leaves out the minutes around the
+  injected faults (a filter on rows that depends on another file).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from orgtwin.telemetry.folder import Telemetry, read_telemetry
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA = REPO_ROOT.parent / "shared" / "data"
+MAPPINGS = REPO_ROOT / "examples" / "telemetry"
+NEZHA = "nezha_onlineboutique"
+NEEDS_DROP = {NEZHA}
+"""Data sets read with ``drop_bad_rows=True``: Nezha's one-minute trace files overlap, so
+a few hundred spans come twice (duplicate ids, the second copy dropped and counted)."""
+
+
+def require(relative: str) -> Path:
+    """The path of ``relative`` under the shared data folder, or skip the test."""
+    path = DATA / relative
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} is absent (see ../shared/data/README.md)")
+    return path
+
+
+def read_example(name: str) -> Telemetry:
+    """Data set ``name`` read through ``examples/telemetry/<name>.yaml`` (skips when absent)."""
+    return read_telemetry(
+        require(name), mapping=MAPPINGS / f"{name}.yaml", drop_bad_rows=name in NEEDS_DROP
+    )
+
+
+def nezha_faults() -> list[tuple[datetime, str]]:
+    """Nezha's injected faults: (time, pod), from ``fault_list.json``."""
+    data = json.loads(require(f"{NEZHA}/fault/fault_list.json").read_text())
+    return [
+        (datetime.fromisoformat(f["inject_time"]), f["inject_pod"])
+        for faults in data.values()
+        for f in faults
+    ]
+
+
+def nezha_fault_free(requests: pl.DataFrame, *, after_fault_minutes: int = 10) -> pl.DataFrame:
+    """Nezha's mapped ``requests`` with ``latency_p90_ms``, on fault-free minutes.
+
+    ``latency_p90_ms`` is ``PodServerLatencyP90(s)`` × 1000; ``time`` is cut to the minute;
+    the minutes from 2 minutes before each injected fault to ``after_fault_minutes`` after
+    it are left out, as are rows without a positive p90. Sorted by service and time.
+    """
+    out = requests.with_columns(
+        pl.col("time").dt.truncate("1m"),
+        (pl.col("PodServerLatencyP90(s)").cast(pl.Float64) * 1000.0).alias("latency_p90_ms"),
+    ).filter(pl.col("latency_p90_ms") > 0)
+    for when, _pod in nezha_faults():
+        start, end = when - timedelta(minutes=2), when + timedelta(minutes=after_fault_minutes)
+        out = out.filter(~pl.col("time").is_between(start, end))
+    return out.sort("service", "time")
+
+
+def nezha_dependencies() -> set[tuple[str, str]]:
+    """Nezha's service call graph (``dependency.csv``), service → service edges only
+    (edges to node IP addresses are left out)."""
+    raw = pl.read_csv(require(f"{NEZHA}/fault/metric/dependency.csv"))
+    return {(a, b) for a, b in zip(raw["Source"], raw["Target"], strict=True) if not b[0].isdigit()}

@@ -1,0 +1,83 @@
+"""learn(): a telemetry folder in, a scenario that loads and runs, and its report, out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import orgtwin
+from orgtwin.cli import main
+from orgtwin.learn.api import STEPS, learn
+from orgtwin.runs.synth import synth
+from orgtwin.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINE = ROOT / "scenarios" / "baseline.yaml"
+SEGMENTS = ("free", "pro_us", "pro_eu", "enterprise")
+
+
+@pytest.fixture(scope="module")
+def small_base():
+    return load_scenario(BASELINE, overrides={"segments": {s: {"n_users": 500} for s in SEGMENTS}})
+
+
+@pytest.fixture(scope="module")
+def telemetry(small_base, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synth(small_base, days=20, seed=3, out=tmp_path_factory.mktemp("synth") / "telemetry")
+
+
+def test_learning_the_twins_own_telemetry_gives_back_its_latency_curves(small_base, telemetry):
+    """Measured latency includes the calls'; the twin's own latency is recovered from it."""
+    twin, report = learn(telemetry, base=small_base)
+    for name, service in small_base.services.items():
+        learned = twin.services[name].latency
+        assert learned.base_ms == pytest.approx(service.latency.base_ms, rel=0.02), name
+        assert learned.p95_over_p50 == pytest.approx(service.latency.p95_over_p50, rel=0.02)
+    assert {f.behaviour for f in report.fits} >= {"latency", "change_failure", "incident_timing"}
+
+
+def test_what_no_table_informs_keeps_the_base_value_and_the_report_says_so(small_base, telemetry):
+    twin, report = learn(telemetry, base=small_base)
+    assert twin.segments == small_base.segments  # no customers, no arrivals
+    needs = {step.behaviour: step.tables for step in STEPS}
+    for behaviour in ("churn", "demand", "structure"):
+        (table,) = needs[behaviour]
+        assert any(f"no {table} table" in w for w in report.warnings), behaviour
+
+
+def test_the_package_is_the_verb(small_base, telemetry):
+    twin, _ = orgtwin.learn(telemetry, base=small_base, name="acme")
+    assert twin.name == "acme"
+
+
+def test_synth_then_learn_on_the_command_line_writes_a_scenario_that_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    small = tmp_path / "small.yaml"
+    small.write_text(
+        f"extends: {BASELINE}\nname: small\nsegments:\n"
+        + "".join(f"  {s}:\n    n_users: 300\n" for s in SEGMENTS),
+        encoding="utf-8",
+    )
+    synth_args = ["synth", str(small), "--days", "10", "--seed", "1", "--out", str(tmp_path / "t")]
+    assert main(synth_args) == 0
+    out = tmp_path / "twin" / "acme.yaml"
+    assert main(["learn", str(tmp_path / "t"), "--base", str(small), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"{out}: " in said and "values learned" in said
+    report = json.loads((out.parent / "report.json").read_text(encoding="utf-8"))
+    assert report["scenario"] == "acme" and report["rows"]["requests"] > 0
+    twin = load_scenario(out)
+    result = orgtwin.simulate(twin, days=2, seed=0)
+    assert result.summary()["revenue_usd"] > 0
+
+
+def test_learn_refuses_an_out_that_is_not_a_scenario_file(
+    telemetry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    code = main(["learn", str(telemetry), "--base", str(BASELINE), "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert "--out must be a scenario file ending in .yaml" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
