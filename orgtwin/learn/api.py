@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from sklearn.base import clone
 
-from orgtwin.learn.base import Fit
+from orgtwin.learn.base import Fit, HoldoutScore
 from orgtwin.learn.report import LearnReport
 from orgtwin.learn.twin import learned_scenario
 from orgtwin.scenario import Scenario, load_scenario
@@ -137,7 +138,13 @@ def _churn(ctx: Context) -> Learned:
     customers = ctx.table("customers")
     known = set(ctx.base.segments)
     found = set(customers["segment"].unique().drop_nulls().to_list())
-    fits = ChurnLearner().fit(customers.filter(pl.col("segment").is_in(known))).fits()
+    ours = customers.filter(pl.col("segment").is_in(known))
+    learner = ChurnLearner().fit(ours)
+    fits = learner.fits()
+    if ours.height >= 100:
+        score = learner.holdout(ours)
+        for fit in fits:  # one model for all segments, so one score
+            fit.holdout = score
     if found - known:
         fits[0].warnings.append(
             f"customers of segments not in the base scenario were left out: "
@@ -149,8 +156,12 @@ def _churn(ctx: Context) -> Learned:
 def _demand(ctx: Context) -> Learned:
     from orgtwin.learn.demand import DemandLearner
 
-    learner = DemandLearner().fit(ctx.table("arrivals"))
+    arrivals = ctx.table("arrivals")
+    learner = DemandLearner().fit(arrivals)
     fits = learner.fits()
+    first, last = arrivals["time"].min(), arrivals["time"].max()
+    if first is not None and last - first >= timedelta(weeks=3):  # two to learn, one to test
+        fits[0].holdout = learner.holdout(arrivals)
     profile = learner.spec().model_dump(mode="json")
     values = {
         f"segments.{segment}.demand_profile.{key}": value
@@ -169,12 +180,40 @@ def _latency(ctx: Context) -> Learned:
     requests = own_latency(ctx.table("requests"), ctx.base)
     learner = LatencyLearner().fit(requests)
     fits = learner.fits()
+    scores = _latency_holdout(learner, requests)
     for fit in fits:
+        fit.holdout = scores.get(_entity(fit))
         fit.warnings.append(
             "own latency = measured latency - the calls' latency (the base scenario's calls "
             "per request and vendor latencies)"
         )
     return fits, _values(fits, lambda f, p: f"services.{_entity(f)}.latency.{p}")
+
+
+def _latency_holdout(learner: Any, requests: pl.DataFrame, test_share: float = 0.3) -> dict:
+    """Per service: the curve refitted on the earlier 70% of its hours against the median
+    latency of those hours, scored by MAPE on the later 30%."""
+    parts = {name: rows.sort("time") for (name,), rows in requests.group_by("service", maintain_order=True)}
+    cuts = {name: round(rows.height * (1 - test_share)) for name, rows in parts.items()}
+    if not parts or min(cuts.values()) < learner.min_rows:
+        return {}
+    train = pl.concat([rows[: cuts[name]] for name, rows in parts.items()])
+    test = pl.concat([rows[cuts[name] :] for name, rows in parts.items()])
+    refit = clone(learner).fit(train)
+    errors, constant = refit.mape_by_service(test, train)
+    baseline = "median latency of the earlier hours"
+    return {
+        name: HoldoutScore(
+            "MAPE of median latency",
+            errors[name],
+            constant[name],
+            baseline,
+            False,
+            cuts[name],
+            parts[name].height - cuts[name],
+        )
+        for name in errors
+    }
 
 
 def own_latency(requests: pl.DataFrame, base: Scenario) -> pl.DataFrame:

@@ -36,6 +36,11 @@ def test_learning_the_twins_own_telemetry_gives_back_its_latency_curves(small_ba
         assert learned.base_ms == pytest.approx(service.latency.base_ms, rel=0.02), name
         assert learned.p95_over_p50 == pytest.approx(service.latency.p95_over_p50, rel=0.02)
     assert {f.behaviour for f in report.fits} >= {"latency", "change_failure", "incident_timing"}
+    latency = [f for f in report.fits if f.behaviour == "latency"]
+    assert len(latency) == len(small_base.services)
+    for fit in latency:  # the twin's own curve predicts its later hours better than a median
+        assert fit.holdout is not None and fit.holdout.beats_baseline, fit.entity
+        assert fit.holdout.learned < 0.02, fit.entity
 
 
 def test_what_no_table_informs_keeps_the_base_value_and_the_report_says_so(small_base, telemetry):
