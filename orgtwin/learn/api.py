@@ -50,6 +50,8 @@ class Context:
     base: Scenario
     start: datetime | None
     end: datetime | None
+    warnings: list[str]
+    """What concerns the learning as a whole (the report's warnings), steps add to it."""
 
     def table(self, name: str) -> pl.DataFrame:
         return self.telemetry.tables[name].collect()
@@ -98,6 +100,8 @@ def _incident_timing(ctx: Context) -> Learned:
     from orgtwin.learn.incidents import IncidentTimingLearner
 
     incidents = ctx.table("incidents")
+    if unknown := _unknown(incidents, "team", list(ctx.base.teams)):
+        ctx.warnings.append(f"incidents of teams not in the base scenario were left out: {unknown}")
     deploys = ctx.table("deploys") if "deploys" in ctx.telemetry.tables else None
     fits: list[Fit] = []
     for name, team in ctx.base.teams.items():
@@ -113,6 +117,8 @@ def _change_failure(ctx: Context) -> Learned:
     from orgtwin.learn.changes import ChangeFailureLearner
 
     deploys = ctx.table("deploys")
+    if unknown := _unknown(deploys, "team", list(ctx.base.teams)):
+        ctx.warnings.append(f"deploys of teams not in the base scenario were left out: {unknown}")
     fits: list[Fit] = []
     for name, team in ctx.base.teams.items():
         if deploys.filter(pl.col("team") == name).height == 0:
@@ -125,6 +131,8 @@ def _vendor_outages(ctx: Context) -> Learned:
     from orgtwin.learn.vendors import VendorOutageLearner
 
     status = ctx.table("vendor_status")
+    if unknown := _unknown(status, "vendor", list(ctx.base.vendors)):
+        ctx.warnings.append(f"outages of vendors not in the base scenario were left out: {unknown}")
     fits: list[Fit] = []
     for name, vendor in ctx.base.vendors.items():
         learner = VendorOutageLearner(vendor=name, prior=vendor, start=ctx.start, end=ctx.end)
@@ -136,21 +144,31 @@ def _churn(ctx: Context) -> Learned:
     from orgtwin.learn.churn import ChurnLearner
 
     customers = ctx.table("customers")
-    known = set(ctx.base.segments)
-    found = set(customers["segment"].unique().drop_nulls().to_list())
+    known = list(ctx.base.segments)
     ours = customers.filter(pl.col("segment").is_in(known))
+    unknown = _unknown(customers, "segment", known)
+    if ours.is_empty():
+        ctx.warnings.append(
+            f"the churn hazard: no customer is in a segment of the base scenario (theirs: "
+            f"{unknown}; the base's: {', '.join(known)}), so the base's values are kept; "
+            "name the segments alike, in the base or through the mapping file's values"
+        )
+        return [], {}
     learner = ChurnLearner().fit(ours)
     fits = learner.fits()
     if ours.height >= 100:
         score = learner.holdout(ours)
         for fit in fits:  # one model for all segments, so one score
             fit.holdout = score
-    if found - known:
-        fits[0].warnings.append(
-            f"customers of segments not in the base scenario were left out: "
-            f"{', '.join(sorted(found - known))}"
-        )
+    if unknown:
+        fits[0].warnings.append(f"customers of segments not in the base were left out: {unknown}")
     return fits, _values(fits, lambda f, p: f"segments.{_entity(f)}.churn.{p}")
+
+
+def _unknown(frame: pl.DataFrame, column: str, known: list[str]) -> str:
+    """The values of ``column`` that name nothing in ``known``, listed (``""``: none)."""
+    found = frame[column].unique().drop_nulls().to_list()
+    return ", ".join(sorted(str(v) for v in found if v not in known))
 
 
 def _demand(ctx: Context) -> Learned:
@@ -177,7 +195,10 @@ def _demand(ctx: Context) -> Learned:
 def _latency(ctx: Context) -> Learned:
     from orgtwin.learn.latency import LatencyLearner
 
-    requests = own_latency(ctx.table("requests"), ctx.base)
+    measured = ctx.table("requests")
+    if unknown := _unknown(measured, "service", list(ctx.base.services)):
+        ctx.warnings.append(f"latency: services not in the base scenario were left out: {unknown}")
+    requests = own_latency(measured, ctx.base)
     learner = LatencyLearner().fit(requests)
     fits = learner.fits()
     scores = _latency_holdout(learner, requests)
@@ -193,7 +214,10 @@ def _latency(ctx: Context) -> Learned:
 def _latency_holdout(learner: Any, requests: pl.DataFrame, test_share: float = 0.3) -> dict:
     """Per service: the curve refitted on the earlier 70% of its hours against the median
     latency of those hours, scored by MAPE on the later 30%."""
-    parts = {name: rows.sort("time") for (name,), rows in requests.group_by("service", maintain_order=True)}
+    parts = {
+        name: rows.sort("time")
+        for (name,), rows in requests.group_by("service", maintain_order=True)
+    }
     cuts = {name: round(rows.height * (1 - test_share)) for name, rows in parts.items()}
     if not parts or min(cuts.values()) < learner.min_rows:
         return {}
@@ -315,7 +339,7 @@ def learn(
     )  # fmt: skip
     scenario = base if isinstance(base, Scenario) else load_scenario(base)
     start, end = _window(tel)
-    ctx = Context(tel, scenario, start, end)
+    ctx = Context(tel, scenario, start, end, [])
     shown = str(telemetry.files if isinstance(telemetry, Telemetry) else telemetry)
     report = LearnReport(
         scenario=name or f"{scenario.name}-learned",
@@ -335,6 +359,7 @@ def learn(
         fits, learned = step.run(ctx)
         report.fits += fits
         values |= learned
+    report.warnings += ctx.warnings
     twin = learned_scenario(scenario, values, name=report.scenario)
     return twin, report
 

@@ -86,3 +86,24 @@ def test_learn_refuses_an_out_that_is_not_a_scenario_file(
     assert code == 2
     assert "--out must be a scenario file ending in .yaml" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_customers_of_segments_the_base_lacks_are_named_not_a_crash(small_base, tmp_path: Path):
+    import polars as pl
+
+    from orgtwin.telemetry.folder import write_telemetry
+    from orgtwin.telemetry.schemas import CUSTOMERS
+
+    n = 50
+    customers = pl.DataFrame(
+        {"customer": [f"c{i}" for i in range(n)], "segment": ["Month-to-month"] * n,
+         "plan": ["basic"] * n, "price": [20.0] * n, "start": [None] * n, "end": [None] * n,
+         "tenure_months": [float(i % 24) for i in range(n)],
+         "churned": [i % 4 == 0 for i in range(n)]},
+        schema=CUSTOMERS,
+    )  # fmt: skip
+    write_telemetry(tmp_path / "t", {"customers": customers})
+    twin, report = learn(tmp_path / "t", base=small_base)
+    assert twin.segments == small_base.segments
+    (said,) = [w for w in report.warnings if w.startswith("the churn hazard")]
+    assert "theirs: Month-to-month" in said and "the base's: free, pro_us" in said
