@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_app.py
+	$(PY) benchmarks/bench_learn.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -80,7 +80,9 @@ class StructureLearner(Learner):
         calls = pl.DataFrame(
             {"caller": code[caller_entry], "callee": code[called], "request": caller_entry}
         )
-        per_request = calls.group_by("caller", "callee", "request").agg(pl.len().alias("n"))
+        per_request = calls.group_by("caller", "callee", "request").agg(
+            pl.len().cast(pl.Int64).alias("n")
+        )
         per_edge = (
             per_request.group_by("caller", "callee")
             .agg(pl.col("n").sum().alias("total"), (pl.col("n") ** 2).sum().alias("squares"))
@@ -151,16 +153,17 @@ def _span_rows(frame: pl.LazyFrame) -> _Rows:
         raise ValueError("spans.service must not be null")
     services = rows["service"].unique().sort().to_list()
     code = rows["service"].cast(pl.Enum(services)).to_physical().cast(pl.Int64).to_numpy()
-    return _Rows(services, code, _parent_rows(rows["span_id"], rows["parent_id"]))
+    ids, parents = rows["span_id"], rows["parent_id"]
+    del rows  # the services' text is no longer needed
+    return _Rows(services, code, _parent_rows(ids, parents))
 
 
 def _parent_rows(ids: pl.Series, parents: pl.Series) -> NDArray[np.int64]:
     """Each span's parent's row, -1 where it has none in the table; of rows sharing an id,
     the last. Looked up by the ids' 64-bit hashes (a sort and a binary search), each match
     then checked on the ids themselves; should two ids share a hash, by a join instead."""
-    span_hash = ids.hash()
-    by_hash = pl.DataFrame({"hash": span_hash}).with_row_index("row").sort("hash", "row")
-    order = by_hash["row"].cast(pl.Int64).to_numpy()  # equal hashes in row order
+    by_hash = pl.DataFrame({"hash": ids.hash()}).with_row_index("row").sort("hash", "row")
+    order = by_hash["row"].to_numpy()  # equal hashes in row order
     sorted_hash = by_hash["hash"].to_numpy()
     del by_hash
     parent_hash = parents.hash().to_numpy()
@@ -168,15 +171,18 @@ def _parent_rows(ids: pl.Series, parents: pl.Series) -> NDArray[np.int64]:
     at = np.empty(len(parent_hash), dtype=np.int64)
     at[queries] = np.searchsorted(sorted_hash, parent_hash[queries], side="right") - 1
     del queries
-    found = (at >= 0) & (sorted_hash[np.maximum(at, 0)] == parent_hash)  # the last of equals
-    found &= parents.is_not_null().to_numpy()
-    row = np.where(found, order[np.maximum(at, 0)], -1)
+    found = (at >= 0) & parents.is_not_null().to_numpy()
+    np.maximum(at, 0, out=at)
+    found &= sorted_hash[at] == parent_hash  # the last of equal hashes
+    del parent_hash, sorted_hash
+    row = np.where(found, order[at].astype(np.int64), -1)
+    del at, order
     candidates = np.flatnonzero(found)
     for part in np.array_split(candidates, max(len(candidates) // _CHECKED_AT_ONCE, 1)):
         same = ids.gather(row[part]) == parents.gather(part)
         if not same.fill_null(False).all():
             return _parent_rows_joined(ids, parents)
-    return row.astype(np.int64)
+    return row
 
 
 _CHECKED_AT_ONCE = 1_000_000

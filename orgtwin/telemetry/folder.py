@@ -8,7 +8,8 @@ Anything else is ignored and listed in :attr:`Telemetry.ignored`. A mapping file
 (:mod:`orgtwin.telemetry.mapping`) says how files of another shape make the tables.
 
 Reading is lazy: CSV and Parquet files are scanned, never loaded whole; validation runs as
-one streaming aggregation per table, and only the first problem rows are materialised.
+streaming aggregations (one per file, one over the ids), and only the first problem rows
+are materialised.
 Every table is checked against its schema and its :class:`~orgtwin.telemetry.schemas.TableRules`:
 
 - table problems: a file that cannot be read, a missing column, a column of a type that
@@ -63,7 +64,7 @@ REASONS = (
 """Why a row can be bad: the keys of :attr:`Telemetry.dropped`."""
 
 _ROW, _FILE = "__row", "__file"
-_FLAG, _RAW, _ZONE = "__bad", "__raw", "__zone"
+_FLAG, _RAW, _ZONE, _NULL = "__bad", "__raw", "__zone", "__null"
 
 
 @dataclass
@@ -314,7 +315,8 @@ def _read_table(
     combined = pl.concat(frames, how="diagonal_relaxed")
     kept = _schema_columns(combined, table)
     try:
-        per_file = _count_per_file(combined)
+        # file by file: one pass over all files at once holds several files' rows in memory
+        per_file = pl.concat([_count_per_file(f) for f in frames], how="diagonal_relaxed")
         duplicates = {c: _duplicates(combined, c) for c in TABLE_RULES[table].unique}
     except pl.exceptions.PolarsError as exc:
         return [_unreadable(frames, paths, table, exc)], 0
@@ -334,8 +336,8 @@ def _read_table(
 
 
 def _count_per_file(frame: pl.LazyFrame) -> pl.DataFrame:
-    """One streaming pass: per file, rows, rows per problem flag, and times with and
-    without a UTC offset per time column."""
+    """One streaming pass (of one file's frame, or several): per file, rows, rows per
+    problem flag, and times with and without a UTC offset per time column."""
     names = frame.collect_schema().names()
     zones = [c for c in names if c.startswith(_ZONE)]
     return (
@@ -351,7 +353,14 @@ def _count_per_file(frame: pl.LazyFrame) -> pl.DataFrame:
 
 
 def _duplicates(frame: pl.LazyFrame, column: str) -> int:
-    """Rows whose id an earlier row has (a streaming group-by of the ids alone)."""
+    """Rows whose id an earlier row has. Ids whose 64-bit hashes all differ are distinct,
+    which one count of the hashes shows; only otherwise (a duplicate, or two ids sharing
+    a hash) are the ids themselves grouped, a group-by many times larger."""
+    ids = frame.select(column).filter(pl.col(column).is_not_null())
+    hashes = ids.select(pl.len(), pl.col(column).hash().n_unique().alias("distinct"))
+    found = hashes.collect(engine="streaming")
+    if found["len"][0] == found["distinct"][0]:
+        return 0
     counts = frame.group_by(column).agg(pl.len()).filter(pl.col(column).is_not_null())
     extra = counts.select((pl.col("len") - 1).sum()).collect(engine="streaming")
     return int(extra[0, 0] or 0)
@@ -443,6 +452,8 @@ def _typed(
         parsed = mapping_.parse_column(column, raw[column], dtype, time, scale)
         values.append(parsed.value.alias(column))
         raws.append(pl.col(column).cast(pl.String).alias(f"{_RAW}{column}"))
+        if column in rules.keys:  # cheaper than the raw text, which only messages need
+            raws.append(pl.col(column).is_null().alias(f"{_NULL}{column}"))
         reason = "unparseable time" if column in rules.times else "wrong type"
         flags.append(parsed.bad.alias(_flag(reason, column)))
         if parsed.aware is not None:
@@ -470,7 +481,7 @@ def _rule_flags(table: str) -> list[pl.Expr]:
     """Flags for the table's rules on typed values: null keys, negatives, order."""
     rules = TABLE_RULES[table]
     # a key that is there but cannot be parsed is a wrong type, not also a null key
-    flags = [pl.col(f"{_RAW}{c}").is_null().alias(_flag("null key", c)) for c in rules.keys]
+    flags = [pl.col(f"{_NULL}{c}").alias(_flag("null key", c)) for c in rules.keys]
     flags += [
         (pl.col(c) < 0).fill_null(False).alias(_flag("negative", c)) for c in rules.non_negative
     ]
