@@ -274,21 +274,30 @@ def own_latency(requests: pl.DataFrame, base: Scenario) -> pl.DataFrame:
 def _structure(ctx: Context) -> Learned:
     from orgtwin.learn.structure import StructureLearner
 
-    learner = StructureLearner().fit(ctx.table("spans"))
+    learner = StructureLearner().fit(ctx.telemetry.tables["spans"])  # lazy: 3 columns read
     fits = learner.fits()
     services = set(ctx.base.services)
     values: Values = {}
     unknown: set[str] = set()
+    unseen: list[str] = []
     for caller, callees in learner.calls().items():
         for callee, fan_out in callees.items():
             if caller in services and callee in services:
                 values[f"services.{caller}.calls.{callee}"] = fan_out
             else:
                 unknown |= {caller, callee} - services
+        if caller in services:  # a traced caller that never called a callee of the base's
+            for callee in set(ctx.base.services[caller].calls) - set(callees):
+                values[f"services.{caller}.calls.{callee}"] = None  # removes the call
+                unseen.append(f"{caller} → {callee}")
     if unknown and fits:
         fits[0].warnings.append(
             "services seen in the spans but not in the base scenario (their calls were "
             f"left out; add them to the base to learn them): {', '.join(sorted(unknown))}"
+        )
+    if unseen and fits:
+        fits[0].warnings.append(
+            "calls of the base that no span shows were removed: " + ", ".join(sorted(unseen))
         )
     return fits, values
 

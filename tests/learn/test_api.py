@@ -107,3 +107,30 @@ def test_customers_of_segments_the_base_lacks_are_named_not_a_crash(small_base, 
     assert twin.segments == small_base.segments
     (said,) = [w for w in report.warnings if w.startswith("the churn hazard")]
     assert "theirs: Month-to-month" in said and "the base's: free, pro_us" in said
+
+
+def test_spans_set_the_calls_per_request_of_the_base_services(small_base, tmp_path: Path):
+    import datetime as dt
+
+    import polars as pl
+
+    from orgtwin.telemetry.folder import write_telemetry
+    from orgtwin.telemetry.schemas import SPANS
+
+    start, rows = dt.datetime(2026, 1, 1), []
+    for i in range(100):  # web-bff calls auth 3 times a request, and a service the base lacks
+        root = dict(trace_id=f"t{i}", span_id=f"a{i}", parent_id=None, service="web-bff",
+                    operation="GET /", start=start, duration_ms=50.0, status="ok")  # fmt: skip
+        rows.append(root)
+        children = [("auth", k) for k in range(3)] + [("mystery", 0)]
+        rows += [dict(trace_id=f"t{i}", span_id=f"b{i}-{s}-{k}", parent_id=f"a{i}", service=s,
+                      operation="call", start=start, duration_ms=5.0, status="ok")
+                 for s, k in children]  # fmt: skip
+    write_telemetry(tmp_path / "t", {"spans": pl.DataFrame(rows, schema=SPANS)})
+    twin, report = learn(tmp_path / "t", base=small_base)
+    assert twin.services["web-bff"].calls == {"auth": 3.0}
+    said = [w for f in report.fits if f.behaviour == "structure" for w in f.warnings]
+    assert any("not in the base scenario" in w and "mystery" in w for w in said)
+    removed = sorted(f"web-bff → {c}" for c in small_base.services["web-bff"].calls if c != "auth")
+    assert any(w.endswith(", ".join(removed)) for w in said), said
+    assert twin.services["auth"] == small_base.services["auth"]
