@@ -451,10 +451,10 @@ def _learn(args: argparse.Namespace) -> int:
         args.telemetry, args.out, base=args.base, mapping=args.mapping,
         drop_bad_rows=args.drop_bad_rows,
     )  # fmt: skip
-    learned = sum(e.source != "prior" for f in report.fits for e in f.estimates)
     print(
-        f"{path}: {learned} values learned over {len(report.fits)} behaviours and entities "
-        f"in {time.perf_counter() - started:.1f} s; report: {path.parent / 'report.md'}"
+        f"{path}: {len(report.applied)} values learned into the scenario, from "
+        f"{len(report.fits)} fits of behaviours and entities, in "
+        f"{time.perf_counter() - started:.1f} s; report: {path.parent / 'report.md'}"
     )
     for warning in report.warnings:
         print(f"  note: {warning}")

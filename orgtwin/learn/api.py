@@ -199,6 +199,12 @@ def _latency(ctx: Context) -> Learned:
     if unknown := _unknown(measured, "service", list(ctx.base.services)):
         ctx.warnings.append(f"latency: services not in the base scenario were left out: {unknown}")
     requests = own_latency(measured, ctx.base)
+    if requests.is_empty():
+        ctx.warnings.append(
+            "latency against utilisation per service: no service of the base has its "
+            "latency (p50 and p95) and its callees' measured, so the base's values are kept"
+        )
+        return [], {}
     learner = LatencyLearner().fit(requests)
     fits = learner.fits()
     scores = _latency_holdout(learner, requests)
@@ -245,30 +251,43 @@ def own_latency(requests: pl.DataFrame, base: Scenario) -> pl.DataFrame:
 
     A service's measured latency includes what its calls take: ``total = own + F·total``
     with ``F`` the calls per request (plus each vendor call's latency), so ``own = total -
-    F·total - vendors``. Only the base scenario's services are kept; an hour missing a
-    callee's figures is left out.
+    F·total - vendors``. Only services of the base whose latency and whose callees'
+    latency were measured are kept, at the hours all of those were; the result is empty
+    when there are none.
     """
-    services = list(base.services)
-    index = {name: i for i, name in enumerate(services)}
-    fanout = np.zeros((len(services), len(services)))
-    vendor_ms = np.zeros(len(services))
-    for name, spec in base.services.items():
+    measured = requests.filter(
+        pl.col("service").is_in(list(base.services))
+        & pl.col("latency_p50_ms").is_not_null()
+        & pl.col("latency_p95_ms").is_not_null()
+    )
+    present = set(measured["service"].unique().to_list())
+    usable = [s for s in base.services if s in present and set(base.services[s].calls) <= present]
+    if not usable:
+        return measured.clear()
+    needed = sorted({*usable, *(c for s in usable for c in base.services[s].calls)})
+    index = {name: i for i, name in enumerate(needed)}
+    fanout = np.zeros((len(usable), len(needed)))
+    vendor_ms = np.zeros(len(usable))
+    for row, name in enumerate(usable):
+        spec = base.services[name]
         for callee, calls in spec.calls.items():
-            fanout[index[name], index[callee]] = calls
+            fanout[row, index[callee]] = calls
         for vendor, calls in spec.vendors.items():
-            vendor_ms[index[name]] += calls * base.vendors[vendor].latency_ms
-    known = requests.filter(pl.col("service").is_in(services))
+            vendor_ms[row] += calls * base.vendors[vendor].latency_ms
+    own_rows = [index[name] for name in usable]
     out = []
     for column in ("latency_p50_ms", "latency_p95_ms"):
-        wide = known.pivot(on="service", index="time", values=column).drop_nulls()
-        total = wide.select(services).to_numpy()
-        own = np.maximum(total - total @ fanout.T - vendor_ms, 1e-3)
+        wide = measured.pivot(on="service", index="time", values=column).select(
+            "time", *needed
+        ).drop_nulls()  # fmt: skip
+        total = wide.select(needed).to_numpy()
+        own = np.maximum(total[:, own_rows] - total @ fanout.T - vendor_ms, 1e-3)
         out.append(
-            pl.DataFrame(own, schema=services).with_columns(wide["time"])
+            pl.DataFrame(own, schema=usable).with_columns(wide["time"])
             .unpivot(index="time", variable_name="service", value_name=column)
         )  # fmt: skip
     owned = out[0].join(out[1], on=["time", "service"])
-    return known.drop("latency_p50_ms", "latency_p95_ms").join(owned, on=["time", "service"])
+    return measured.drop("latency_p50_ms", "latency_p95_ms").join(owned, on=["time", "service"])
 
 
 def _structure(ctx: Context) -> Learned:
@@ -369,6 +388,7 @@ def learn(
         report.fits += fits
         values |= learned
     report.warnings += ctx.warnings
+    report.applied = dict(sorted(values.items()))
     twin = learned_scenario(scenario, values, name=report.scenario)
     return twin, report
 

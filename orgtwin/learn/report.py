@@ -44,6 +44,9 @@ class LearnReport:
         rows: rows read per table.
         dropped: rows dropped per table and reason (``--drop-bad-rows``); empty otherwise.
         warnings: what concerns the learning as a whole (tables missing, …).
+        applied: what was written into the learned scenario: dotted path → value (``None``
+            for a call the data removed); estimates of entities the base lacks are
+            reported but not applied.
     """
 
     scenario: str
@@ -53,6 +56,7 @@ class LearnReport:
     rows: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    applied: dict[str, Any] = field(default_factory=dict)
 
     def estimates(self) -> dict[tuple[str, str, str], Estimate]:
         """Every estimate by ``(behaviour, entity, parameter)``."""
@@ -66,6 +70,7 @@ class LearnReport:
             "rows": dict(self.rows),
             "dropped": {t: dict(r) for t, r in self.dropped.items()},
             "warnings": list(self.warnings),
+            "applied": dict(self.applied),
             "fits": [f.as_dict() for f in self.fits],
         }
 
@@ -76,7 +81,8 @@ class LearnReport:
     def to_markdown(self) -> str:
         """The report for people: data read, then one section per behaviour."""
         lines = [f"# Fit report: {self.scenario}", ""]
-        lines += [f"Learned from `{self.telemetry}` over the base scenario `{self.base}`.", ""]
+        lines += [f"Learned from `{self.telemetry}` over the base scenario `{self.base}`: "
+                  f"{len(self.applied):,} values written into the scenario.", ""]  # fmt: skip
         lines += ["## Data", "", "| table | rows used | rows dropped | why dropped |",
                   "|---|---:|---:|---|"]  # fmt: skip
         for table in sorted(set(self.rows) | set(self.dropped)):

@@ -71,8 +71,9 @@ def test_synth_then_learn_on_the_command_line_writes_a_scenario_that_runs(
     out = tmp_path / "twin" / "acme.yaml"
     assert main(["learn", str(tmp_path / "t"), "--base", str(small), "--out", str(out)]) == 0
     said = capsys.readouterr().out
-    assert f"{out}: " in said and "values learned" in said
     report = json.loads((out.parent / "report.json").read_text(encoding="utf-8"))
+    assert f"{out}: {len(report['applied'])} values learned into the scenario" in said
+    assert any(p.endswith(".latency.base_ms") for p in report["applied"])
     assert report["scenario"] == "acme" and report["rows"]["requests"] > 0
     twin = load_scenario(out)
     result = orgtwin.simulate(twin, days=2, seed=0)
@@ -129,8 +130,29 @@ def test_spans_set_the_calls_per_request_of_the_base_services(small_base, tmp_pa
     write_telemetry(tmp_path / "t", {"spans": pl.DataFrame(rows, schema=SPANS)})
     twin, report = learn(tmp_path / "t", base=small_base)
     assert twin.services["web-bff"].calls == {"auth": 3.0}
+    assert report.applied["services.web-bff.calls.auth"] == 3.0
     said = [w for f in report.fits if f.behaviour == "structure" for w in f.warnings]
     assert any("not in the base scenario" in w and "mystery" in w for w in said)
     removed = sorted(f"web-bff → {c}" for c in small_base.services["web-bff"].calls if c != "auth")
     assert any(w.endswith(", ".join(removed)) for w in said), said
     assert twin.services["auth"] == small_base.services["auth"]
+
+
+def test_latency_of_services_whose_callees_were_not_measured_keeps_the_base(
+    small_base, telemetry: Path
+):
+    """Own latency needs the callees' latency: a service whose callee has no rows is left
+    at the base's values, the others are learned."""
+    import polars as pl
+
+    from orgtwin.learn.api import own_latency
+    from orgtwin.telemetry.folder import read_telemetry
+
+    requests = read_telemetry(telemetry).tables["requests"].collect()
+    callee = next(c for c in small_base.services["web-bff"].calls)
+    without = requests.filter(pl.col("service") != callee)
+    own = own_latency(without, small_base)
+    kept = set(own["service"].unique().to_list())
+    assert "web-bff" not in kept and callee not in kept
+    assert {s for s, spec in small_base.services.items() if not spec.calls} - {callee} <= kept
+    assert own_latency(requests.filter(pl.col("service") == "nope"), small_base).is_empty()
