@@ -1,4 +1,5 @@
-"""orgtwin dashboard: explore a scenario, compare scenarios, browse and launch sweeps.
+"""orgtwin dashboard: explore a scenario, compare scenarios, browse and launch sweeps, learn
+a twin from telemetry.
 
 Run it with ``make app`` (or ``streamlit run app.py``): it serves on http://127.0.0.1:8501
 only (see ``.streamlit/config.toml``). This file only builds the navigation; each page is
@@ -6,7 +7,8 @@ a thin script in ``orgtwin/dashboard/pages/`` whose computations are cached call
 the ``orgtwin`` library (``orgtwin/dashboard/state.py``).
 
 Folders: scenarios are read from ``./scenarios`` (or ``$ORGTWIN_SCENARIOS``), sweep results
-from and to ``./results`` (or ``$ORGTWIN_RESULTS``); nothing outside them is opened.
+from and to ``./results`` (or ``$ORGTWIN_RESULTS``), telemetry from ``./telemetry`` (or
+``$ORGTWIN_TELEMETRY``); nothing outside them is opened.
 """
 
 from __future__ import annotations
@@ -29,13 +31,16 @@ def main() -> None:
             st.Page(f"{PAGES}/explore.py", title="Explore", icon=":material/tune:", default=True),
             st.Page(f"{PAGES}/compare.py", title="Compare", icon=":material/compare_arrows:"),
             st.Page(f"{PAGES}/sweeps.py", title="Sweeps", icon=":material/grid_on:"),
+            st.Page(f"{PAGES}/learn.py", title="Learn", icon=":material/school:"),
         ]
     )
     with st.sidebar:
         st.caption(
             f"**Scenarios** from `{folders.scenarios_folder()}`  \n"
             f"**Results** in `{folders.results_folder()}`  \n"
-            f"Set `{folders.SCENARIOS_ENV}` / `{folders.RESULTS_ENV}` to use other folders."
+            f"**Telemetry** from `{folders.telemetry_folder()}`  \n"
+            f"Set `{folders.SCENARIOS_ENV}` / `{folders.RESULTS_ENV}` / "
+            f"`{folders.TELEMETRY_ENV}` to use other folders."
         )
     page.run()
 

@@ -250,3 +250,24 @@ def importance_chart(df: pl.DataFrame) -> alt.Chart:
         )
         .properties(height=max(80, 34 * len(order)), autosize=FIT_WIDTH)
     )
+
+
+def curve_against_points(
+    points: pl.DataFrame, curve: pl.DataFrame, x: str, y: str, *, x_title: str, y_title: str
+) -> alt.LayerChart:
+    """Observed points (grey dots) and a fitted curve (a line) over the same axes.
+
+    Args:
+        points: the observations, columns ``x`` and ``y``.
+        curve: the fitted curve, columns ``x`` and ``y``, sorted by ``x``.
+        x, y: the column names; x_title, y_title: the axis titles, with units.
+    """
+    ex, why = alt.X(f"{x}:Q", title=x_title), alt.Y(f"{y}:Q", title=y_title)
+    dots = (
+        alt.Chart(points.to_pandas())
+        .mark_circle(size=18, opacity=0.35, color=RUN_COLOURS[0])
+        .encode(x=ex, y=why, tooltip=[alt.Tooltip(f"{x}:Q", format=".2f"), f"{y}:Q"])
+    )
+    line = alt.Chart(curve.to_pandas()).mark_line(strokeWidth=2, color=RUN_COLOURS[1])
+    line = line.encode(x=ex, y=why)
+    return alt.layer(dots, line).properties(height=260, autosize=FIT_WIDTH)

@@ -1,4 +1,5 @@
-"""The two folders the dashboard reads: scenarios in, sweep results in and out.
+"""The three folders the dashboard reads: scenarios in (and learned twins out), sweep
+results in and out, telemetry in.
 
 The dashboard lists and opens files only inside these folders. A name picked on a page
 is joined to its folder, resolved (symbolic links and ``..`` followed) and refused unless
@@ -7,6 +8,8 @@ it still lies inside the folder. Results are read as Parquet and JSON only, neve
 - scenarios: ``./scenarios`` or ``$ORGTWIN_SCENARIOS``; ``*.yaml``/``*.yml`` files in it.
 - results: ``./results`` or ``$ORGTWIN_RESULTS``; a sweep is a sub-folder holding a
   ``manifest.json`` (see :mod:`orgtwin.sweeps.store`).
+- telemetry: ``./telemetry`` or ``$ORGTWIN_TELEMETRY``; each sub-folder is a telemetry
+  folder (see :mod:`orgtwin.telemetry.folder`), each ``*.yaml`` file in it a mapping file.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from orgtwin.errors import OrgTwinError
 
 SCENARIOS_ENV = "ORGTWIN_SCENARIOS"
 RESULTS_ENV = "ORGTWIN_RESULTS"
+TELEMETRY_ENV = "ORGTWIN_TELEMETRY"
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 MANIFEST = "manifest.json"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 class FolderError(OrgTwinError, ValueError):
-    """A file or folder outside the dashboard's scenarios or results folder was asked for."""
+    """A file or folder outside the dashboard's folders was asked for, or one it may not
+    overwrite."""
 
 
 def scenarios_folder() -> Path:
@@ -37,6 +42,11 @@ def scenarios_folder() -> Path:
 def results_folder() -> Path:
     """The results folder: ``$ORGTWIN_RESULTS``, else ``./results``, resolved."""
     return Path(os.environ.get(RESULTS_ENV) or "results").resolve()
+
+
+def telemetry_folder() -> Path:
+    """The telemetry data root: ``$ORGTWIN_TELEMETRY``, else ``./telemetry``, resolved."""
+    return Path(os.environ.get(TELEMETRY_ENV) or "telemetry").resolve()
 
 
 def inside(folder: Path, name: str) -> Path:
@@ -171,3 +181,99 @@ def claim_sweep_folder(folder: Path, scenario: str, when: datetime | None = None
     raise FolderError(
         f"a new sweep folder must be free in {folder}, got {base}-1..{MAX_CLAIMS} taken"
     )
+
+
+# --------------------------------------------------------------------------- telemetry
+
+
+def list_telemetry(root: Path) -> tuple[list[str], list[str]]:
+    """The telemetry folders (sub-folders) and mapping files (``*.yaml``) directly in
+    ``root``, each sorted; none if it is missing. Hidden entries and links leading out of
+    ``root`` are left out."""
+    if not root.is_dir():
+        return [], []
+    found: list[str] = []
+    mappings: list[str] = []
+    for path in sorted(root.iterdir()):
+        if path.name.startswith("."):
+            continue
+        try:
+            inside(root, path.name)
+        except FolderError:
+            continue
+        if path.is_dir():
+            found.append(path.name)
+        elif path.is_file() and path.suffix in SCENARIO_SUFFIXES:
+            mappings.append(path.name)
+    return found, mappings
+
+
+def telemetry_path(root: Path, name: str) -> Path:
+    """The path of a listed telemetry folder.
+
+    Raises:
+        FolderError: ``name`` is not a folder inside ``root``.
+    """
+    path = inside(root, name)
+    if path == root.resolve() or not path.is_dir():
+        raise FolderError(f"{name} must be a telemetry folder in {root}, got none there")
+    return path
+
+
+def mapping_path(root: Path, name: str) -> Path:
+    """The path of a listed mapping file.
+
+    Raises:
+        FolderError: ``name`` is not a ``.yaml`` file inside ``root``.
+    """
+    path = inside(root, name)
+    if path.suffix not in SCENARIO_SUFFIXES or not path.is_file():
+        raise FolderError(f"{name} must be a .yaml mapping file in {root}, got none there")
+    return path
+
+
+def tree_stamp(path: Path) -> int:
+    """Latest modification time of ``path`` and every file under it, ns (0 if missing).
+
+    Part of the learning cache key, so new or edited telemetry is learned again.
+    """
+    if not path.exists():
+        return 0
+    if path.is_file():
+        return path.stat().st_mtime_ns
+    times = [path.stat().st_mtime_ns]
+    times += [p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()]
+    return max(times)
+
+
+def safe_name(name: str, fallback: str = "twin") -> str:
+    """``name`` as a file-name stem: letters, digits, ``_``, ``.`` and ``-`` only.
+
+    Example:
+        >>> safe_name("acme twin/../x")
+        'acme_twin_.._x'
+        >>> safe_name("  ")
+        'twin'
+    """
+    stem = _SAFE_NAME.sub("_", name.strip()).strip("._")
+    return stem or fallback
+
+
+def claim_file(folder: Path, name: str) -> Path:
+    """A new, empty file ``name`` in ``folder``, made here with an exclusive create.
+
+    Raises:
+        FolderError: ``name`` leaves the folder, or a file of that name exists already
+            (it is never overwritten).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = inside(folder, name)
+    try:
+        with path.open("x", encoding="utf-8"):
+            pass
+    except FileExistsError:
+        raise FolderError(
+            f"{name} must be a new file in {folder.name}, got one of that name already: "
+            "choose another name"
+        ) from None
+    return path

@@ -18,6 +18,7 @@ message, until it is fixed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable
@@ -31,6 +32,11 @@ import streamlit as st
 import orgtwin
 from orgtwin import RunSet, Scenario, SweepResult, explore, load_scenario, runs, sweep, sweeps
 from orgtwin.dashboard import folders
+from orgtwin.errors import TelemetryError
+from orgtwin.learn import api as learn_api
+from orgtwin.learn.report import LearnReport
+from orgtwin.learn.twin import write_scenario
+from orgtwin.telemetry.folder import read_telemetry
 
 Values = tuple[tuple[str, Any], ...]
 """Lever values of a run: ``(("interventions[0].price_usd_month", 15.0), ...)``."""
@@ -288,3 +294,107 @@ def launch_sweep(
     return sweep(
         loaded, list(levers), seeds=seeds, days=days, out=out, runner="auto", progress=progress
     )
+
+
+# --------------------------------------------------------------------------- learn
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def learned(
+    telemetry: str,
+    stamp: int,
+    mapping: str | None,
+    mapping_stamp: int,
+    base: str,
+    base_stamp: int,
+    name: str,
+) -> tuple[Scenario, LearnReport]:
+    """A twin learned from a telemetry folder over a base scenario, and its fit report.
+
+    The stamps (modification times of the folder's files, the mapping and the scenario
+    files) make new telemetry learn again. Paths in a ``TelemetryError`` are shown
+    relative to the telemetry root.
+    """
+    root = folders.telemetry_folder()
+    loaded = load_scenario(base, root=folders.scenarios_folder())
+    try:
+        return learn_api.learn(telemetry, base=loaded, mapping=mapping, name=name)
+    except TelemetryError as exc:
+        raise TelemetryError(
+            _relative(str(exc.args[0]), root), [_relative(p, root) for p in exc.problems]
+        ) from None
+
+
+def _relative(text: str, root: Path) -> str:
+    return text.replace(f"{root}{os.sep}", "").replace(str(root), root.name)
+
+
+def save_twin(
+    path: Path, twin: Scenario, report: LearnReport, *, telemetry: str, base: str
+) -> tuple[Path, Path]:
+    """Write the twin to ``path`` (claimed already: an empty new file) and its report beside
+    it as ``<name>.report.md`` and ``<name>.report.json``, never overwriting either.
+
+    The report names the telemetry folder and base scenario by name, not by path.
+
+    Raises:
+        FolderError: a report file of that name exists already.
+    """
+    shown = dataclasses.replace(report, telemetry=telemetry, base=base)
+    stem = path.name.removesuffix(path.suffix)
+    written = []
+    try:
+        for suffix, text in (
+            (".report.md", shown.to_markdown()),
+            (".report.json", shown.to_json()),
+        ):
+            out = folders.claim_file(path.parent, f"{stem}{suffix}")
+            written.append(out)
+            out.write_text(text, encoding="utf-8")
+        write_scenario(path, twin, shown)
+    except BaseException:
+        for out in (path, *written):
+            out.unlink(missing_ok=True)
+        raise
+    return written[0], written[1]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def latency_fit(
+    telemetry: str,
+    stamp: int,
+    mapping: str | None,
+    mapping_stamp: int,
+    base: str,
+    base_stamp: int,
+    name: str,
+    service: str,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A service's learned latency curve against the hours it was learned from.
+
+    Returns:
+        The observed hours (``cpu``, ``latency_p50_ms``: the service's own median latency,
+        as the learner saw it) and the curve ``base_ms · (1 + queueing_factor · u/(1 − u))``
+        over the same utilisation range (``cpu``, ``latency_p50_ms``); both empty where
+        the report has no latency fit of ``service``.
+    """
+    _, report = learned(telemetry, stamp, mapping, mapping_stamp, base, base_stamp, name)
+    found = report.estimates()
+    key = ("latency", f"service {service}")
+    if (*key, "base_ms") not in found:
+        empty = pl.DataFrame(schema={"cpu": pl.Float64, "latency_p50_ms": pl.Float64})
+        return empty, empty
+    loaded = load_scenario(base, root=folders.scenarios_folder())
+    requests = read_telemetry(telemetry, mapping=mapping).tables["requests"].collect()
+    points = (
+        learn_api.own_latency(requests, loaded)
+        .filter(pl.col("service") == service)
+        .select(pl.col("cpu").cast(pl.Float64), pl.col("latency_p50_ms").cast(pl.Float64))
+    )
+    base_ms, q = found[(*key, "base_ms")].value, found[(*key, "queueing_factor")].value
+    top = min(max(points["cpu"].max() or 0.5, 0.05), 0.95)
+    u = pl.Series("cpu", [top * i / 50 for i in range(51)], dtype=pl.Float64)
+    curve = pl.DataFrame({"cpu": u}).with_columns(
+        latency_p50_ms=base_ms * (1 + q * pl.col("cpu") / (1 - pl.col("cpu")))
+    )
+    return points, curve

@@ -13,6 +13,7 @@ Chromium comes from apt (``.ci/run`` and ``make browser`` install it); never fro
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -85,6 +86,7 @@ class Server(NamedTuple):
     url: str
     pid: int
     results: Path
+    telemetry: Path
 
 
 @pytest.fixture
@@ -95,6 +97,7 @@ def dashboard(tmp_path: Path) -> Iterator[Server]:
     env = os.environ | {
         "ORGTWIN_SCENARIOS": str(ROOT / "scenarios"),
         "ORGTWIN_RESULTS": str(tmp_path / "results"),
+        "ORGTWIN_TELEMETRY": str(tmp_path / "telemetry"),  # empty unless a test writes one
     }
     command = [
         sys.executable,
@@ -114,7 +117,7 @@ def dashboard(tmp_path: Path) -> Iterator[Server]:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, server, log)
-        yield Server(url, server.pid, tmp_path / "results")
+        yield Server(url, server.pid, tmp_path / "results", tmp_path / "telemetry")
     finally:
         server.terminate()
         try:
@@ -220,3 +223,56 @@ def test_two_sessions_launch_sweeps_at_once_and_both_finish(dashboard: Server, t
     while keeper.started_by(dashboard.pid) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not [p for p in keeper.started_by(dashboard.pid) if p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_learn_a_twin_from_telemetry_and_see_its_fit_report(dashboard: Server, tmp_path: Path):
+    from orgtwin.runs.synth import synth
+    from orgtwin.scenario import load_scenario
+
+    small = load_scenario(
+        ROOT / "scenarios" / "baseline.yaml",
+        overrides={"segments": {s: {"n_users": 200} for s in ("free", "pro_us", "pro_eu")}},
+    )
+    synth(small, days=10, seed=1, out=dashboard.telemetry / "acme")
+    problems: list[str] = []
+    shot = tmp_path / "app-learn.png"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 2000},
+        )
+        try:
+            page = browser.new_page()
+            page.on(
+                "console",
+                lambda m: (
+                    problems.append(f"console: {m.text} ({m.location})")
+                    if m.type == "error"
+                    else None
+                ),
+            )
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.goto(dashboard.url)  # then the sidebar: a deep link probes /learn/_stcore (404s)
+            page.get_by_role("button", name="Run").wait_for(timeout=SERVER_START_S * 1000)
+            page.get_by_role("link", name="Learn").click()
+            learn = page.get_by_role("button", name=re.compile(r"\bLearn$"))  # after its icon
+            learn.wait_for(timeout=SERVER_START_S * 1000)
+            learn.click()
+            sync_api.expect(page.get_by_role("heading", name="Data read")).to_be_visible(
+                timeout=RUN_S * 1000
+            )
+            latency = page.get_by_text("Latency against utilisation")
+            sync_api.expect(latency.first).to_be_visible()
+            latency.first.click()  # open the expander
+            save = page.get_by_role("button", name="Save to scenarios as acme-twin.yaml")
+            sync_api.expect(save).to_be_visible()
+            page.wait_for_timeout(1500)  # let the tables draw for the screenshot
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert not problems, "\n".join(problems)
+    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 10_000
