@@ -33,10 +33,7 @@ import orgtwin
 from orgtwin import RunSet, Scenario, SweepResult, explore, load_scenario, runs, sweep, sweeps
 from orgtwin.dashboard import folders
 from orgtwin.errors import TelemetryError
-from orgtwin.learn import api as learn_api
-from orgtwin.learn.report import LearnReport
-from orgtwin.learn.twin import write_scenario
-from orgtwin.telemetry.folder import read_telemetry
+from orgtwin.learn import LearnReport, write_scenario
 
 Values = tuple[tuple[str, Any], ...]
 """Lever values of a run: ``(("interventions[0].price_usd_month", 15.0), ...)``."""
@@ -318,7 +315,7 @@ def learned(
     root = folders.telemetry_folder()
     loaded = load_scenario(base, root=folders.scenarios_folder())
     try:
-        return learn_api.learn(telemetry, base=loaded, mapping=mapping, name=name)
+        return orgtwin.learn.learn(telemetry, base=loaded, mapping=mapping, name=name)
     except TelemetryError as exc:
         raise TelemetryError(
             _relative(str(exc.args[0]), root), [_relative(p, root) for p in exc.problems]
@@ -385,9 +382,9 @@ def latency_fit(
         empty = pl.DataFrame(schema={"cpu": pl.Float64, "latency_p50_ms": pl.Float64})
         return empty, empty
     loaded = load_scenario(base, root=folders.scenarios_folder())
-    requests = read_telemetry(telemetry, mapping=mapping).tables["requests"].collect()
+    requests = orgtwin.read_telemetry(telemetry, mapping=mapping).tables["requests"].collect()
     points = (
-        learn_api.own_latency(requests, loaded)
+        orgtwin.learn.own_latency(requests, loaded)
         .filter(pl.col("service") == service)
         .select(pl.col("cpu").cast(pl.Float64), pl.col("latency_p50_ms").cast(pl.Float64))
     )

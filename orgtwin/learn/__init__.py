@@ -29,6 +29,24 @@ import sys
 import types
 from typing import Any
 
+from orgtwin.learn.api import learn, learn_to, own_latency
+from orgtwin.learn.base import Estimate, Fit, HoldoutScore, Learner
+from orgtwin.learn.report import LearnReport
+from orgtwin.learn.twin import learned_scenario, write_scenario
+
+__all__ = [
+    "Estimate",
+    "Fit",
+    "HoldoutScore",
+    "LearnReport",
+    "Learner",
+    "learn",
+    "learn_to",
+    "learned_scenario",
+    "own_latency",
+    "write_scenario",
+]
+
 
 class _CallableModule(types.ModuleType):
     """This package, callable as :func:`orgtwin.learn.api.learn`: ``orgtwin.learn`` is both

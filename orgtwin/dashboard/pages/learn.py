@@ -18,8 +18,7 @@ import streamlit as st
 
 from orgtwin.dashboard import charts, folders, state, ui
 from orgtwin.errors import TelemetryError
-from orgtwin.learn.base import Fit, HoldoutScore
-from orgtwin.learn.report import LearnReport
+from orgtwin.learn import Fit, HoldoutScore, LearnReport
 
 REQUEST = "learn-request"
 SAVED = "learn-saved"
