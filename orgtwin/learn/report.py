@@ -126,7 +126,7 @@ def _fit_markdown(fit: Fit) -> str:
         score = f"{h.metric} {h.learned:.4g}, {verdict} {h.baseline_name} ({h.baseline:.4g})"
         lines += ["", f"Held out ({split}): {score}."]
     else:
-        lines += ["", "Held out: too few rows to split."]
+        lines += ["", "Held out: no score (too few rows to split, or none for this behaviour)."]
     if fit.warnings:
         lines += ["", *[f"- ⚠ {w}" for w in fit.warnings]]
     return "\n".join(lines)
