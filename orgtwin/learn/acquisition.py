@@ -31,7 +31,7 @@ from scipy import optimize, stats
 from sklearn.metrics import mean_poisson_deviance
 from sklearn.utils.validation import check_is_fitted
 
-from orgtwin.learn.base import Estimate, Fit, HoldoutScore, Learner, Source, shrink
+from orgtwin.learn.base import Estimate, HoldoutScore, Learner, Source, shrink
 from orgtwin.scenario.organisation import AcquisitionSpec
 
 Z95 = float(stats.norm.ppf(0.975))
@@ -110,6 +110,7 @@ class AcquisitionLearner(Learner):
     """
 
     behaviour: ClassVar[str] = "acquisition"
+    entity: ClassVar[str] = "segment"
 
     def __init__(
         self,
@@ -194,25 +195,10 @@ class AcquisitionLearner(Learner):
             wom = _prior(_WOM, prior)
         return [base, wom, _prior("price_elasticity", prior), _prior("experience_penalty", prior)]
 
-    def fits(self) -> list[Fit]:
-        """The report's one :class:`Fit` (entity ``segment <name>``, or ``""`` for all rows)."""
+    def rows_used(self) -> int:
+        """Rows behind the fit (call after ``fit``)."""
         check_is_fitted(self, "estimates_")
-        entity = "" if self.segment is None else f"segment {self.segment}"
-        return [
-            Fit(
-                self.behaviour,
-                entity,
-                self.estimates(),
-                self.holdout(),
-                int(self.daily_.height),
-                self.warnings(),
-            )
-        ]
-
-    def estimates(self) -> list[Estimate]:
-        """``base_per_day`` (and word of mouth where it can be told) with 95% intervals."""
-        check_is_fitted(self, "estimates_")
-        return list(self.estimates_)
+        return int(self.daily_.height)
 
     def holdout(self) -> HoldoutScore | None:
         """Mean Poisson deviance of the latest days' arrivals: the GLM against the training

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
 from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 Source = Literal["learned", "shrunk", "prior"]
 """Where an estimate came from: the data, the data pulled toward the prior, or the prior."""
@@ -134,16 +135,23 @@ class Fit:
 class Learner(BaseEstimator):
     """Base of every learner (see the module docstring for the contract).
 
-    Subclasses set :attr:`behaviour` and implement ``fit``, :meth:`estimates` and, where
-    a time-ordered split makes sense, :meth:`holdout`.
+    Subclasses set :attr:`behaviour` and implement ``fit``. A learner of one entity
+    (:attr:`entity` names its constructor argument: ``team``, ``vendor``…) stores its
+    estimates in ``estimates_``, says how many rows it used in :meth:`rows_used` and,
+    where a time-ordered split makes sense, scores itself in :meth:`holdout`; then
+    :meth:`estimates` and :meth:`fits` need no code of its own. Learners of many entities
+    at once override :meth:`estimates` and :meth:`fits`.
     """
 
     behaviour: ClassVar[str] = ""
     """The behaviour this learner produces the parameters of (``churn``)."""
+    entity: ClassVar[str] = ""
+    """The constructor argument naming the one entity fitted (``team``); ``""`` if none."""
 
     def estimates(self) -> list[Estimate]:
         """The fitted parameters with their intervals (call after ``fit``)."""
-        raise NotImplementedError
+        check_is_fitted(self, "estimates_")
+        return list(self.estimates_)
 
     def params(self) -> dict[str, float]:
         """The fitted parameters as the behaviour's spec takes them."""
@@ -152,6 +160,23 @@ class Learner(BaseEstimator):
     def warnings(self) -> list[str]:
         """What the fit could not do well, in words (empty by default)."""
         return list(getattr(self, "warnings_", []))
+
+    def rows_used(self) -> int:
+        """Rows of telemetry behind the fit (call after ``fit``)."""
+        raise NotImplementedError
+
+    def holdout(self) -> HoldoutScore | None:
+        """The held-out score, or None where the data are too few to split."""
+        return None
+
+    def fits(self) -> list[Fit]:
+        """The report's one :class:`Fit`: entity ``<entity> <name>``, or ``""`` when the
+        learner took every row."""
+        estimates = self.estimates()
+        name = getattr(self, self.entity) if self.entity else None
+        who = "" if name is None else f"{self.entity} {name}"
+        return [Fit(self.behaviour, who, estimates, self.holdout(), self.rows_used(),
+                    self.warnings())]  # fmt: skip
 
 
 def shrink(value: float, prior: float, n: int, prior_n: float) -> tuple[float, Source]:

@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.utils.validation import check_is_fitted
 
-from orgtwin.learn.base import Estimate, Fit, HoldoutScore, Learner, Source, shrink
+from orgtwin.learn.base import Estimate, HoldoutScore, Learner, Source, shrink
 from orgtwin.scenario.organisation import ChangeFailureSpec
 
 Z95 = float(stats.norm.ppf(0.975))
@@ -78,6 +78,7 @@ class ChangeFailureLearner(Learner):
     """
 
     behaviour: ClassVar[str] = "change_failure"
+    entity: ClassVar[str] = "team"
 
     def __init__(
         self,
@@ -168,25 +169,10 @@ class ChangeFailureLearner(Learner):
             )
         return out[0], out[1]
 
-    def fits(self) -> list[Fit]:
-        """The report's one :class:`Fit` (entity ``team <name>``, or ``""`` for all rows)."""
+    def rows_used(self) -> int:
+        """Rows behind the fit (call after ``fit``)."""
         check_is_fitted(self, "estimates_")
-        entity = "" if self.team is None else f"team {self.team}"
-        return [
-            Fit(
-                self.behaviour,
-                entity,
-                self.estimates(),
-                self.holdout(),
-                int(self.failed_.size),
-                self.warnings(),
-            )
-        ]
-
-    def estimates(self) -> list[Estimate]:
-        """``base``, ``batch_coef`` (learned) and ``fatigue_coef`` (prior), 95% intervals."""
-        check_is_fitted(self, "estimates_")
-        return list(self.estimates_)
+        return int(self.failed_.size)
 
     def holdout(self) -> HoldoutScore | None:
         """Log-loss on the latest deploys: the regression against the constant rate.

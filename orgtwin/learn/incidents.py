@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 from scipy import optimize, special, stats
 from sklearn.utils.validation import check_is_fitted
 
-from orgtwin.learn.base import Estimate, Fit, HoldoutScore, Learner, Source, shrink
+from orgtwin.learn.base import Estimate, HoldoutScore, Learner, Source, shrink
 from orgtwin.scenario.organisation import IncidentResponseSpec
 
 Z95 = float(stats.norm.ppf(0.975))
@@ -199,6 +199,7 @@ class IncidentTimingLearner(Learner):
     """
 
     behaviour: ClassVar[str] = "incident_timing"
+    entity: ClassVar[str] = "team"
 
     def __init__(
         self,
@@ -420,25 +421,10 @@ class IncidentTimingLearner(Learner):
             n,
         )  # fmt: skip
 
-    def fits(self) -> list[Fit]:
-        """The report's one :class:`Fit` (entity ``team <name>``, or ``""`` for all rows)."""
+    def rows_used(self) -> int:
+        """Rows behind the fit (call after ``fit``)."""
         check_is_fitted(self, "estimates_")
-        entity = "" if self.team is None else f"team {self.team}"
-        return [
-            Fit(
-                self.behaviour,
-                entity,
-                self.estimates(),
-                self.holdout(),
-                len(self.detect_),
-                self.warnings(),
-            )
-        ]
-
-    def estimates(self) -> list[Estimate]:
-        """Every field of the behaviour, with 95% intervals (see the module docstring)."""
-        check_is_fitted(self, "estimates_")
-        return list(self.estimates_)
+        return len(self.detect_)
 
     def holdout(self) -> HoldoutScore | None:
         """Log-normal against an exponential with the training mean, on the latest incidents.

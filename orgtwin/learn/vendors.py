@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from scipy import optimize, stats
 from sklearn.utils.validation import check_is_fitted
 
-from orgtwin.learn.base import Estimate, Fit, HoldoutScore, Learner, shrink
+from orgtwin.learn.base import Estimate, HoldoutScore, Learner, shrink
 from orgtwin.scenario.organisation import VendorSpec
 from orgtwin.units import HOURS_PER_MONTH
 
@@ -103,6 +103,7 @@ class VendorOutageLearner(Learner):
     """
 
     behaviour: ClassVar[str] = "vendor_outages"
+    entity: ClassVar[str] = "vendor"
 
     def __init__(
         self,
@@ -216,25 +217,10 @@ class VendorOutageLearner(Learner):
         return Estimate(_MEAN, float(np.exp(log_mean)), float(low), float(high), source,
                         "hours", method + ", shrunk on the log scale", n)  # fmt: skip
 
-    def fits(self) -> list[Fit]:
-        """The report's one :class:`Fit` (entity ``vendor <name>``, or ``""`` for all rows)."""
+    def rows_used(self) -> int:
+        """Rows behind the fit (call after ``fit``)."""
         check_is_fitted(self, "estimates_")
-        entity = "" if self.vendor is None else f"vendor {self.vendor}"
-        return [
-            Fit(
-                self.behaviour,
-                entity,
-                self.estimates(),
-                self.holdout(),
-                int(self.starts_.size),
-                self.warnings(),
-            )
-        ]
-
-    def estimates(self) -> list[Estimate]:
-        """``outage_rate_per_month`` and ``outage_hours_mean`` with 95% intervals."""
-        check_is_fitted(self, "estimates_")
-        return list(self.estimates_)
+        return int(self.starts_.size)
 
     def holdout(self) -> HoldoutScore | None:
         """Outage hours in the later part of the window: learned against the prior's.
