@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -362,3 +363,28 @@ PRICE_INCREASE = SCENARIOS / "price_increase.yaml"
 def price_increase_exploration() -> Any:
     """The price increase (12 -> 15 USD) against the baseline, 30 days x 3 seeds (shared)."""
     return explore(str(PRICE_INCREASE), days=30, seeds=3)
+
+
+def accepts_files(folder: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder nobody may create files in: a read-only one, or (for root) ``/sys``."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if not accepts_files(folder):
+            yield folder
+        elif not accepts_files(Path("/sys")):
+            yield Path("/sys")
+        else:
+            pytest.skip("no folder here refuses new files (root, and /sys is writable)")
+    finally:
+        folder.chmod(0o755)

@@ -15,8 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import annotated_types
@@ -259,31 +257,6 @@ def test_the_bounds_are_read_where_they_are_declared(monkeypatch: pytest.MonkeyP
 
 def refuse_to_run(*args: object, **kwargs: object) -> None:
     raise AssertionError("ran although the command line was refused")
-
-
-def accepts_files(folder: Path) -> bool:
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def unwritable_folder(tmp_path: Path) -> Iterator[Path]:
-    """A folder nobody may create files in: a read-only one, or (for root) ``/sys``."""
-    folder = tmp_path / "read_only"
-    folder.mkdir()
-    folder.chmod(0o555)
-    try:
-        if not accepts_files(folder):
-            yield folder
-        elif not accepts_files(Path("/sys")):
-            yield Path("/sys")
-        else:
-            pytest.skip("no folder here refuses new files (root, and /sys is writable)")
-    finally:
-        folder.chmod(0o755)
 
 
 @pytest.mark.parametrize("kind", ["a file", "inside a file", "unwritable"])

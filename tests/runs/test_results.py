@@ -17,7 +17,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -284,31 +284,6 @@ def test_check_creates_nothing_and_save_creates_the_missing_folders(
     assert os.listdir(tmp_path) == []
     runset.save(out)
     assert sorted(os.listdir(out)) == sorted(results.RESULT_FILES)
-
-
-def accepts_files(folder: Path) -> bool:
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def unwritable_folder(tmp_path: Path) -> Iterator[Path]:
-    """A folder nobody may create files in: a read-only one, or (for root) ``/sys``."""
-    folder = tmp_path / "read_only"
-    folder.mkdir()
-    folder.chmod(0o555)
-    try:
-        if not accepts_files(folder):
-            yield folder
-        elif not accepts_files(Path("/sys")):
-            yield Path("/sys")
-        else:
-            pytest.skip("no folder here refuses new files (root, and /sys is writable)")
-    finally:
-        folder.chmod(0o755)
 
 
 @pytest.mark.parametrize("inside", [False, True])
