@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,9 +52,14 @@ class Context:
     end: datetime | None
     warnings: list[str]
     """What concerns the learning as a whole (the report's warnings), steps add to it."""
+    collected: dict[str, pl.DataFrame] = field(default_factory=dict)
+    """Tables already read, so steps that share one (deploys) read it once."""
 
     def table(self, name: str) -> pl.DataFrame:
-        return self.telemetry.tables[name].collect()
+        """Telemetry table ``name``, read once."""
+        if name not in self.collected:
+            self.collected[name] = self.telemetry.tables[name].collect()
+        return self.collected[name]
 
 
 Learned = tuple[list[Fit], Values]
