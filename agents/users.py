@@ -213,6 +213,7 @@ class UserSegment(mesa.Agent):
             errors=errors,
             latency=self.day_latency_weighted / self.day_sessions,
             churned=left[live],
+            tenure=self.tenure_days[live],
         )
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,8 @@ class Step:
 
     Attributes:
         behaviour: the behaviour learned (as the report names it).
-        tables: the telemetry tables it needs (all of them).
+        tables: the telemetry tables it needs (all of them); ``"a|b"``: either ``a`` or,
+            without it, ``b``.
         run: fits it from the context, per entity.
         words: what it learns, for the report when its tables are missing.
     """
@@ -147,8 +148,18 @@ def _vendor_outages(ctx: Context) -> Learned:
 
 def _churn(ctx: Context) -> Learned:
     from orgtwin.learn.churn import ChurnLearner
+    from orgtwin.telemetry.derived import customers_from_user_days
 
-    customers = ctx.table("customers")
+    if "customers" in ctx.telemetry.tables:
+        customers = ctx.table("customers")
+    else:
+        customers = customers_from_user_days(ctx.table("user_days"))
+        if customers.is_empty():
+            ctx.warnings.append(
+                "the churn hazard: no customers table, and the user_days table gives no "
+                "user's tenure (tenure_days), so the base's values are kept"
+            )
+            return [], {}
     known = list(ctx.base.segments)
     ours = customers.filter(pl.col("segment").is_in(known))
     unknown = _unknown(customers, "segment", known)
@@ -159,8 +170,11 @@ def _churn(ctx: Context) -> Learned:
             "name the segments alike, in the base or through the mapping file's values"
         )
         return [], {}
-    learner = ChurnLearner().fit(ours)
+    prior = next(iter(ctx.base.segments.values())).churn
+    learner = ChurnLearner(prior=prior).fit(ours)
     fits = learner.fits()
+    if "customers" not in ctx.telemetry.tables:
+        fits[0].warnings.append("customers made from user_days (one per user seen)")
     if ours.height >= 100:
         score = learner.holdout(ours)
         for fit in fits:  # one model for all segments, so one score
@@ -177,24 +191,59 @@ def _unknown(frame: pl.DataFrame, column: str, known: list[str]) -> str:
 
 
 def _demand(ctx: Context) -> Learned:
+    """Per segment of the base: its own arrivals where their ``key`` names it, else all
+    arrivals together; each in the segment's local time."""
     from orgtwin.learn.demand import DemandLearner
 
     arrivals = ctx.table("arrivals")
-    learner = DemandLearner().fit(arrivals)
-    fits = learner.fits()
-    first, last = arrivals["time"].min(), arrivals["time"].max()
-    if first is not None and last - first >= timedelta(weeks=3):  # two to learn, one to test
-        fits[0].holdout = learner.holdout(arrivals)
-    profile = learner.spec().model_dump(mode="json")
-    values = {
-        f"segments.{segment}.demand_profile.{key}": value
-        for segment in ctx.base.segments
-        for key, value in profile.items()
-    }
-    fits[0].warnings.append(
-        "one arrival series: its hour-of-week profile is given to every segment"
-    )
+    keys = set(arrivals["key"].drop_nulls().unique().to_list())
+    own = [s for s in ctx.base.segments if s in keys]
+    fits: list[Fit] = []
+    values: Values = {}
+    for name, segment in ctx.base.segments.items():
+        rows = arrivals.filter(pl.col("key") == name) if own else arrivals
+        if rows.is_empty():
+            continue
+        learner = DemandLearner(utc_offset_hours=segment.utc_offset_hours,
+                                prior=segment.demand_profile)  # fmt: skip
+        try:
+            learner.fit(rows)
+        except ValueError as exc:  # too short a series (every hour of the week is needed)
+            ctx.warnings.append(f"the demand profile of segment {name}: {exc}")
+            continue
+        (fit,) = learner.fits()
+        fit = replace(fit, entity=f"segment {name}")
+        first, last = rows["time"].min(), rows["time"].max()
+        if last - first >= timedelta(weeks=3):  # two to learn, one to test
+            fit.holdout = learner.holdout(rows)
+        if not own:
+            fit.warnings.append(
+                "one arrival series (no key names a segment): its hour-of-week profile is "
+                "given to every segment, in each segment's local time"
+            )
+        fits.append(fit)
+        profile = learner.spec().model_dump(mode="json")
+        values |= {f"segments.{name}.demand_profile.{k}": v for k, v in profile.items()}
+    if own and (unknown := _unknown(arrivals, "key", list(ctx.base.segments))):
+        ctx.warnings.append(f"arrivals of keys that name no segment were left out: {unknown}")
     return fits, values
+
+
+def _acquisition(ctx: Context) -> Learned:
+    from orgtwin.learn.acquisition import AcquisitionLearner
+
+    user_days = ctx.table("user_days")
+    fits: list[Fit] = []
+    for name, segment in ctx.base.segments.items():
+        if user_days.filter(pl.col("segment") == name).height == 0:
+            continue
+        learner = AcquisitionLearner(segment=name, prior=segment.acquisition)
+        fits += learner.fit(user_days).fits()
+        fits[-1].warnings.append(
+            "new users counted as those first seen in user_days: right where it records "
+            "every user of the segment, an undercount where it holds a sample"
+        )
+    return fits, _values(fits, lambda f, p: f"segments.{_entity(f)}.acquisition.{p}")
 
 
 def _latency(ctx: Context) -> Learned:
@@ -296,11 +345,24 @@ def own_latency(requests: pl.DataFrame, base: Scenario) -> pl.DataFrame:
 
 
 def _structure(ctx: Context) -> Learned:
+    """From the spans where there are some, else from the call totals and requests."""
     from orgtwin.learn.structure import StructureLearner
 
-    learner = StructureLearner().fit(ctx.telemetry.tables["spans"])  # lazy: 3 columns read
+    tables = ctx.telemetry.tables
+    if "spans" in tables:
+        learner = StructureLearner().fit(tables["spans"])  # lazy: 3 columns read
+        seen = "span"
+    elif "requests" in tables:
+        learner = StructureLearner().fit_totals(ctx.table("calls"), ctx.table("requests"))
+        seen = "call total"
+    else:
+        ctx.warnings.append(
+            "services' calls per request: a calls table without a requests table gives no "
+            "calls per request, so the base's values are kept"
+        )
+        return [], {}
     fits = learner.fits()
-    services = set(ctx.base.services)
+    services, vendors = set(ctx.base.services), set(ctx.base.vendors)
     values: Values = {}
     unknown: set[str] = set()
     unseen: list[str] = []
@@ -308,31 +370,34 @@ def _structure(ctx: Context) -> Learned:
         for callee, fan_out in callees.items():
             if caller in services and callee in services:
                 values[f"services.{caller}.calls.{callee}"] = fan_out
+            elif caller in services and callee in vendors:
+                values[f"services.{caller}.vendors.{callee}"] = fan_out
             else:
-                unknown |= {caller, callee} - services
-        if caller in services:  # a traced caller that never called a callee of the base's
+                unknown |= {caller, callee} - services - vendors
+        if caller in services:  # a caller seen that never called a callee of the base's
             for callee in set(ctx.base.services[caller].calls) - set(callees):
                 values[f"services.{caller}.calls.{callee}"] = None  # removes the call
                 unseen.append(f"{caller} → {callee}")
     if unknown and fits:
         fits[0].warnings.append(
-            "services seen in the spans but not in the base scenario (their calls were "
+            f"services seen in the {seen}s but not in the base scenario (their calls were "
             f"left out; add them to the base to learn them): {', '.join(sorted(unknown))}"
         )
     if unseen and fits:
         fits[0].warnings.append(
-            "calls of the base that no span shows were removed: " + ", ".join(sorted(unseen))
+            f"calls of the base that no {seen} shows were removed: " + ", ".join(sorted(unseen))
         )
     return fits, values
 
 
 STEPS: tuple[Step, ...] = (
-    Step("structure", ("spans",), _structure, "services' calls per request"),
+    Step("structure", ("spans|calls",), _structure, "services' calls per request"),
     Step("demand", ("arrivals",), _demand, "the hour-of-week demand profile"),
     Step("latency", ("requests",), _latency, "latency against utilisation per service"),
     Step("change_failure", ("deploys",), _change_failure, "change failure per team"),
     Step("incident_timing", ("incidents",), _incident_timing, "time to detect and restore"),
-    Step("churn", ("customers",), _churn, "the churn hazard per segment"),
+    Step("churn", ("customers|user_days",), _churn, "the churn hazard per segment"),
+    Step("acquisition", ("user_days",), _acquisition, "new users a day per segment"),
     Step("vendor_outages", ("vendor_status",), _vendor_outages, "vendor outage rate and length"),
 )
 """Every learner the telemetry can feed, in the order they run."""
@@ -383,11 +448,10 @@ def learn(
     )
     values: Values = {}
     for step in STEPS:
-        missing = [t for t in step.tables if t not in tel.tables]
+        missing = [t for t in step.tables if not set(t.split("|")) & set(tel.tables)]
         if missing:
-            report.warnings.append(
-                f"{step.words}: no {', '.join(missing)} table, so the base's values are kept"
-            )
+            said = ", ".join(t.replace("|", " or ") for t in missing)
+            report.warnings.append(f"{step.words}: no {said} table, so the base's values are kept")
             continue
         fits, learned = step.run(ctx)
         report.fits += fits

@@ -62,8 +62,10 @@ class Estimate:
             raise ValueError(f"{self.name}: an estimate must be finite, got {self.value}")
 
     def covers(self, truth: float) -> bool:
-        """Whether ``truth`` lies in the interval (inclusive)."""
-        return self.low <= truth <= self.high
+        """Whether ``truth`` lies in the interval (inclusive, give or take float rounding:
+        a value learned from noise-free data has an interval as narrow as the rounding)."""
+        slack = 1e-9 * max(abs(self.low), abs(self.high), abs(truth))
+        return self.low - slack <= truth <= self.high + slack
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,7 +8,7 @@ The twin's users churn with the daily hazard
 (:func:`scipy.optimize.minimize`), as a parametric survival model:
 
 - each customer is watched from an *entry* tenure to ``tenure_months`` (the column
-  ``entry_tenure_months`` when present, else ``tenure_months − window_months``, else 0:
+  ``entry_tenure_months`` where given, else ``tenure_months − window_months``, else 0:
   the whole life), so a snapshot that says "left in the last month" is a one-month
   window (``window_months=1``) and a simulated period is left-truncated correctly;
 - the log-likelihood is ``Σ churned·log h(T) − ∫ h`` over the watched tenure, with the
@@ -16,7 +16,9 @@ The twin's users churn with the daily hazard
 - per segment: the base rate, price elasticity and tenure coefficient; shared: the
   experience coefficient (when customers carry ``experience``) and the log-hazard of any
   extra covariate columns (``covariates=``: strings are one-hot coded against their most
-  common value, numbers enter as they are).
+  common value, numbers enter as they are);
+- a segment whose customers all pay one price cannot tell its price elasticity: it keeps
+  the prior's, marked *prior*.
 
 The twin has no per-user covariates beyond experience, price and tenure, so a segment's
 ``base_monthly`` is reported for the segment's average customer: the base hazard times
@@ -85,6 +87,8 @@ class ChurnLearner(Learner):
         covariate_names_: the coded covariate columns; ``levels_``: column → the levels
             of a string covariate coded against its most common one.
         n_: customers per segment; ``events_``: churned per segment.
+        price_varies_: per segment, whether its prices differ (else its elasticity is
+            the prior's); ``free_``: which entries of ``coef_`` were fitted.
     """
 
     behaviour: ClassVar[str] = "churn"
@@ -129,14 +133,16 @@ class ChurnLearner(Learner):
         index = np.searchsorted(self.segments_, seg)
         price = customers["price"].to_numpy().astype(float)
         ref = np.array([self.reference_price_[s] for s in self.segments_])[index]
-        log_price = np.where((price > 0) & (ref > 0), np.log(np.maximum(price, 1e-9) / ref), 0.0)
+        priced = (price > 0) & (ref > 0)
+        log_price = np.log(np.divide(price, ref, out=np.ones_like(price), where=priced))
         exit_t = customers["tenure_months"].to_numpy().astype(float)
-        if "entry_tenure_months" in customers.columns:
-            entry = customers["entry_tenure_months"].to_numpy().astype(float)
-        elif self.window_months is not None:
+        if self.window_months is not None:
             entry = np.maximum(exit_t - self.window_months, 0.0)
         else:
             entry = np.zeros_like(exit_t)
+        if "entry_tenure_months" in customers.columns:  # where given, it says
+            given = customers["entry_tenure_months"].cast(pl.Float64).to_numpy()
+            entry = np.where(np.isnan(given), entry, np.minimum(given, exit_t))
         columns = []
         for col in self.covariates:
             if col in self.levels_:
@@ -220,25 +226,42 @@ class ChurnLearner(Learner):
         exposure = np.bincount(d["segment"], _growth(np.ones(1), d["lo"], d["hi"]), k)
         events = np.bincount(d["segment"], d["event"], k)
         start = np.log((events + 0.5) / (exposure + 1.0))
+        prior = self.prior or _PRIOR
         theta0 = np.concatenate(
             [
                 start,
-                np.zeros(k),
+                np.full(k, float(prior.price_elasticity)),
                 np.zeros(k),
                 np.zeros(int(self.uses_experience_)),
                 np.zeros(d["x"].shape[1]),
             ]
         )
-        result = optimize.minimize(self._nll, theta0, args=(d,), method="BFGS")
-        self.coef_ = result.x
+        # a segment whose customers all pay one price cannot tell its elasticity: it is
+        # held at the prior (the price term is zero for every one of them anyway)
+        spread = [d["log_price"][d["segment"] == i] for i in range(k)]
+        self.price_varies_ = np.array([p.size > 1 and np.ptp(p) > 1e-9 for p in spread])
+        free = np.ones(len(theta0), dtype=bool)
+        free[k : 2 * k] = self.price_varies_
+        self.free_ = free
+
+        def nll(phi: NDArray) -> float:
+            theta = theta0.copy()
+            theta[free] = phi
+            return self._nll(theta, d)
+
+        result = optimize.minimize(nll, theta0[free], method="BFGS")
+        self.coef_ = theta0.copy()
+        self.coef_[free] = result.x
         self.converged_ = bool(result.success) or result.status == 2
         self.n_ = np.bincount(d["segment"], minlength=k).astype(int)
         self.events_ = events.astype(int)
         self.warnings_: list[str] = []
         if not self.converged_:
             self.warnings_.append(f"churn: the optimiser did not converge ({result.message})")
+        self.cov_ = np.zeros((len(theta0), len(theta0)))
         try:
-            self.cov_ = np.linalg.inv(self._hessian(self.coef_, d))
+            hessian = self._hessian(self.coef_, d)[np.ix_(free, free)]
+            self.cov_[np.ix_(free, free)] = np.linalg.inv(hessian)
         except np.linalg.LinAlgError:
             self.cov_ = np.full((len(theta0), len(theta0)), np.nan)
             self.warnings_.append("churn: the Hessian is singular; no intervals")
@@ -307,7 +330,12 @@ class ChurnLearner(Learner):
             ("price_elasticity", k + i, "log-hazard per log of price"),
             ("tenure_coef", 2 * k + i, "log-hazard per log(1 + tenure months)"),
         ):
-            out.append(self._wald(name, index, unit, n))
+            if self.free_[index]:
+                out.append(self._wald(name, index, unit, n))
+                continue
+            value = float(self.coef_[index])
+            why = "one price for every customer of the segment"
+            out.append(Estimate(name, value, value, value, "prior", unit, why, 0))
         if self.uses_experience_:
             out.append(self._wald("experience_coef", 3 * k, "log-hazard per bad session a day", n))
         else:

@@ -294,6 +294,10 @@ def seasonal_naive(hours: pl.DataFrame, times: pl.Series) -> NDArray[np.float64]
 
 
 def mape(actual: NDArray, predicted: NDArray) -> float:
-    """Mean absolute percentage error, as a share (0.07 = 7%)."""
+    """Mean absolute percentage error, as a share (0.07 = 7%), over the hours with a
+    count (an hour of none has no percentage error); NaN when there are none."""
     actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
-    return float(np.mean(np.abs(predicted - actual) / actual))
+    counted = actual > 0
+    if not counted.any():
+        return math.nan
+    return float(np.mean(np.abs(predicted[counted] - actual[counted]) / actual[counted]))

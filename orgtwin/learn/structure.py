@@ -1,4 +1,4 @@
-"""Structure learned from spans: the services, the call graph and the fan-out per request.
+"""Structure learned from spans (or call totals): the services, the call graph, the fan-out.
 
 A twin's services call each other with a fixed number of calls per request received
 (``services.<caller>.calls.<callee>`` in a scenario, :class:`ServiceSpec`).
@@ -16,6 +16,8 @@ A twin's services call each other with a fixed number of calls per request recei
 
 An edge is kept when it carries at least ``min_calls`` calls. Spans whose parent is not
 in the table (a trace cut at the window's edge) count as entries without a caller.
+Where no spans were kept, :meth:`StructureLearner.fit_totals` learns the same from the
+``calls`` totals and the ``requests`` each service received.
 
 Example:
     >>> import polars as pl
@@ -95,6 +97,32 @@ class StructureLearner(Learner):
             edge = (self.services_[caller], self.services_[callee])
             self.calls_[edge] = int(total)
             self.fanout_[edge] = _mean_and_se(total, squares, int(requests[caller]))
+        return self
+
+    def fit_totals(
+        self, calls: pl.DataFrame | pl.LazyFrame, requests: pl.DataFrame | pl.LazyFrame
+    ) -> StructureLearner:
+        """Learn the graph from call totals where no spans were kept; returns ``self``.
+
+        ``calls`` (``caller``, ``callee``, ``count``: calls over the window, rows of one
+        pair added up) and ``requests`` (``service``, ``requests``: requests received,
+        over the same window). The fan-out of an edge is its calls over the caller's
+        requests; with no per-request counts, its interval takes the calls as Poisson
+        (standard error ``sqrt(calls) / requests``). Callers without requests are left
+        out. Requests that were received but shed make the fan-out look smaller.
+        """
+        totals = calls.lazy().group_by("caller", "callee").agg(pl.col("count").sum()).collect()
+        received = requests.lazy().group_by("service").agg(pl.col("requests").sum()).collect()
+        by_service = {s: float(n) for s, n in received.iter_rows() if n and n > 0}
+        self.requests_ = {s: round(n) for s, n in by_service.items()}
+        self.services_ = sorted(set(self.requests_) | set(totals["caller"]) | set(totals["callee"]))
+        self.calls_, self.fanout_ = {}, {}
+        for caller, callee, count in totals.sort("caller", "callee").iter_rows():
+            n = by_service.get(caller, 0.0)
+            if count < self.min_calls or n <= 0:
+                continue
+            self.calls_[(caller, callee)] = round(count)
+            self.fanout_[(caller, callee)] = (count / n, math.sqrt(count) / n)
         return self
 
     def edges(self) -> set[tuple[str, str]]:

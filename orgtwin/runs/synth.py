@@ -3,15 +3,25 @@
 A scenario can stand in for a real organisation: :func:`synth` runs it for one seed and
 writes its event tables (``requests``, ``calls``, ``deploys``, ``incidents``,
 ``user_days``, ``vendor_status``, ``pages``) as ``<out>/<table>.parquet``, in the schemas
-of :mod:`orgtwin.telemetry.schemas`. Learning from that folder and comparing with the
-scenario is the known-answer test of every learner.
+of :mod:`orgtwin.telemetry.schemas`, with two tables an organisation's billing and
+analytics would hold beside them:
+
+- ``customers``: one row per user of the ``user_days`` sample (billing's view), made by
+  :func:`orgtwin.telemetry.derived.customers_from_user_days`;
+- ``arrivals``: the sessions each segment opened, hour by hour (``key``: the segment).
+
+Learning from that folder and comparing with the scenario is the known-answer test of
+every learner. The ``user_days`` table (and so ``customers``, and the arrivals of new
+users the acquisition learner counts) holds a sample of each segment
+(``telemetry.user_sample_per_segment``); for the users' behaviours to be learned whole,
+sample every user.
 
 Example:
     >>> import tempfile, pathlib
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "telemetry"
     >>> folder = synth("scenarios/baseline.yaml", days=2, seed=1, out=out)
     >>> sorted(p.name for p in folder.iterdir())[:2]
-    ['calls.parquet', 'deploys.parquet']
+    ['arrivals.parquet', 'calls.parquet']
 """
 
 from __future__ import annotations
@@ -19,9 +29,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import polars as pl
+
 from orgtwin.errors import RunError
+from orgtwin.runs.results import RunResult
 from orgtwin.runs.runner import ScenarioLike, simulate
 from orgtwin.telemetry import schemas
+from orgtwin.telemetry.derived import customers_from_user_days
 from orgtwin.telemetry.folder import write_telemetry
 
 
@@ -46,7 +60,8 @@ def synth(
 
     Returns:
         The folder written, holding ``<table>.parquet`` for every table of
-        :data:`orgtwin.telemetry.schemas.EVENT_TABLES`.
+        :data:`orgtwin.telemetry.schemas.EVENT_TABLES`, and ``customers`` and
+        ``arrivals``.
 
     Raises:
         RunError: ``out`` exists and is not an empty folder, or the run settings are out
@@ -56,5 +71,22 @@ def synth(
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise RunError(f"out must be a new or empty folder, got {folder} (it holds files already)")
     result = simulate(scenario, seed=seed, days=days)
-    write_telemetry(folder, {name: result.events[name] for name in schemas.EVENT_TABLES})
+    tables = {name: result.events[name] for name in schemas.EVENT_TABLES}
+    tables["customers"] = customers_from_user_days(result.events["user_days"])
+    tables["arrivals"] = arrivals(result)
+    write_telemetry(folder, tables)
     return folder
+
+
+def arrivals(result: RunResult) -> pl.DataFrame:
+    """The ``arrivals`` table of a run: sessions opened per segment and hour (``key``: the
+    segment), in the schema :data:`orgtwin.telemetry.schemas.ARRIVALS`."""
+    sessions = result.series.filter(
+        (pl.col("entity_type") == "segment") & (pl.col("metric") == "sessions")
+    )
+    start = pl.lit(result.start, dtype=pl.Datetime("us"))
+    return sessions.select(
+        time=start + pl.duration(hours=pl.col("tick")),
+        count=pl.col("value").cast(pl.Float64),
+        key=pl.col("entity").cast(pl.String),
+    ).sort("key", "time")

@@ -11,7 +11,9 @@
 - :mod:`~orgtwin.telemetry.mapping`: mapping files that say how files of another shape
   make the tables (columns, values, units, epochs, time zones);
 - :mod:`~orgtwin.telemetry.otlp`: OpenTelemetry spans as the Collector writes them in
-  OTLP JSON, read into the ``spans`` table.
+  OTLP JSON, read into the ``spans`` table;
+- :mod:`~orgtwin.telemetry.derived`: tables made from other tables (``customers`` from
+  ``user_days``).
 
 The simulator writes telemetry in exactly the shapes a real organisation's telemetry is
 read into, so a scenario can stand in for a real organisation.

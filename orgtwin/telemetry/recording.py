@@ -381,6 +381,7 @@ class EventLog:
                         "errors": cols["errors"],
                         "latency": np.full(n, cols["latency"]),
                         "churned": cols["churned"],
+                        "tenure_days": cols["tenure"],
                     }
                 )
             )

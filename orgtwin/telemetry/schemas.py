@@ -87,6 +87,7 @@ USER_DAYS = {
     "errors": pl.Int64,
     "latency": pl.Float64,
     "churned": pl.Boolean,
+    "tenure_days": pl.Float64,
 }
 USER_DAYS_COLUMNS = {
     "day": "The day (UTC)",
@@ -98,6 +99,7 @@ USER_DAYS_COLUMNS = {
     "errors": "Sessions with a bad experience (error or too slow)",
     "latency": "Session-weighted p95 latency of the segment's sessions that day, ms",
     "churned": "Whether the user left that day",
+    "tenure_days": "Days the user had been a customer at the start of the day; null when unknown",
 }
 VENDOR_STATUS = {
     "vendor": pl.String,
@@ -150,6 +152,7 @@ CUSTOMERS = {
     "end": pl.Date,
     "tenure_months": pl.Float64,
     "churned": pl.Boolean,
+    "entry_tenure_months": pl.Float64,
 }
 CUSTOMERS_COLUMNS = {
     "customer": "Customer id, unique across the table",
@@ -160,6 +163,9 @@ CUSTOMERS_COLUMNS = {
     "end": "Day the customer left (UTC); null while still a customer",
     "tenure_months": "Months as a customer, up to leaving or to the snapshot",
     "churned": "Whether the customer has left",
+    "entry_tenure_months": "Tenure in months when the table begins to watch the customer "
+    "(a table that covers a window sees earlier customers from its start); null: since "
+    "joining",
 }
 ARRIVALS = {"time": pl.Datetime("us"), "count": pl.Float64, "key": pl.String}
 ARRIVALS_COLUMNS = {
@@ -265,8 +271,8 @@ TABLE_RULES: dict[str, TableRules] = {
     "user_days": TableRules(
         keys=("day", "user"),
         times=("day",),
-        non_negative=("price", "sessions", "errors", "latency"),
-        optional=("plan", "latency"),
+        non_negative=("price", "sessions", "errors", "latency", "tenure_days"),
+        optional=("plan", "latency", "tenure_days"),
     ),
     "vendor_status": TableRules(
         keys=("vendor", "outage_start"),
@@ -288,9 +294,9 @@ TABLE_RULES: dict[str, TableRules] = {
         keys=("customer",),
         unique=("customer",),
         times=("start", "end"),
-        non_negative=("price", "tenure_months"),
-        ordered=(("start", "end"),),
-        optional=("plan", "start", "end"),
+        non_negative=("price", "tenure_months", "entry_tenure_months"),
+        ordered=(("start", "end"), ("entry_tenure_months", "tenure_months")),
+        optional=("plan", "start", "end", "entry_tenure_months"),
     ),
     "arrivals": TableRules(
         keys=("time", "count"), times=("time",), non_negative=("count",), optional=("key",)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -43,13 +44,22 @@ def test_learning_the_twins_own_telemetry_gives_back_its_latency_curves(small_ba
         assert fit.holdout.learned < 0.02, fit.entity
 
 
-def test_what_no_table_informs_keeps_the_base_value_and_the_report_says_so(small_base, telemetry):
-    twin, report = learn(telemetry, base=small_base)
-    assert twin.segments == small_base.segments  # no customers, no arrivals
+def test_what_no_table_informs_keeps_the_base_value_and_the_report_says_so(
+    small_base, telemetry, tmp_path: Path
+):
+    kept = tmp_path / "t"
+    shutil.copytree(telemetry, kept)
+    for table in ("customers", "arrivals", "user_days", "calls"):
+        (kept / f"{table}.parquet").unlink()
+    twin, report = learn(kept, base=small_base)
+    assert twin.segments == small_base.segments  # no customers, arrivals or user days
+    for name, service in small_base.services.items():  # no calls table: the calls kept
+        assert twin.services[name].calls == service.calls, name
     needs = {step.behaviour: step.tables for step in STEPS}
-    for behaviour in ("churn", "demand", "structure"):
+    for behaviour in ("churn", "demand", "structure", "acquisition"):
         (table,) = needs[behaviour]
-        assert any(f"no {table} table" in w for w in report.warnings), behaviour
+        said = table.replace("|", " or ")
+        assert any(f"no {said} table" in w for w in report.warnings), behaviour
 
 
 def test_the_package_is_the_verb(small_base, telemetry):
@@ -100,7 +110,7 @@ def test_customers_of_segments_the_base_lacks_are_named_not_a_crash(small_base, 
         {"customer": [f"c{i}" for i in range(n)], "segment": ["Month-to-month"] * n,
          "plan": ["basic"] * n, "price": [20.0] * n, "start": [None] * n, "end": [None] * n,
          "tenure_months": [float(i % 24) for i in range(n)],
-         "churned": [i % 4 == 0 for i in range(n)]},
+         "churned": [i % 4 == 0 for i in range(n)], "entry_tenure_months": [None] * n},
         schema=CUSTOMERS,
     )  # fmt: skip
     write_telemetry(tmp_path / "t", {"customers": customers})

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import polars as pl
+import pytest
 from sklearn.base import clone
 
 from orgtwin.learn.structure import StructureLearner, edge_scores
@@ -82,3 +83,18 @@ def test_nezha_call_graph_matches_its_dependency_file() -> None:
     assert precision == 1.0 and recall >= 13 / 14
     assert learner.fanout("recommendationservice", "productcatalogservice") == 1.0
     assert learner.fanout("checkoutservice", "cartservice") == 2.0
+
+
+def test_call_totals_give_the_fanout_where_no_spans_were_kept() -> None:
+    calls = pl.DataFrame(
+        {"caller": ["web", "web", "web", "cron"], "callee": ["db", "db", "stripe", "db"],
+         "count": [3000.0, 1000.0, 400.0, 50.0]}
+    )  # fmt: skip
+    requests = pl.DataFrame({"service": ["web", "web", "db"], "requests": [1200.0, 800.0, 4000.0]})
+    learner = StructureLearner().fit_totals(calls, requests)
+    assert learner.fanout("web", "db") == pytest.approx(2.0)  # rows of one pair added up
+    assert learner.fanout("web", "stripe") == pytest.approx(0.2)
+    assert ("cron", "db") not in learner.edges()  # no requests of cron: no fan-out
+    (db,) = [e for e in learner.estimates("web") if e.name == "calls.db"]
+    assert db.high - db.low == pytest.approx(2 * 1.959964 * math.sqrt(4000) / 2000, rel=1e-4)
+    assert [f.entity for f in learner.fits()] == ["service web"]

@@ -23,13 +23,28 @@ from tests.learn.conftest import LEARNING_DAYS
 def test_synth_writes_every_table_in_its_schema(tmp_path: Path, learning_scenario) -> None:
     folder = synth(learning_scenario, days=7, seed=3, out=tmp_path / "telemetry")
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        f"{name}.parquet" for name in schemas.EVENT_TABLES
+        f"{name}.parquet" for name in [*schemas.EVENT_TABLES, "customers", "arrivals"]
     )
-    expected = simulate(learning_scenario, seed=3, days=7).events
+    run = simulate(learning_scenario, seed=3, days=7)
     for name, schema in schemas.EVENT_TABLES.items():
         frame = pl.read_parquet(folder / f"{name}.parquet")
         assert dict(frame.schema) == schema, name
-        assert frame.equals(expected[name]), name
+        assert frame.equals(run.events[name]), name
+    customers = pl.read_parquet(folder / "customers.parquet")
+    assert dict(customers.schema) == schemas.CUSTOMERS
+    user_days = run.events["user_days"]
+    assert customers.height == user_days["user"].n_unique()
+    assert customers["churned"].sum() == user_days["churned"].sum() > 0
+    arrivals = pl.read_parquet(folder / "arrivals.parquet")
+    assert dict(arrivals.schema) == schemas.ARRIVALS
+    assert arrivals.height == 7 * 24 * len(learning_scenario.segments)
+    sessions = run.series.filter(
+        (pl.col("entity_type") == "segment")
+        & (pl.col("metric") == "sessions")
+        & (pl.col("tick") == 30)
+    )
+    at = arrivals.filter(pl.col("time") == learning_scenario.start + timedelta(hours=30))
+    assert at["count"].to_list() == sessions["value"].to_list() and at["count"].sum() > 0
 
 
 def test_synth_folder_reads_back(tmp_path: Path, learning_scenario) -> None:

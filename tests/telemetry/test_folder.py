@@ -48,11 +48,11 @@ def sample_tables() -> dict[str, pl.DataFrame]:
         "calls": ["web", "db", 10.0],
         "deploys": [t0, "web", "core", 3, False, 4.5],
         "incidents": [1, "web", "core", 2, "deploy", t0, t0 + hour, t0 + 2 * hour],
-        "user_days": [t0.date(), 7, "smb", "basic", 20.0, 3, 0, 120.0, False],
+        "user_days": [t0.date(), 7, "smb", "basic", 20.0, 3, 0, 120.0, False, 31.0],
         "vendor_status": ["pay", t0, t0 + hour],
         "pages": [t0, "core", True, 1],
         "spans": ["t1", "s1", None, "web", "GET /", t0, 5.0, "ok"],
-        "customers": ["c1", "smb", "basic", 20.0, t0.date(), None, 5.0, True],
+        "customers": ["c1", "smb", "basic", 20.0, t0.date(), None, 5.0, True, 4.0],
         "arrivals": [t0, 3.0, "web"],
     }
     return {

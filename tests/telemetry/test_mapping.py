@@ -61,6 +61,7 @@ def test_a_mapping_renames_maps_scales_and_keeps_the_rest(tmp_path: Path) -> Non
         "end": None,
         "tenure_months": 3.0,
         "churned": True,
+        "entry_tenure_months": None,
         "Region": "eu",
     }
     assert customers["churned"].to_list() == [True, False]

@@ -180,12 +180,13 @@ def log() -> EventLog:
     events.user_day(
         segment="pro", plan="pro", price=20.0, user=np.array([11, 12]),
         sessions=np.array([3, 0]), errors=np.array([1, 0]), latency=180.0,
-        churned=np.array([False, True]),
+        churned=np.array([False, True]), tenure=np.array([3.0, 40.0], dtype=np.float32),
     )  # fmt: skip
     events.today = 1
     events.user_day(
         segment="free", plan="free", price=0.0, user=np.array([5]), sessions=np.array([2]),
         errors=np.array([0]), latency=90.0, churned=np.array([False]),
+        tenure=np.array([0.0], dtype=np.float32),
     )  # fmt: skip
     return events
 
@@ -250,6 +251,7 @@ def test_user_days_table_has_one_row_per_sampled_user_and_day(log: EventLog):
     assert days["sessions"].to_list() == [3, 0, 2] and days["errors"].to_list() == [1, 0, 0]
     assert days["latency"].to_list() == [180.0, 180.0, 90.0]
     assert days["churned"].to_list() == [False, True, False]
+    assert days["tenure_days"].to_list() == [3.0, 40.0, 0.0]
 
 
 def test_requests_table_is_every_service_hour_of_the_series(log: EventLog):
