@@ -166,3 +166,34 @@ def test_latency_of_services_whose_callees_were_not_measured_keeps_the_base(
     assert "web-bff" not in kept and callee not in kept
     assert {s for s, spec in small_base.services.items() if not spec.calls} - {callee} <= kept
     assert own_latency(requests.filter(pl.col("service") == "nope"), small_base).is_empty()
+
+
+def test_each_segment_learns_its_own_profile_in_its_own_time(small_base, telemetry):
+    """The arrivals are in UTC and keyed by segment; each segment's profile is learned in
+    its local time, so its peak hour is the base's, whatever its time zone."""
+    twin, report = learn(telemetry, base=small_base)
+    fits = {f.entity: f for f in report.fits if f.behaviour == "demand_profile"}
+    assert set(fits) == {f"segment {s}" for s in SEGMENTS}
+    offsets = {s: small_base.segments[s].utc_offset_hours for s in SEGMENTS}
+    assert len(set(offsets.values())) > 1  # the test means something
+    for name in SEGMENTS:
+        (peak,) = [e for e in fits[f"segment {name}"].estimates if e.name == "peak_hour"]
+        truth = small_base.segments[name].demand_profile.peak_hour
+        assert abs(peak.value - truth) <= 1, (name, peak.value, truth)
+        assert twin.segments[name].demand_profile.peak_hour == peak.value
+
+
+def test_without_a_customers_table_churn_is_learned_from_user_days(
+    small_base, telemetry, tmp_path: Path
+):
+    kept = tmp_path / "t"
+    shutil.copytree(telemetry, kept)
+    (kept / "customers.parquet").unlink()
+    _, from_days = learn(kept, base=small_base)
+    _, from_customers = learn(telemetry, base=small_base)
+    churn = [f for f in from_days.fits if f.behaviour == "churn"]
+    assert churn and "customers made from user_days (one per user seen)" in churn[0].warnings
+    same = [f for f in from_customers.fits if f.behaviour == "churn"]
+    assert [e.value for f in churn for e in f.estimates] == pytest.approx(
+        [e.value for f in same for e in f.estimates]
+    )

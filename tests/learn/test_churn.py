@@ -208,3 +208,19 @@ def test_telco_discrimination_and_calibration_match_a_logistic_regression() -> N
     sizes = np.bincount(bins, minlength=10)
     hosmer_lemeshow = np.sum((observed - expected) ** 2 / (expected * (1 - expected / sizes)))
     assert stats.chi2.sf(hosmer_lemeshow, 8) > 0.05
+
+
+def test_one_price_per_segment_keeps_the_elasticity_at_the_prior() -> None:
+    """A segment whose customers all pay one price cannot tell its elasticity: it is the
+    prior's, marked prior, and the other parameters still have intervals."""
+    customers = draw_customers(3, n=800).with_columns(
+        price=pl.when(pl.col("segment") == "basic").then(10.0).otherwise(pl.col("price"))
+    )
+    learner = ChurnLearner(prior=ChurnSpec(price_elasticity=2.5)).fit(customers)
+    basic = {e.name: e for e in learner.estimates(segment="basic")}
+    pro = {e.name: e for e in learner.estimates(segment="pro")}
+    assert (basic["price_elasticity"].source, basic["price_elasticity"].value) == ("prior", 2.5)
+    assert pro["price_elasticity"].source == "learned"
+    assert pro["price_elasticity"].low < pro["price_elasticity"].high
+    assert basic["tenure_coef"].low < basic["tenure_coef"].value < basic["tenure_coef"].high
+    assert np.isfinite(learner.cov_).all()

@@ -1,0 +1,50 @@
+"""Tables made from other tables: customers from user_days."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from orgtwin.telemetry import schemas
+from orgtwin.telemetry.derived import customers_from_user_days
+from orgtwin.units import DAYS_PER_MONTH
+
+D0 = dt.date(2026, 3, 1)
+
+
+def user_days(rows: list[tuple]) -> pl.DataFrame:
+    """Rows of (day offset, user, churned, tenure_days) of one segment."""
+    return pl.DataFrame(
+        [
+            {"day": D0 + dt.timedelta(days=d), "user": u, "segment": "pro", "plan": "pro",
+             "price": 10.0 + d, "sessions": 1, "errors": 0, "latency": 50.0, "churned": c,
+             "tenure_days": t}
+            for d, u, c, t in rows
+        ],
+        schema=schemas.USER_DAYS,
+    )  # fmt: skip
+
+
+def test_a_customer_is_watched_from_its_first_day_to_its_last() -> None:
+    days = user_days([
+        (0, 1, False, 60.0), (1, 1, False, 61.0), (2, 1, True, 62.0),  # left on day 2
+        (1, 2, False, 0.0), (2, 2, False, 1.0),  # joined in the window, still there
+        (0, 3, False, None), (1, 3, True, None),  # no tenure: left out
+    ])  # fmt: skip
+    customers = customers_from_user_days(days)
+    assert dict(customers.schema) == schemas.CUSTOMERS
+    assert customers["customer"].to_list() == ["1", "2"]
+    one, two = customers.rows(named=True)
+    assert one["start"] == D0 - dt.timedelta(days=60) and one["end"] == D0 + dt.timedelta(days=2)
+    assert one["churned"] and one["price"] == 12.0  # the last day's price
+    assert one["entry_tenure_months"] == pytest.approx(60 / DAYS_PER_MONTH)
+    assert one["tenure_months"] == pytest.approx(63 / DAYS_PER_MONTH)  # through its last day
+    assert two["start"] == D0 + dt.timedelta(days=1) and two["end"] is None
+    assert not two["churned"] and two["entry_tenure_months"] == 0.0
+
+
+def test_no_tenure_anywhere_gives_no_customers() -> None:
+    days = user_days([(0, 1, False, None), (1, 1, True, None)])
+    assert customers_from_user_days(days).is_empty()
