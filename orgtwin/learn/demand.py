@@ -2,17 +2,19 @@
 
 :class:`DemandLearner` fits hourly counts (an ``arrivals`` or ``requests`` series: ``time``,
 ``count``) with a Poisson GLM (:class:`sklearn.linear_model.PoissonRegressor`):
-``log E[count] = level + trend·weeks + shape[hour of week]``. The shape is free (168
-values) and becomes the ``profile`` of a
+``log E[count] = level[week] + shape[hour of week]`` (one level per week: a local level,
+carried forward to forecast; or one log-linear trend, ``level="trend"``). The shape is
+free (168 values) and becomes the ``profile`` of a
 :class:`~orgtwin.scenario.organisation.DemandProfileSpec`; the parametric form's
 ``peak_hour``, ``night_level`` and ``weekend_level`` are fitted to it as the closest
 match (least squares on the log rates), for reports and for a twin that keeps the form.
 
 **Robust to holidays and outliers.** A day whose total is far from what the fit expects
-(a holiday, a storm, a marathon) would bend the profile, so fitting repeats: after each
-fit, each day's log ratio ``log(observed / expected)`` is standardised by the median and
-the MAD (× 1.4826) over the days; days beyond ``outlier_z`` (3.5 by default) get weight 0
-in the next fit; the loop stops when the set of dropped days no longer changes (at most
+(a holiday, a storm, a marathon) would bend the profile, so fitting repeats against a
+smooth log-linear level (whatever ``level`` the final fit takes): after each fit, each
+day's log ratio ``log(observed / expected)`` is standardised by the median and the MAD
+(× 1.4826) over the days; days beyond ``outlier_z`` (3.5 by default) get weight 0 in the
+next fit; the loop stops when the set of dropped days no longer changes (at most
 ``max_iter`` fits). At most a quarter of the days are ever dropped (the worst ones).
 
 Intervals of the parametric values come from the fit to the profile: each of the 168 log
@@ -38,7 +40,7 @@ from __future__ import annotations
 import math
 import warnings
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import polars as pl
@@ -119,7 +121,11 @@ class DemandLearner(Learner):
         outlier_z: days whose robust z-score of log(observed/expected) exceeds this get
             weight 0 in the next fit.
         max_iter: most fits in the outlier loop.
-        trend: whether to fit a linear trend in log rate (per week).
+        level: how the level moves over the window. ``weekly``: one level per week (a
+            local level, robust to a window that starts in a holiday season); the
+            forecast carries the last week's level forward and the trend is the slope of
+            the weekly log levels (reported, not extrapolated). ``trend``: one log-linear
+            trend, extrapolated. ``flat``: one level.
         utc_offset_hours: the local time zone of the profile, hours from UTC.
         prior: the base scenario's demand profile, for what the data cannot inform.
 
@@ -127,6 +133,7 @@ class DemandLearner(Learner):
         profile_: 168 relative rates (mean 1) from Monday 00:00 local time.
         level_: expected count per hour (mean over the week) at the end of training.
         trend_per_week_: growth of the log rate per week.
+        week_levels_: with ``level="weekly"``, each week's expected count per hour.
         dropped_days_: the days left out as outliers.
         parametric_: the closest ``peak_hour``, ``night_level``, ``weekend_level``.
         n_hours_: hours used.
@@ -139,22 +146,32 @@ class DemandLearner(Learner):
         *,
         outlier_z: float = 3.5,
         max_iter: int = 5,
-        trend: bool = True,
+        level: Literal["weekly", "trend", "flat"] = "weekly",
         utc_offset_hours: int = 0,
         prior: DemandProfileSpec | None = None,
     ) -> None:
         self.outlier_z = outlier_z
         self.max_iter = max_iter
-        self.trend = trend
+        self.level = level
         self.utc_offset_hours = utc_offset_hours
         self.prior = prior
 
-    def _design(self, hours: pl.DataFrame) -> NDArray[np.float64]:
+    def _weeks(self, times: pl.Series) -> NDArray[np.float64]:
+        """Weeks since the first training hour (fractional)."""
+        return (times - self.t0_).dt.total_seconds().to_numpy() / (HOURS_PER_WEEK * 3600)
+
+    def _design(self, hours: pl.DataFrame, level: str | None = None) -> NDArray[np.float64]:
         onehot = np.zeros((hours.height, HOURS_PER_WEEK))
         onehot[np.arange(hours.height), hours["hour_of_week"].to_numpy()] = 1.0
-        if not self.trend:
+        weeks = self._weeks(hours["time"])
+        level = level or self.level
+        if level == "weekly":  # one level per week of the window (the first is 0)
+            index = np.floor(weeks).astype(int)
+            dummies = np.zeros((hours.height, self.n_weeks_))
+            dummies[np.arange(hours.height), index] = 1.0
+            return np.column_stack([onehot, dummies[:, 1:]])
+        if level == "flat":
             return onehot
-        weeks = (hours["time"] - self.t0_).dt.total_seconds().to_numpy() / (HOURS_PER_WEEK * 3600)
         return np.column_stack([onehot, weeks])
 
     def _glm(self, x: NDArray, y: NDArray, weight: NDArray) -> PoissonRegressor:
@@ -168,18 +185,24 @@ class DemandLearner(Learner):
         """Fit to an ``arrivals`` table (``time``, optional ``count``); returns ``self``."""
         if "time" not in arrivals.columns:
             raise ValueError(f"arrivals must have a column 'time', got {arrivals.columns}")
+        if self.level not in ("weekly", "trend", "flat"):
+            raise ValueError(f"level must be 'weekly', 'trend' or 'flat', got {self.level!r}")
         hours = hourly_counts(arrivals, utc_offset_hours=self.utc_offset_hours)
         self.t0_ = hours["time"].min()
         self.t_end_ = hours["time"].max()
+        self.n_weeks_ = int(np.floor(self._weeks(hours["time"]).max())) + 1
         x, counts = self._design(hours), hours["count"].to_numpy()
         missing = set(range(HOURS_PER_WEEK)) - set(hours["hour_of_week"].to_list())
         if missing:
             raise ValueError(f"arrivals must cover every hour of the week, missing {len(missing)}")
         days = hours["day"].to_numpy()
         weight, dropped = np.ones(len(counts)), set()
+        # outliers are found against a smooth level: a week's own level would take in
+        # part of a holiday in it, and make the same days of the other weeks look odd
+        smooth = x if self.level != "weekly" else self._design(hours, "trend")
         for _ in range(self.max_iter):
-            glm = self._glm(x, counts, weight)
-            now = self._outlier_days(days, counts, glm.predict(x))
+            glm = self._glm(smooth, counts, weight)
+            now = self._outlier_days(days, counts, glm.predict(smooth))
             if now == dropped:
                 break
             dropped = now
@@ -191,7 +214,10 @@ class DemandLearner(Learner):
             if dropped else []
         )  # fmt: skip
         self.n_hours_ = int(weight.sum())
-        self._store(glm, counts, weight)
+        if smooth is not x:
+            glm = self._glm(x, counts, weight)
+        week = np.floor(self._weeks(hours["time"])).astype(int)
+        self._store(glm, week, counts, weight)
         self.parametric_ = closest_parametric(self.profile_, self._log_sd(glm, x, counts, weight))
         return self
 
@@ -203,12 +229,24 @@ class DemandLearner(Learner):
         worst = np.argsort(-z)[: int(len(unique) * _MAX_DROPPED_SHARE)]
         return {unique[i] for i in worst if z[i] > self.outlier_z}
 
-    def _store(self, glm: PoissonRegressor, counts: NDArray, weight: NDArray) -> None:
+    def _store(
+        self, glm: PoissonRegressor, week: NDArray, counts: NDArray, weight: NDArray
+    ) -> None:
         scale = max(float(np.average(counts, weights=weight)), 1e-9)
         shape = glm.coef_[:HOURS_PER_WEEK]
         self.profile_ = np.exp(shape - np.log(np.mean(np.exp(shape))))
-        self.trend_per_week_ = float(glm.coef_[HOURS_PER_WEEK]) if self.trend else 0.0
         log_mean = glm.intercept_ + np.log(np.mean(np.exp(shape))) + np.log(scale)
+        if self.level == "weekly":
+            levels = np.concatenate([[0.0], glm.coef_[HOURS_PER_WEEK:]])
+            seen = np.bincount(week, weight, self.n_weeks_) > 0  # weeks not all left out
+            self.week_levels_ = np.exp(levels + log_mean)
+            if seen.sum() >= 2:
+                self.trend_per_week_ = float(np.polyfit(np.flatnonzero(seen), levels[seen], 1)[0])
+            else:
+                self.trend_per_week_ = 0.0
+            self.level_ = float(self.week_levels_[np.flatnonzero(seen)[-1]])
+            return
+        self.trend_per_week_ = float(glm.coef_[HOURS_PER_WEEK]) if self.level == "trend" else 0.0
         weeks = (self.t_end_ - self.t0_).total_seconds() / (HOURS_PER_WEEK * 3600)
         self.level_ = float(np.exp(log_mean + self.trend_per_week_ * weeks))
 
@@ -239,6 +277,8 @@ class DemandLearner(Learner):
             HOURS_PER_WEEK * 3600
         )
         profile = self.profile_[frame["hour_of_week"].to_numpy()]
+        if self.level == "weekly":  # the last week's level carried forward
+            return self.level_ * profile
         return self.level_ * profile * np.exp(self.trend_per_week_ * weeks_from_end)
 
     # ------------------------------------------------------------------ report

@@ -39,8 +39,12 @@ LEARNING_SPEC: dict[str, Any] = {
             "n_users": 300,
             "sessions_per_user_day": 1.0,
             "features": {"browse": 1.0},
-            "churn": {"base_monthly": 0.4, "tenure_coef": 0.0, "price_elasticity": 0.0,
-                      "experience_coef": 0.0},
+            "churn": {
+                "base_monthly": 0.4,
+                "tenure_coef": 0.0,
+                "price_elasticity": 0.0,
+                "experience_coef": 0.0,
+            },
             "acquisition": {"base_per_day": 3.0, "word_of_mouth_per_user_day": 0.0005},
         }
     },

@@ -48,7 +48,7 @@ def draw_arrivals(
 def test_clone_and_params_follow_scikit_learn() -> None:
     learner = DemandLearner(outlier_z=3.0, max_iter=3)
     assert clone(learner).get_params() == learner.get_params()
-    assert learner.set_params(trend=False).trend is False
+    assert learner.set_params(level="trend").level == "trend"
     fitted = DemandLearner().fit(draw_arrivals(0, DemandProfile()))
     assert fitted.profile_.shape == (HOURS_PER_WEEK,) and fitted.profile_.mean() == pytest.approx(1)
     assert not hasattr(clone(fitted), "profile_")
@@ -132,4 +132,4 @@ def test_nyc_taxi_week_ahead_beats_same_hour_last_week(
     naive = mape(test["count"].to_numpy(), seasonal_naive(arrivals, test["time"]))
     assert test.height == HOURS_PER_WEEK
     assert learned < naive
-    assert learned <= 0.075  # measured: 7.3% vs 8.1% (README split), 4.6% vs 5.7%
+    assert learned <= 0.0725  # measured: 7.13% vs 8.12% (README split), 3.52% vs 5.70%
