@@ -11,6 +11,8 @@ paths are kept as axis titles.
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import polars as pl
 
@@ -271,3 +273,92 @@ def curve_against_points(
     line = alt.Chart(curve.to_pandas()).mark_line(strokeWidth=2, color=RUN_COLOURS[1])
     line = line.encode(x=ex, y=why)
     return alt.layer(dots, line).properties(height=260, autosize=FIT_WIDTH)
+
+
+OBSERVED_LEARNED = alt.Scale(domain=["observed", "learned"], range=[RUN_COLOURS[0], RUN_COLOURS[1]])
+"""The data in grey, what the twin learned from them in blue."""
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _observed_and_learned(
+    observed: pl.DataFrame,
+    learned: pl.DataFrame,
+    x: alt.X,
+    y: alt.Y,
+    tooltip: list[alt.Tooltip],
+    observed_line: dict[str, Any],
+    dots: pl.DataFrame | None = None,
+) -> alt.LayerChart:
+    """Observed values (a grey line, and grey dots at ``dots`` where given) under the
+    learned line (blue), with a legend."""
+    colour = alt.Color(
+        "what:N", title=None, scale=OBSERVED_LEARNED, legend=alt.Legend(orient="top")
+    )
+    tips = [alt.Tooltip("what:N", title="series"), *tooltip]
+    seen = alt.Chart(observed.with_columns(what=pl.lit("observed")).to_pandas())
+    seen = seen.mark_line(**observed_line).encode(x=x, y=y, color=colour, tooltip=tips)
+    line = alt.Chart(learned.with_columns(what=pl.lit("learned")).to_pandas())
+    line = line.mark_line(strokeWidth=2).encode(x=x, y=y, color=colour, tooltip=tips)
+    layers: list[alt.Chart] = [seen, line]
+    if dots is not None:
+        points = alt.Chart(dots.with_columns(what=pl.lit("observed")).to_pandas())
+        points = points.mark_circle(size=36, opacity=0.9)
+        layers.insert(1, points.encode(x=x, y=y, color=colour, tooltip=tips))
+    return alt.layer(*layers).properties(height=260, autosize=FIT_WIDTH)
+
+
+def distribution_against_data(
+    observed: pl.DataFrame, learned: pl.DataFrame, *, x_title: str, y_title: str
+) -> alt.LayerChart:
+    """An empirical CDF (grey steps, a dot per observation) against a learned CDF (a line).
+
+    Layers: the steps (from ``(0, 0)``), the dots (one per row of ``observed``), the line.
+
+    Args:
+        observed: the data's CDF, columns ``hours`` and ``share``, one row per observation,
+            sorted by ``hours``.
+        learned: the learned CDF, columns ``hours`` and ``share``, sorted by ``hours``.
+        x_title, y_title: the axis titles, with units.
+    """
+    start = pl.DataFrame({"hours": [0.0], "share": [0.0]}, schema=observed.schema)
+    steps = pl.concat([start, observed]) if observed.height else observed
+    x = alt.X("hours:Q", title=x_title)
+    y = alt.Y("share:Q", title=y_title, scale=alt.Scale(domain=[0, 1]))
+    tooltip = [
+        alt.Tooltip("hours:Q", title=x_title, format=".3~g"),
+        alt.Tooltip("share:Q", title=y_title, format=".1%"),
+    ]
+    mark = {"interpolate": "step-after", "strokeWidth": 1.5}
+    return _observed_and_learned(steps, learned, x, y, tooltip, mark, dots=observed)
+
+
+def profile_against_observed(
+    observed: pl.DataFrame, learned: pl.DataFrame, *, y_title: str
+) -> alt.LayerChart:
+    """An hour-of-week profile (a line) against the observed one (grey), Monday first.
+
+    Args:
+        observed: the observed profile, columns ``hour_of_week`` (0 = Monday 00:00) and
+            ``rate``.
+        learned: the learned profile, the same columns, 168 rows.
+        y_title: the y axis title, with its unit.
+    """
+    days = "[" + ", ".join(f"'{d}'" for d in WEEKDAYS) + "]"
+    axis = alt.Axis(
+        values=list(range(0, 168, 24)),
+        labelExpr=f"{days}[floor(datum.value / 24)] + ' 0h'",
+        grid=True,
+    )
+    x = alt.X(
+        "hour_of_week:Q",
+        title="hour of the week (Mon 0h … Sun 23h)",
+        axis=axis,
+        scale=alt.Scale(domain=[0, 167]),
+    )
+    y = alt.Y("rate:Q", title=y_title)
+    tooltip = [
+        alt.Tooltip("hour_of_week:Q", title="hour of the week (Mon 0h = 0)"),
+        alt.Tooltip("rate:Q", title=y_title, format=".3~g"),
+    ]
+    mark = {"strokeWidth": 1.2, "opacity": 0.8, "point": {"size": 14}}
+    return _observed_and_learned(observed, learned, x, y, tooltip, mark)

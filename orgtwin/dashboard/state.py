@@ -23,17 +23,22 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import streamlit as st
+from scipy import stats
 
 import orgtwin
 from orgtwin import RunSet, Scenario, SweepResult, explore, load_scenario, runs, sweep, sweeps
+from orgtwin.behaviours import DemandProfile
 from orgtwin.dashboard import folders
 from orgtwin.errors import TelemetryError
 from orgtwin.learn import LearnReport, write_scenario
+from orgtwin.units import HOURS_PER_WEEK
 
 Values = tuple[tuple[str, Any], ...]
 """Lever values of a run: ``(("interventions[0].price_usd_month", 15.0), ...)``."""
@@ -305,17 +310,24 @@ def learned(
     base: str,
     base_stamp: int,
     name: str,
+    drop_bad_rows: bool = False,
 ) -> tuple[Scenario, LearnReport]:
     """A twin learned from a telemetry folder over a base scenario, and its fit report.
 
     The stamps (modification times of the folder's files, the mapping and the scenario
     files) make new telemetry learn again. Paths in a ``TelemetryError`` are shown
     relative to the telemetry root.
+
+    Args:
+        drop_bad_rows: drop the rows that fail validation (the report counts them per
+            reason) instead of refusing the folder.
     """
     root = folders.telemetry_folder()
     loaded = load_scenario(base, root=folders.scenarios_folder())
     try:
-        return orgtwin.learn.learn(telemetry, base=loaded, mapping=mapping, name=name)
+        return orgtwin.learn.learn(
+            telemetry, base=loaded, mapping=mapping, drop_bad_rows=drop_bad_rows, name=name
+        )
     except TelemetryError as exc:
         raise TelemetryError(
             _relative(str(exc.args[0]), root), [_relative(p, root) for p in exc.problems]
@@ -365,6 +377,7 @@ def latency_fit(
     base: str,
     base_stamp: int,
     name: str,
+    drop_bad_rows: bool,
     service: str,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """A service's learned latency curve against the hours it was learned from.
@@ -375,14 +388,17 @@ def latency_fit(
         over the same utilisation range (``cpu``, ``latency_p50_ms``); both empty where
         the report has no latency fit of ``service``.
     """
-    _, report = learned(telemetry, stamp, mapping, mapping_stamp, base, base_stamp, name)
+    _, report = learned(
+        telemetry, stamp, mapping, mapping_stamp, base, base_stamp, name, drop_bad_rows
+    )
     found = report.estimates()
     key = ("latency", f"service {service}")
     if (*key, "base_ms") not in found:
         empty = pl.DataFrame(schema={"cpu": pl.Float64, "latency_p50_ms": pl.Float64})
         return empty, empty
     loaded = load_scenario(base, root=folders.scenarios_folder())
-    requests = orgtwin.read_telemetry(telemetry, mapping=mapping).tables["requests"].collect()
+    (requests,) = _tables(telemetry, mapping, drop_bad_rows, "requests")
+    assert requests is not None  # a latency fit means a requests table
     points = (
         orgtwin.learn.own_latency(requests, loaded)
         .filter(pl.col("service") == service)
@@ -395,3 +411,204 @@ def latency_fit(
         latency_p50_ms=base_ms * (1 + q * pl.col("cpu") / (1 - pl.col("cpu")))
     )
     return points, curve
+
+
+DEMAND_BEHAVIOURS = ("demand", "demand_profile")
+"""What the report calls the demand profile's fits (the step's name, the learner's)."""
+
+
+def _tables(
+    telemetry: str, mapping: str | None, drop_bad_rows: bool, *names: str
+) -> list[pl.DataFrame | None]:
+    """Telemetry tables, read as the learner read them (None for each the folder lacks)."""
+    found = orgtwin.read_telemetry(telemetry, mapping=mapping, drop_bad_rows=drop_bad_rows)
+    return [found.tables[n].collect() if n in found.tables else None for n in names]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def restore_fit(
+    telemetry: str,
+    stamp: int,
+    mapping: str | None,
+    mapping_stamp: int,
+    base: str,
+    base_stamp: int,
+    name: str,
+    drop_bad_rows: bool,
+    team: str,
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """A team's restore times against the distribution the twin learned for them.
+
+    The restore times are the learner's: ``resolved − detected`` of the team's incidents
+    caused by a deploy (the others end when their cause does), in whole hours (at least
+    1, as the simulator counts them). Incidents still open at the end count as lasting
+    at least until then, as the learner takes them: the observed share restored within
+    ``h`` hours is the Kaplan–Meier estimate (the plain empirical CDF when none is open).
+
+    Returns:
+        The observed restores (``hours``, ``share``: share restored within ``hours``), one
+        row per restored incident, sorted; the learned CDF (``hours``, ``share``) of the
+        log-normal with the learned ``restore_median_hours`` and ``restore_sigma`` (a
+        mixture over the incidents' deploy batches where ``batch_coef`` was learned too);
+        and the number of incidents still open. Both frames are empty where the report has
+        no restore fit of ``team``.
+    """
+    _, report = learned(
+        telemetry, stamp, mapping, mapping_stamp, base, base_stamp, name, drop_bad_rows
+    )
+    found = report.estimates()
+    key = ("incident_timing", f"team {team}")
+    empty = pl.DataFrame(schema={"hours": pl.Float64, "share": pl.Float64})
+    if (*key, "restore_median_hours") not in found:
+        return empty, empty, 0
+    incidents, requests, deploys = _tables(
+        telemetry, mapping, drop_bad_rows, "incidents", "requests", "deploys"
+    )
+    assert incidents is not None  # a restore fit means an incidents table
+    mine = incidents.filter((pl.col("team") == team) & (pl.col("cause") != "chaos"))
+    end = _incident_end(requests, mine)
+    deploy = mine.filter(pl.col("cause") == "deploy").sort("started")
+    hours = ((pl.col("resolved") - pl.col("detected")).dt.total_seconds() / 3600.0).ceil()
+    open_for = (pl.lit(end, dtype=pl.Datetime("us")) - pl.col("detected")).dt.total_seconds()
+    durations = deploy.select(
+        hours=pl.max_horizontal(hours, pl.lit(1.0)).cast(pl.Float64),
+        restored=pl.col("resolved").is_not_null() & pl.col("detected").is_not_null(),
+        censored_at=(open_for / 3600.0 - 1.0).fill_null(0.0).clip(lower_bound=0.0),
+    )
+    restored = durations.filter("restored")
+    times = np.sort(restored["hours"].to_numpy())
+    share = kaplan_meier_cdf(times, durations.filter(~pl.col("restored"))["censored_at"].to_numpy())
+    observed = pl.DataFrame({"hours": times, "share": share}, schema=empty.schema)
+
+    median = found[(*key, "restore_median_hours")].value
+    sigma = max(found[(*key, "restore_sigma")].value, 1e-6)
+    scales = np.array([median])
+    batch = found.get((*key, "batch_coef"))
+    if batch is not None and batch.source != "prior" and batch.value > 0:
+        sizes = _failed_batches(deploys, deploy)
+        if sizes.size:
+            scales = median * sizes**batch.value
+    top = max(float(times.max()) if times.size else 0.0, float(np.max(scales)) * 4.0, 2.0)
+    grid = np.linspace(0.0, top, 121)
+    cdf = stats.lognorm.cdf(grid[:, None], s=sigma, scale=scales[None, :]).mean(axis=1)
+    curve = pl.DataFrame({"hours": grid, "share": cdf}, schema=empty.schema)
+    return observed, curve, durations.height - restored.height
+
+
+def kaplan_meier_cdf(times: np.ndarray, censored: np.ndarray) -> np.ndarray:
+    """The share of durations over at each of ``times`` (sorted), with ``censored`` ones
+    known only to last longer than their value (Kaplan–Meier, as ``1 − survival``).
+
+    Without censored durations it is the empirical CDF: ``i/n`` at the i-th time (ties
+    take the share after the last of them).
+    """
+    survival, out = 1.0, np.empty(times.size)
+    for i, t in enumerate(times):
+        if i and t == times[i - 1]:
+            out[i] = out[i - 1]
+            continue
+        at_risk = np.count_nonzero(times >= t) + np.count_nonzero(censored >= t)
+        survival *= 1.0 - np.count_nonzero(times == t) / at_risk
+        out[i] = 1.0 - survival
+    for i in range(times.size - 2, -1, -1):  # ties: the share after the last of them
+        if times[i] == times[i + 1]:
+            out[i] = out[i + 1]
+    return out
+
+
+def _incident_end(requests: pl.DataFrame | None, incidents: pl.DataFrame) -> Any:
+    """The end of the observed window, as the learner takes it: the hour after the last of
+    the requests where there are requests, else the latest time of the incidents."""
+    if requests is not None and requests["time"].drop_nulls().len():
+        return requests["time"].max() + timedelta(hours=1)
+    times = [incidents[c].max() for c in ("started", "detected", "resolved")]
+    return max((t for t in times if t is not None), default=None)
+
+
+def _failed_batches(deploys: pl.DataFrame | None, deploy_incidents: pl.DataFrame) -> np.ndarray:
+    """Batch size of the latest failed deploy of each incident's service before it started
+    (1 where none), as the learner pairs them; empty without a ``deploys`` table."""
+    if deploys is None:
+        return np.empty(0)
+    failed = (
+        deploys.filter(pl.col("failed"))
+        .select("service", "batch_size", started=pl.col("time"))
+        .sort("started")
+    )
+    joined = deploy_incidents.sort("started").join_asof(
+        failed, on="started", by="service", strategy="backward", check_sortedness=False
+    )
+    return np.maximum(joined["batch_size"].fill_null(1).to_numpy().astype(float), 1.0)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def demand_fit(
+    telemetry: str,
+    stamp: int,
+    mapping: str | None,
+    mapping_stamp: int,
+    base: str,
+    base_stamp: int,
+    name: str,
+    drop_bad_rows: bool,
+    segment: str,
+) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
+    """A segment's learned hour-of-week profile against the arrivals it was learned from.
+
+    The observed arrivals are those whose ``key`` is the segment where any row has it,
+    else all of them; summed per hour (hours without a row count as 0), averaged per hour
+    of the week (0 = Monday 00:00) and scaled to mean 1. Where the report learned the
+    segment on its own (entity ``segment <name>``), the hours are the segment's local time
+    (``utc_offset_hours`` added to the UTC times), as the learner took them; one profile
+    learned from all the arrivals (entity ``""``) is in UTC.
+
+    Returns:
+        The observed profile and the learned twin's (``hour_of_week``, ``rate``: relative
+        rate, mean 1), the learned one for all 168 hours, the observed one for the hours
+        the arrivals cover (both empty where the twin has no such segment), and whether
+        the observed arrivals are the segment's own (its key) rather than all of them.
+    """
+    twin, report = learned(
+        telemetry, stamp, mapping, mapping_stamp, base, base_stamp, name, drop_bad_rows
+    )
+    empty = pl.DataFrame(schema={"hour_of_week": pl.Int64, "rate": pl.Float64})
+    if segment not in twin.segments:
+        return empty, empty, False
+    spec = twin.segments[segment]
+    week = np.arange(HOURS_PER_WEEK)
+    profile = DemandProfile.from_spec(spec.demand_profile).predict(week)
+    curve = pl.DataFrame({"hour_of_week": week, "rate": profile}, schema=empty.schema)
+    (arrivals,) = _tables(telemetry, mapping, drop_bad_rows, "arrivals")
+    if arrivals is None or not arrivals.height:
+        return empty, curve, False
+    own = "key" in arrivals.columns and bool((arrivals["key"] == segment).any())
+    if own:
+        arrivals = arrivals.filter(pl.col("key") == segment)
+    alone = any(
+        fit.entity == f"segment {segment}"
+        for fit in report.fits
+        if fit.behaviour in DEMAND_BEHAVIOURS
+    )
+    shift = timedelta(hours=spec.utc_offset_hours if alone else 0)
+    counted = arrivals if "count" in arrivals.columns else arrivals.with_columns(count=1.0)
+    hourly = counted.group_by(pl.col("time").dt.truncate("1h")).agg(
+        pl.col("count").cast(pl.Float64).sum()
+    )
+    grid = pl.datetime_range(
+        hourly["time"].min(), hourly["time"].max(), "1h", eager=True, time_unit="us"
+    )
+    local = pl.col("time") + shift
+    observed = (
+        pl.DataFrame({"time": grid.cast(hourly["time"].dtype)})
+        .join(hourly, on="time", how="left")
+        .with_columns(pl.col("count").fill_null(0.0))
+        .group_by(
+            hour_of_week=(local.dt.weekday().cast(pl.Int64) - 1) * 24
+            + local.dt.hour().cast(pl.Int64)
+        )
+        .agg(rate=pl.col("count").mean())
+        .sort("hour_of_week")
+    )
+    mean = observed["rate"].mean() or 1.0
+    observed = observed.with_columns(pl.col("rate") / (mean if mean > 0 else 1.0))
+    return observed.cast(empty.schema), curve, own  # type: ignore[arg-type]

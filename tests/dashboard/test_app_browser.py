@@ -269,6 +269,16 @@ def test_learn_a_twin_from_telemetry_and_see_its_fit_report(dashboard: Server, t
             latency.first.click()  # open the expander
             save = page.get_by_role("button", name="Save to scenarios as acme-twin.yaml")
             sync_api.expect(save).to_be_visible()
+            restore = page.get_by_test_id("stExpander").filter(
+                has_text="Time to detect and restore"
+            )
+            restore.get_by_text("Time to detect and restore").first.click()  # open it
+            chart = restore.get_by_test_id("stVegaLiteChart")
+            sync_api.expect(chart.first).to_be_visible(timeout=30_000)  # drawn with the report
+            sync_api.expect(chart.first.locator("canvas, svg").first).to_be_visible()
+            sync_api.expect(
+                restore.get_by_text("the line is the learned distribution")
+            ).to_be_visible()
             page.wait_for_timeout(1500)  # let the tables draw for the screenshot
             page.screenshot(path=str(shot), full_page=True)
         finally:

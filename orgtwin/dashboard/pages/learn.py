@@ -1,9 +1,12 @@
 """Learn: a twin learned from a telemetry folder, its fit report, and saving it as a scenario.
 
 Pick a telemetry folder from the telemetry root, an optional mapping file (also in the
-root), a base scenario and a name; Learn runs :func:`orgtwin.learn.api.learn` (cached in
-:mod:`orgtwin.dashboard.state`). The fit report shows the data read, the warnings and, per
-behaviour, each parameter with its 95% interval and source and the held-out score. Save
+root), a base scenario and a name, and whether to drop bad rows (counted in the report);
+Learn runs :func:`orgtwin.learn.api.learn` (cached in :mod:`orgtwin.dashboard.state`). The
+fit report shows the data read, the warnings and, per behaviour, each parameter with its
+95% interval and source and the held-out score, with the learned behaviour drawn against
+the data: the latency curve against the hours, the restore-time distribution against a
+team's incidents, the hour-of-week demand profile against the arrivals. Save
 writes the twin into the scenarios folder (never over an existing file), with its report
 beside it, so it opens on the Explore page like any scenario.
 """
@@ -70,25 +73,40 @@ def form_section(root_names: list[str], mappings: list[str], scenarios: list[str
             help="Letters, digits, '_', '.' and '-' (others become '_'); "
             "default: the telemetry folder's name with '-twin'.",
         )
+        drop = st.checkbox(
+            "Drop bad rows (counted in the report)",
+            key="learn-drop",
+            help="Rows that fail the checks (a wrong type, a negative count, an end before "
+            "its start…) are left out and counted per reason under Data read, instead of "
+            "refusing the folder.",
+        )
         pressed = st.form_submit_button("Learn", type="primary", icon=":material/school:")
     if pressed:
         chosen = None if mapping == NO_MAPPING else mapping
         twin = folders.safe_name(name or f"{folder}-twin")
-        st.session_state[REQUEST] = (folder, chosen, base, twin)
+        st.session_state[REQUEST] = (folder, chosen, base, twin, bool(drop))
         st.session_state.pop(SAVED, None)
 
 
 # --------------------------------------------------------------------------- report
 
 
-def learn_section(request: tuple[str, str | None, str, str]) -> None:
-    """Learn (cached) and show the fit report and the Save button."""
-    folder, mapping, base, name = request
+def learn_section(request: tuple[str, str | None, str, str, bool]) -> None:
+    """Learn (cached) and show the fit report and the Save button.
+
+    Args:
+        request: the form's choices: telemetry folder, mapping file (None: none), base
+            scenario, the twin's name and whether to drop bad rows.
+    """
+    folder, mapping, base, name, *rest = request
+    drop = bool(rest and rest[0])
     root, scenarios = folders.telemetry_folder(), folders.scenarios_folder()
     telemetry = folders.telemetry_path(root, folder)
     mapped = folders.mapping_path(root, mapping) if mapping else None
     base_path = folders.scenario_path(scenarios, base)
-    with st.spinner(f"Learning from {folder}…"):
+    dropping = " (dropping bad rows)" if drop else ""
+    words = f"Learning from {folder}{dropping}: reading the tables and fitting each behaviour…"
+    with st.spinner(words, show_time=True):
         try:
             key = (
                 str(telemetry),
@@ -98,15 +116,18 @@ def learn_section(request: tuple[str, str | None, str, str]) -> None:
                 base_path,
                 folders.folder_stamp(scenarios),
                 name,
+                drop,
             )
             twin, report = state.learned(*key)
         except TelemetryError as exc:
             show_telemetry_error(exc)
             return
     via = f" through {mapping}" if mapping else ""
-    ui.caption(f"{name}: learned from {folder}{via} over {base} · {len(report.fits)} fits")
+    dropped = sum(n for reasons in report.dropped.values() for n in reasons.values())
+    bad = f" · {dropped:,} bad {'row' if dropped == 1 else 'rows'} dropped" if drop else ""
+    ui.caption(f"{name}: learned from {folder}{via} over {base} · {len(report.fits)} fits{bad}")
     save_section(twin, report, folder=folder, base=base)
-    show_report(report, key)
+    show_report(report, key, segments=list(twin.segments))
 
 
 def show_telemetry_error(exc: TelemetryError) -> None:
@@ -119,7 +140,15 @@ def show_telemetry_error(exc: TelemetryError) -> None:
     )
 
 
-def show_report(report: LearnReport, key: tuple[Any, ...]) -> None:
+def show_report(report: LearnReport, key: tuple[Any, ...], *, segments: list[str]) -> None:
+    """The data read, the warnings and, per behaviour, its parameters, scores and charts.
+
+    Args:
+        report: the fit report.
+        key: the arguments of :func:`orgtwin.dashboard.state.learned` that made it.
+        segments: the twin's segments (offered for the demand profile when the report
+            learned one profile for all of them).
+    """
     st.subheader("Data read")
     st.dataframe(data_table(report), hide_index=True, width="content")
     if report.warnings:
@@ -142,6 +171,10 @@ def show_report(report: LearnReport, key: tuple[Any, ...]) -> None:
                 st.caption("\n".join(f"- {ui.plain(w)}" for w in notes))
             if behaviour == "latency":
                 latency_chart(key, fits, files)
+            elif behaviour == "incident_timing":
+                restore_chart(key, fits, files)
+            elif behaviour in state.DEMAND_BEHAVIOURS:
+                demand_chart(key, fits, segments, files)
         files.table(f"{behaviour} parameters", table)
     files.render()
 
@@ -164,6 +197,70 @@ def latency_chart(key: tuple[Any, ...], fits: list[Fit], files: ui.Downloads) ->
         st.altair_chart(chart.properties(title=title), width="stretch")
         ui.caption(f"{points.height:,} hours of {service}; the line is the learned curve.")
         files.chart(f"latency {service}", chart)
+
+
+def restore_chart(key: tuple[Any, ...], fits: list[Fit], files: ui.Downloads) -> None:
+    """One team's restore times (an empirical CDF) against the learned distribution."""
+    teams = [fit.entity.split(" ", 1)[-1] for fit in fits if fit.entity.startswith("team ")]
+    if not teams:
+        return
+    team = st.selectbox("Team", teams, key="learn-restore-team")
+    with ui.guarded("the restore-time chart"):
+        observed, curve, still_open = state.restore_fit(*key, team)
+        if not curve.height:
+            return
+        chart = charts.distribution_against_data(
+            observed,
+            curve,
+            x_title="time to restore (hours)",
+            y_title="share of incidents restored",
+        )
+        title = f"Time to restore of team {team}: learned distribution and incidents"
+        st.altair_chart(chart.properties(title=title), width="stretch")
+        n = observed.height
+        words = f"{n:,} {'incident' if n == 1 else 'incidents'} of team {team} caused by deploys"
+        if still_open:
+            words += (
+                f" (and {still_open:,} still open at the end, counted as lasting at least "
+                "until then)"
+            )
+        words += "; the steps are the data, the line is the learned distribution"
+        kept = [
+            e.source == "prior"
+            for fit in fits
+            if fit.entity == f"team {team}"
+            for e in fit.estimates
+            if e.name in ("restore_median_hours", "restore_sigma")
+        ]
+        if kept and all(kept):
+            words += " (the base scenario's: the restores were too few to learn it from)"
+        ui.caption(words + ".")
+        files.chart(f"restore times {team}", chart)
+
+
+def demand_chart(
+    key: tuple[Any, ...], fits: list[Fit], segments: list[str], files: ui.Downloads
+) -> None:
+    """One segment's learned hour-of-week profile against its observed arrivals."""
+    learned = [fit.entity.split(" ", 1)[-1] for fit in fits if fit.entity.startswith("segment ")]
+    choices = learned or segments
+    if not choices:
+        return
+    segment = st.selectbox("Segment", choices, key="learn-demand-segment")
+    with ui.guarded("the demand chart"):
+        observed, profile, own = state.demand_fit(*key, segment)
+        if not profile.height:
+            return
+        chart = charts.profile_against_observed(observed, profile, y_title="relative rate (mean 1)")
+        title = f"Demand of {segment} over the week: learned profile and arrivals"
+        st.altair_chart(chart.properties(title=title), width="stretch")
+        when = "in the segment's local time" if learned else "in UTC"
+        whose = f"the arrivals of {segment}" if own else "all the arrivals"
+        ui.caption(
+            f"The grey line is {whose} averaged per hour of the week ({when}, scaled to "
+            "mean 1); the blue line is the learned profile."
+        )
+        files.chart(f"demand profile {segment}", chart)
 
 
 def data_table(report: LearnReport) -> pl.DataFrame:
