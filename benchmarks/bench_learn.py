@@ -18,7 +18,8 @@ null, with a ``note``, when the folder is absent:
   :class:`StructureLearner` finds in Nezha's spans against ``dependency.csv``.
 - ``nezha_latency_mape_median``, ``nezha_constant_mape_median``: the median over services
   of each service's MAPE of p90 latency on its last 30% of fault-free minutes, for the
-  curve :class:`LatencyLearner` fits on the first 70% and for their median.
+  curve :class:`LatencyLearner` fits on the first 70% (``utilisation="auto"``: per
+  service, CPU or requests per second over a fitted capacity) and for their median.
 - ``azure_cv``: per class of the Azure LLM inference trace (``code``, ``conv``), the CV of
   the inter-arrival times (1 for Poisson).
 
@@ -149,17 +150,19 @@ def nyc_taxi_figures() -> dict[str, float]:
 
 def nezha_figures() -> dict[str, float]:
     from orgtwin.learn.structure import edge_scores
-    from tests.learn.real_data import nezha_dependencies, nezha_fault_free, read_example
+    from tests.learn.real_data import (
+        nezha_dependencies,
+        nezha_fault_free,
+        read_example,
+        time_split,
+    )
 
     telemetry = read_example("nezha_onlineboutique")
     learner = StructureLearner().fit(telemetry.tables["spans"])
     precision, recall = edge_scores(learner.edges(), nezha_dependencies())
     requests = nezha_fault_free(telemetry.tables["requests"].collect())
-    parts = [rows.sort("time") for _, rows in requests.group_by("service")]
-    cuts = [round(rows.height * 0.7) for rows in parts]
-    train = pl.concat([rows[:c] for rows, c in zip(parts, cuts, strict=True)])
-    test = pl.concat([rows[c:] for rows, c in zip(parts, cuts, strict=True)])
-    latency = LatencyLearner(latency_column="latency_p90_ms").fit(train)
+    train, test = time_split(requests, 0.7)
+    latency = LatencyLearner(latency_column="latency_p90_ms", utilisation="auto").fit(train)
     learned, constant = latency.mape_by_service(test, train)
     return {
         "nezha_edge_precision": precision,

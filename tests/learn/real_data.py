@@ -12,7 +12,8 @@ or not a per-value conversion:
 
 - Nezha's ground truth: the injected faults (``fault_list.json``) and the service call
   graph (``dependency.csv``), which the learned figures are checked against;
-- :func:`nezha_fault_free`: the latency the Nezha tests fit. The pod metrics carry server
+- :func:`nezha_fault_free`: the latency the Nezha tests fit (:func:`time_split` splits it
+  as the tests and the benchmark score it). The pod metrics carry server
   latency p90/p95/p99 but no median; the mapping maps p95 (``latency_p95_ms``) and keeps
   ``PodServerLatencyP90(s)`` as an extra column, as text, since the ``requests`` schema has
   no p90 field and ``scale:`` applies to schema fields only. This function converts it to
@@ -80,6 +81,17 @@ def nezha_fault_free(requests: pl.DataFrame, *, after_fault_minutes: int = 10) -
         start, end = when - timedelta(minutes=2), when + timedelta(minutes=after_fault_minutes)
         out = out.filter(~pl.col("time").is_between(start, end))
     return out.sort("service", "time")
+
+
+def time_split(
+    requests: pl.DataFrame, train_share: float = 0.7
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each service's earlier ``train_share`` of rows (by time) and the rest, concatenated."""
+    parts = [rows.sort("time") for _, rows in requests.group_by("service", maintain_order=True)]
+    cuts = [round(rows.height * train_share) for rows in parts]
+    train = pl.concat([rows[:c] for rows, c in zip(parts, cuts, strict=True)])
+    test = pl.concat([rows[c:] for rows, c in zip(parts, cuts, strict=True)])
+    return train, test
 
 
 def nezha_dependencies() -> set[tuple[str, str]]:
