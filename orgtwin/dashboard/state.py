@@ -34,10 +34,9 @@ from scipy import stats
 
 import orgtwin
 from orgtwin import RunSet, Scenario, SweepResult, explore, load_scenario, runs, sweep, sweeps
-from orgtwin.behaviours import DemandProfile
 from orgtwin.dashboard import folders
 from orgtwin.errors import TelemetryError
-from orgtwin.learn import LearnReport, write_scenario
+from orgtwin.learn import LearnReport, latency_learner, write_scenario
 from orgtwin.units import HOURS_PER_WEEK
 
 Values = tuple[tuple[str, Any], ...]
@@ -383,10 +382,11 @@ def latency_fit(
     """A service's learned latency curve against the hours it was learned from.
 
     Returns:
-        The observed hours (``cpu``, ``latency_p50_ms``: the service's own median latency,
-        as the learner saw it) and the curve ``base_ms · (1 + queueing_factor · u/(1 − u))``
-        over the same utilisation range (``cpu``, ``latency_p50_ms``); both empty where
-        the report has no latency fit of ``service``.
+        The observed hours (``utilisation``: the CPU share or the load over the base's
+        capacity, whichever the curve was learned against; ``latency_p50_ms``: the
+        service's own median latency, as the learner saw it) and the curve
+        ``base_ms · (1 + queueing_factor · u/(1 − u))`` over the same utilisation range;
+        both empty where the report has no latency fit of ``service``.
     """
     _, report = learned(
         telemetry, stamp, mapping, mapping_stamp, base, base_stamp, name, drop_bad_rows
@@ -394,21 +394,24 @@ def latency_fit(
     found = report.estimates()
     key = ("latency", f"service {service}")
     if (*key, "base_ms") not in found:
-        empty = pl.DataFrame(schema={"cpu": pl.Float64, "latency_p50_ms": pl.Float64})
+        empty = pl.DataFrame(schema={"utilisation": pl.Float64, "latency_p50_ms": pl.Float64})
         return empty, empty
     loaded = load_scenario(base, root=folders.scenarios_folder())
     (requests,) = _tables(telemetry, mapping, drop_bad_rows, "requests")
     assert requests is not None  # a latency fit means a requests table
-    points = (
-        orgtwin.learn.own_latency(requests, loaded)
-        .filter(pl.col("service") == service)
-        .select(pl.col("cpu").cast(pl.Float64), pl.col("latency_p50_ms").cast(pl.Float64))
-    )
+    own = orgtwin.learn.own_latency(requests, loaded).filter(pl.col("service") == service)
+    learner = latency_learner(loaded).fit(own)  # one service: its utilisation, as learned
+    points = pl.DataFrame(
+        {
+            "utilisation": learner.utilisation_of(service, own),
+            "latency_p50_ms": own["latency_p50_ms"],
+        }
+    ).cast(pl.Float64)
     base_ms, q = found[(*key, "base_ms")].value, found[(*key, "queueing_factor")].value
-    top = min(max(points["cpu"].max() or 0.5, 0.05), 0.95)
-    u = pl.Series("cpu", [top * i / 50 for i in range(51)], dtype=pl.Float64)
-    curve = pl.DataFrame({"cpu": u}).with_columns(
-        latency_p50_ms=base_ms * (1 + q * pl.col("cpu") / (1 - pl.col("cpu")))
+    top = min(max(points["utilisation"].max() or 0.5, 0.05), 0.95)
+    u = pl.Series("utilisation", [top * i / 50 for i in range(51)], dtype=pl.Float64)
+    curve = pl.DataFrame({"utilisation": u}).with_columns(
+        latency_p50_ms=base_ms * (1 + q * pl.col("utilisation") / (1 - pl.col("utilisation")))
     )
     return points, curve
 
@@ -576,7 +579,7 @@ def demand_fit(
         return empty, empty, False
     spec = twin.segments[segment]
     week = np.arange(HOURS_PER_WEEK)
-    profile = DemandProfile.from_spec(spec.demand_profile).predict(week)
+    profile = orgtwin.learn.weekly_profile(spec.demand_profile)
     curve = pl.DataFrame({"hour_of_week": week, "rate": profile}, schema=empty.schema)
     (arrivals,) = _tables(telemetry, mapping, drop_bad_rows, "arrivals")
     if arrivals is None or not arrivals.height:

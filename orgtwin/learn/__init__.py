@@ -29,8 +29,9 @@ import sys
 import types
 from typing import Any
 
-from orgtwin.learn.api import learn, learn_to, own_latency
+from orgtwin.learn.api import latency_learner, learn, learn_to, own_latency
 from orgtwin.learn.base import Estimate, Fit, HoldoutScore, Learner
+from orgtwin.learn.demand import weekly_profile
 from orgtwin.learn.report import LearnReport
 from orgtwin.learn.twin import learned_scenario, write_scenario
 
@@ -40,10 +41,12 @@ __all__ = [
     "HoldoutScore",
     "LearnReport",
     "Learner",
+    "latency_learner",
     "learn",
     "learn_to",
     "learned_scenario",
     "own_latency",
+    "weekly_profile",
     "write_scenario",
 ]
 

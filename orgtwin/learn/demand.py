@@ -327,6 +327,12 @@ class DemandLearner(Learner):
         )
 
 
+def weekly_profile(spec: DemandProfileSpec) -> NDArray[np.float64]:
+    """The 168 relative rates (mean 1, local hour of the week from Monday 00:00) a demand
+    profile spec gives: its free ``profile``, or its parametric form."""
+    return DemandProfile.from_spec(spec).predict(np.arange(HOURS_PER_WEEK))
+
+
 def seasonal_naive(hours: pl.DataFrame, times: pl.Series) -> NDArray[np.float64]:
     """The count a week before each of ``times`` (from an hourly ``time``, ``count`` frame)."""
     before = pl.DataFrame({"time": times - timedelta(hours=HOURS_PER_WEEK)})

@@ -188,9 +188,9 @@ def latency_chart(key: tuple[Any, ...], fits: list[Fit], files: ui.Downloads) ->
         chart = charts.curve_against_points(
             points,
             curve,
-            "cpu",
+            "utilisation",
             "latency_p50_ms",
-            x_title="utilisation (CPU share)",
+            x_title="utilisation (CPU share, or load over capacity)",
             y_title="own median latency (ms)",
         )
         title = f"Latency of {service}: learned curve and hours"
