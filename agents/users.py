@@ -84,6 +84,7 @@ class UserSegment(mesa.Agent):
         self.stream = rng
         utc_hours = np.arange(HOURS_PER_WEEK)
         self.hourly_rate = profile.predict(utc_hours + spec.utc_offset_hours) / HOURS_PER_DAY
+        self.burst_cv = float(getattr(profile, "burst_cv", 0.0))  # a replaced law may lack it
         self.intensity_total = 0.0  # sum of every active user's intensity, kept as users move
         n_users = spec.n_users
         self._allocate(max(16, int(n_users * 1.25)))
@@ -237,6 +238,9 @@ class SegmentBlock:
         rates = [s.hourly_rate * s.sessions_per_user_day for s in self.segments]
         self.rates = np.array(rates).T  # [hour of week, segment]: sessions per unit intensity
         self.tolerance = np.array([[s.slow_session_ms] for s in self.segments])
+        burst = np.array([s.burst_cv for s in self.segments])
+        self.bursty = np.flatnonzero(burst > 0)
+        self.burst_shape = 1.0 / burst[self.bursty] ** 2  # gamma factor: mean 1, CV burst
         self.refresh()
 
     def refresh(self) -> None:
@@ -248,9 +252,13 @@ class SegmentBlock:
         self.active = np.array([s.active_users for s in self.segments], dtype=float)
 
     def open_sessions(self, hour_of_week: int, surge: NDArray, rng: np.random.Generator) -> NDArray:
-        """Sessions this hour of every segment on every feature (Poisson around the profile)."""
+        """Sessions this hour of every segment on every feature: Poisson around the
+        profile, the rate of a bursty segment first scaled by its hour's gamma factor."""
         expected = (self.intensity * self.rates[hour_of_week])[:, None] * self.weights
         expected *= surge
+        if self.bursty.size:  # no draw otherwise: Poisson segments keep their streams
+            factor = rng.gamma(self.burst_shape, 1.0 / self.burst_shape)
+            expected[self.bursty] *= factor[:, None]
         return rng.poisson(expected).astype(float)
 
     def meet_service(

@@ -29,6 +29,8 @@ class DemandProfile(Behaviour):
         weekend_level: weekend rate relative to weekdays.
         profile: 168 positive relative rates by hour of the week, or None for the
             parametric form; rescaled to mean 1.
+        burst_cv: coefficient of variation of each hour's rate around the profile (0:
+            Poisson arrivals); the segment draws the hour's gamma factor.
 
     Example:
         >>> p = DemandProfile(peak_hour=14).predict(np.arange(168))
@@ -44,11 +46,13 @@ class DemandProfile(Behaviour):
         night_level: float = _DEMAND.night_level,
         weekend_level: float = _DEMAND.weekend_level,
         profile: Sequence[float] | None = _DEMAND.profile,
+        burst_cv: float = _DEMAND.burst_cv,
     ) -> None:
         self.peak_hour = peak_hour
         self.night_level = night_level
         self.weekend_level = weekend_level
         self.profile = profile
+        self.burst_cv = burst_cv
 
     def _week(self) -> NDArray[np.float64]:
         if self.profile is not None:

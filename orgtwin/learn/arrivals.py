@@ -15,6 +15,11 @@ when it is below 1 / ``bursty_cv``, else ``near_poisson``. The dispersion test a
 not the verdict: over a long window a slowly varying rate makes it significant even for
 Poisson arrivals; its index says how much the counts vary beyond Poisson.
 
+The twin can represent what is found: a segment's ``demand_profile.burst_cv`` scales each
+hour's rate by a gamma factor of that CV, so its hourly counts vary as much beyond Poisson
+as the data's do (:attr:`ArrivalDiagnostics.burst_cv`, measured at the window given; the
+demand learner measures it at the twin's hour from a long series).
+
 Example:
     >>> import numpy as np, polars as pl
     >>> from datetime import datetime, timedelta
@@ -50,6 +55,9 @@ class ArrivalDiagnostics:
         dispersion_p_value: two-sided chi-square p-value of the dispersion index.
         window_s: the window of the counts, seconds; ``n_windows`` of them.
         verdict: ``bursty``, ``near_poisson`` or ``regular`` (from the CV).
+        burst_cv: the coefficient of variation of the rate per window beyond Poisson,
+            ``sqrt(max(index − 1, 0) / mean count)``: the twin's ``burst_cv``
+            (:class:`~orgtwin.scenario.organisation.DemandProfileSpec`) at this window.
     """
 
     n_arrivals: int
@@ -60,6 +68,7 @@ class ArrivalDiagnostics:
     window_s: float
     n_windows: int
     verdict: Verdict
+    burst_cv: float
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,4 +115,5 @@ def diagnose_arrivals(
         window_s=float(window_s),
         n_windows=int(n),
         verdict=verdict,
+        burst_cv=math.sqrt(max(index - 1.0, 0.0) / counts.mean()) if n > 1 else math.nan,
     )

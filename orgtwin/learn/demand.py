@@ -136,6 +136,8 @@ class DemandLearner(Learner):
         week_levels_: with ``level="weekly"``, each week's expected count per hour.
         dropped_days_: the days left out as outliers.
         parametric_: the closest ``peak_hour``, ``night_level``, ``weekend_level``.
+        burst_: ``burst_cv`` with its 95% interval: how far the hourly counts vary beyond
+            Poisson around the fit (the twin draws each hour's rate with that CV).
         n_hours_: hours used.
     """
 
@@ -219,7 +221,40 @@ class DemandLearner(Learner):
         week = np.floor(self._weeks(hours["time"])).astype(int)
         self._store(glm, week, counts, weight)
         self.parametric_ = closest_parametric(self.profile_, self._log_sd(glm, x, counts, weight))
+        self.burst_ = self._burst(glm, x, counts, weight, days)
         return self
+
+    def _burst(
+        self, glm: PoissonRegressor, x: NDArray, counts: NDArray, weight: NDArray, days: NDArray
+    ) -> tuple[float, float, float]:
+        """``burst_cv`` (value, low, high): the variance of the hourly counts beyond
+        Poisson, relative to the squared mean (a method of moments on the fit's residuals,
+        each inflated by ``1 / (1 − leverage)`` for what the fit took in, and the squared
+        mean cleared of the fitted mean's own variance), with a 95% interval by
+        resampling days."""
+        used = weight > 0
+        scale = max(float(np.average(counts, weights=weight)), 1e-9)
+        mu = glm.predict(x[used]) * scale
+        y = counts[used]
+        design = np.column_stack([np.ones(y.size), x[used]])
+        inverse = np.linalg.pinv(design.T @ (design * mu[:, None]))
+        leverage = np.clip(mu * np.einsum("ij,jk,ik->i", design, inverse, design), 0.0, 0.99)
+        spread = (y - mu) ** 2 / (1.0 - leverage)  # unbiased for the hour's variance
+        _, index = np.unique(days[used], return_inverse=True)
+        # the fitted mean is noisy too: its square overstates the true one's by its
+        # variance, about leverage × the hour's variance
+        per_day = np.stack([np.bincount(index, v) for v in (spread, mu, mu**2 - leverage * spread)])
+
+        def cv2(totals: NDArray) -> NDArray:
+            return (totals[0] - totals[1]) / np.maximum(totals[2], 1e-12)
+
+        rng = np.random.default_rng(0)  # fixed: the same data give the same interval
+        picks = rng.integers(0, per_day.shape[1], size=(400, per_day.shape[1]))
+        draws = cv2(per_day[:, picks].sum(axis=2))
+        low, high = np.quantile(draws, [0.025, 0.975])
+        value = float(cv2(per_day.sum(axis=1)))
+        root = lambda v: math.sqrt(max(float(v), 0.0))  # noqa: E731
+        return root(value), root(min(low, value)), root(max(high, value))
 
     def _outlier_days(self, days: NDArray, counts: NDArray, expected: NDArray) -> set:
         unique, index = np.unique(days, return_inverse=True)
@@ -297,10 +332,15 @@ class DemandLearner(Learner):
         check_is_fitted(self, "profile_")
         units = {"peak_hour": "hour of day", "night_level": "ratio", "weekend_level": "ratio"}
         method = "Poisson GLM profile, closest parametric form (weighted least squares)"
-        return [
+        shape = [
             Estimate(name, value, low, high, "learned", units[name], method, self.n_hours_)
             for name, (value, low, high) in self.parametric_.items()
         ]
+        burst = Estimate("burst_cv", *self.burst_, "learned",
+                         "coefficient of variation of the hourly rate",
+                         "hourly variance beyond Poisson around the GLM, day-bootstrap interval",
+                         self.n_hours_)  # fmt: skip
+        return [*shape, burst]
 
     def fits(self) -> list[Fit]:
         """The report's one :class:`Fit` (entity ``""``: the series as a whole)."""

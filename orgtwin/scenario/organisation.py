@@ -45,6 +45,10 @@ class DemandProfileSpec(Spec):
     """A free shape instead of the parametric one (a learned profile): 168 relative
     rates, hour of the week from Monday 00:00 local time, rescaled to mean 1 when loaded;
     when set, ``peak_hour``, ``night_level`` and ``weekend_level`` are not used."""
+    burst_cv: Annotated[Number, Field(ge=0.0, le=10.0)] = 0.0
+    """How bursty sessions arrive: the coefficient of variation of each hour's rate around
+    the profile (a gamma factor drawn per hour), so an hour's count has variance
+    ``mean + burst_cv² · mean²``; 0: Poisson arrivals around the profile."""
 
     @field_validator("profile")
     @classmethod

@@ -21,7 +21,7 @@ from orgtwin.behaviours.base import expit, logit
 
 NON_DEFAULT = {
     bh.DemandProfile: {"peak_hour": 9, "night_level": 0.3, "weekend_level": 0.8,
-                       "profile": [0.5, 1.5] * 84},
+                       "profile": [0.5, 1.5] * 84, "burst_cv": 0.4},
     bh.LatencyCurve: {"base_ms": np.array([5.0, 9.0]), "queueing_factor": 2.0,
                       "timeout_ms": 900.0, "p95_over_p50": 4.0, "u_max": 0.95},
     bh.ChangeFailure: {"base": 0.1, "batch_coef": 0.3, "fatigue_coef": 0.2},
@@ -39,7 +39,7 @@ NON_DEFAULT = {
 
 SPEC_VALUES = {
     bh.DemandProfile: {"peak_hour": 9, "night_level": 0.3, "weekend_level": 0.8,
-                       "profile": [0.5, 1.5] * 84},
+                       "profile": [0.5, 1.5] * 84, "burst_cv": 0.4},
     bh.LatencyCurve: {"base_ms": 5.0, "queueing_factor": 2.0, "timeout_ms": 900.0,
                       "p95_over_p50": 4.0},
     bh.ChangeFailure: {"base": 0.1, "batch_coef": 0.3, "fatigue_coef": 0.2},

@@ -133,3 +133,44 @@ def test_nyc_taxi_week_ahead_beats_same_hour_last_week(
     assert test.height == HOURS_PER_WEEK
     assert learned < naive
     assert learned <= 0.0725  # measured: 7.13% vs 8.12% (README split), 3.52% vs 5.70%
+
+
+def test_burstiness_is_recovered_from_the_twins_own_sessions_over_seeds(enough_covered) -> None:
+    """A segment whose hourly rate varies with CV 0.3 around its profile (the twin's
+    ``burst_cv``): the sessions it opens, learned back, give intervals covering 0.3; a
+    Poisson segment's cover 0."""
+    import copy
+
+    from orgtwin import load_scenario, simulate
+    from orgtwin.runs.synth import arrivals
+    from tests.learn.conftest import LEARNING_SPEC
+
+    hits = total = 0
+    for truth in (0.3, 0.0):
+        spec = copy.deepcopy(LEARNING_SPEC)
+        spec["segments"]["main"]["demand_profile"] = {"burst_cv": truth}
+        scenario = load_scenario(spec)
+        for seed in range(5):
+            series = arrivals(simulate(scenario, seed=seed, days=42))
+            (burst,) = [e for e in DemandLearner().fit(series).estimates() if e.name == "burst_cv"]
+            assert burst.low <= burst.value <= burst.high
+            hits, total = hits + burst.covers(truth), total + 1
+            if truth:
+                assert burst.low > 0.15  # told apart from Poisson
+    assert hits >= enough_covered(total), (hits, total)
+
+
+def test_a_poisson_segment_draws_no_more_random_numbers() -> None:
+    """burst_cv 0 draws nothing: a run without it is the run it was (common random
+    numbers across scenarios that differ elsewhere)."""
+    import copy
+
+    from orgtwin import load_scenario, simulate
+    from tests.learn.conftest import LEARNING_SPEC
+
+    spec = copy.deepcopy(LEARNING_SPEC)
+    plain = simulate(load_scenario(spec), seed=4, days=3).series
+    spec["segments"]["main"]["demand_profile"] = {"burst_cv": 0.0}
+    assert simulate(load_scenario(spec), seed=4, days=3).series.equals(plain)
+    spec["segments"]["main"]["demand_profile"] = {"burst_cv": 0.5}
+    assert not simulate(load_scenario(spec), seed=4, days=3).series.equals(plain)
