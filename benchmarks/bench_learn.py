@@ -21,7 +21,8 @@ null, with a ``note``, when the folder is absent:
   curve :class:`LatencyLearner` fits on the first 70% (``utilisation="auto"``: per
   service, CPU or requests per second over a fitted capacity) and for their median.
 - ``azure_cv``: per class of the Azure LLM inference trace (``code``, ``conv``), the CV of
-  the inter-arrival times (1 for Poisson).
+  the inter-arrival times (1 for Poisson); ``azure_burst_cv_per_minute``: the CV of the
+  per-minute rate beyond Poisson, the twin's ``demand_profile.burst_cv`` at that window.
 
 Learning from spans: ``learn_10m_spans_s`` is the wall time of reading a Parquet telemetry
 folder of 10 million synthetic spans with :func:`read_telemetry` (validation included),
@@ -177,11 +178,12 @@ def azure_figures() -> dict[str, Any]:
     from tests.learn.real_data import read_example
 
     arrivals = read_example("azure_llm_inference").tables["arrivals"]
-    cv = {}
+    cv, burst = {}, {}
     for kind in ("code", "conv"):
         rows = arrivals.filter(pl.col("key") == kind).collect()
         cv[kind] = diagnose_arrivals(rows, window_s=1.0).cv
-    return {"azure_cv": cv}
+        burst[kind] = diagnose_arrivals(rows, window_s=60.0).burst_cv
+    return {"azure_cv": cv, "azure_burst_cv_per_minute": burst}
 
 
 DATA_SETS = {
@@ -196,7 +198,7 @@ DATA_SETS = {
             "nezha_constant_mape_median",
         ),
     ),
-    "azure_llm_inference": (azure_figures, ("azure_cv",)),
+    "azure_llm_inference": (azure_figures, ("azure_cv", "azure_burst_cv_per_minute")),
 }
 
 
