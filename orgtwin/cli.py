@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -114,13 +115,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _time(text: str) -> datetime:
+    """An argparse type: an ISO 8601 time, read as UTC (a zone given is converted)."""
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time such as 2026-03-02T10:14, got {text!r}"
+        ) from None
+    if found.tzinfo is not None:
+        found = found.astimezone(UTC).replace(tzinfo=None)
+    return found
+
+
 def _add_learning_parsers(commands: argparse._SubParsersAction) -> None:
     synth = commands.add_parser(
         "synth",
         help="run a scenario once and write its telemetry as a telemetry folder",
         description="Run SCENARIO once (one seed) and write the telemetry it emits "
-        "(requests, calls, deploys, incidents, user_days, vendor_status, pages) into DIR, "
-        "a new or empty folder, as Parquet: a known answer for `orgtwin learn`.",
+        "(requests, calls, deploys, incidents, user_days, vendor_status, pages, and "
+        "customers and hourly arrivals per segment) into DIR, a new or empty folder, as "
+        "Parquet: a known answer for `orgtwin learn`.",
     )
     synth.add_argument("scenario", metavar="SCENARIO", help="scenario file (YAML)")
     synth.add_argument("--days", type=_days, help="days to run (default: the scenario's)")
@@ -147,6 +162,17 @@ def _add_learning_parsers(commands: argparse._SubParsersAction) -> None:
         "--drop-bad-rows", action="store_true",
         help="drop rows that fail validation, counted per reason in the report, instead of "
         "refusing the folder",
+    )  # fmt: skip
+    learn.add_argument(
+        "--since", type=_time, metavar="TIME",
+        help="learn from the telemetry from TIME on only (ISO 8601, UTC), e.g. from the "
+        "change point of a drift alarm",
+    )  # fmt: skip
+    learn.add_argument(
+        "--only", metavar="BEHAVIOUR", action="append",
+        help="learn this behaviour only (structure, demand, latency, change_failure, "
+        "incident_timing, churn, acquisition, vendor_outages); repeat for more; the others "
+        "keep the base's values",
     )  # fmt: skip
 
 
@@ -449,7 +475,7 @@ def _learn(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     path, report = learn_to(
         args.telemetry, args.out, base=args.base, mapping=args.mapping,
-        drop_bad_rows=args.drop_bad_rows,
+        drop_bad_rows=args.drop_bad_rows, since=args.since, only=args.only,
     )  # fmt: skip
     print(
         f"{path}: {len(report.applied)} values learned into the scenario, from "

@@ -121,6 +121,10 @@ class TelemetryError(OrgTwinError, ValueError):
         return (type(self), (str(self.args[0]), self.problems))
 
 
+class LearnError(OrgTwinError, ValueError):
+    """Learning was asked for what it cannot do (a behaviour it does not know)."""
+
+
 class ExploreError(OrgTwinError, ValueError):
     """An exploration's options are out of bounds or do not fit its run sets."""
 

@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 from sklearn.base import clone
 
+from orgtwin.errors import LearnError
 from orgtwin.learn.base import Fit, HoldoutScore
 from orgtwin.learn.report import LearnReport
 from orgtwin.learn.twin import learned_scenario
@@ -423,6 +424,8 @@ def learn(
     mapping: str | os.PathLike[str] | None = None,
     drop_bad_rows: bool = False,
     name: str | None = None,
+    since: datetime | None = None,
+    only: Collection[str] | None = None,
 ) -> tuple[Scenario, LearnReport]:
     """Learn a twin from a telemetry folder.
 
@@ -433,6 +436,10 @@ def learn(
         drop_bad_rows: drop rows that fail validation (counted per reason in the report)
             instead of refusing the folder.
         name: the learned scenario's name (default: the base's, with ``-learned``).
+        since: learn from the telemetry from this time on only (what drifted, from its
+            change point: :meth:`orgtwin.telemetry.folder.Telemetry.since`).
+        only: the behaviours to learn (names of :data:`STEPS`: ``latency``,
+            ``demand``…); the others keep the base's values. None: every one.
 
     Returns:
         The learned scenario (validated like any scenario file) and its fit report.
@@ -442,9 +449,12 @@ def learn(
             named by file, table, column and row).
         ScenarioError: the base scenario is invalid, or a learned value left its range.
     """
+    steps = _steps(only)
     tel = telemetry if isinstance(telemetry, Telemetry) else read_telemetry(
         telemetry, mapping=mapping, drop_bad_rows=drop_bad_rows
     )  # fmt: skip
+    if since is not None:
+        tel = tel.since(since)
     scenario = base if isinstance(base, Scenario) else load_scenario(base)
     start, end = _window(tel)
     ctx = Context(tel, scenario, start, end, [])
@@ -456,8 +466,10 @@ def learn(
         rows=dict(tel.rows),
         dropped={t: dict(r) for t, r in tel.dropped.items()},
     )
+    if since is not None:
+        report.warnings.append(f"learned from the telemetry since {since:%Y-%m-%d %H:%M}")
     values: Values = {}
-    for step in STEPS:
+    for step in steps:
         missing = [t for t in step.tables if not set(t.split("|")) & set(tel.tables)]
         if missing:
             said = ", ".join(t.replace("|", " or ") for t in missing)
@@ -470,6 +482,19 @@ def learn(
     report.applied = dict(sorted(values.items()))
     twin = learned_scenario(scenario, values, name=report.scenario)
     return twin, report
+
+
+def _steps(only: Collection[str] | None) -> tuple[Step, ...]:
+    """The steps :func:`learn` runs: every one, or those named in ``only``."""
+    if only is None:
+        return STEPS
+    names = [step.behaviour for step in STEPS]
+    unknown = sorted(set(only) - set(names))
+    if unknown:
+        raise LearnError(
+            f"only must name behaviours among {', '.join(names)}; got {', '.join(unknown)}"
+        )
+    return tuple(step for step in STEPS if step.behaviour in only)
 
 
 def _window(tel: Telemetry) -> tuple[datetime | None, datetime | None]:

@@ -34,7 +34,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -44,6 +45,7 @@ from orgtwin.scenario.checks import show
 from orgtwin.telemetry import mapping as mapping_
 from orgtwin.telemetry.otlp import OTLP_SUFFIXES, read_otlp_spans
 from orgtwin.telemetry.schemas import TABLE_RULES, TELEMETRY_TABLES
+from orgtwin.units import DAYS_PER_MONTH
 
 __all__ = ["MAX_LISTED", "TABLE_SUFFIXES", "Telemetry", "read_telemetry", "write_telemetry"]
 
@@ -87,6 +89,35 @@ class Telemetry:
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     ignored: list[Path] = field(default_factory=list)
+
+    def since(self, start: datetime) -> Telemetry:
+        """The same telemetry from ``start`` on (lazily): each table's rows at or after
+        it by the table's first time column (``requests.time``, ``incidents.started``,
+        ``user_days.day``…); customers still customers then, watched from then (their
+        ``entry_tenure_months`` raised to their tenure at ``start`` where ``start`` is
+        known). Tables without time (``calls``) are kept whole."""
+        at = pl.lit(start, dtype=pl.Datetime("us"))
+        tables = {}
+        for name, frame in self.tables.items():
+            times = TABLE_RULES[name].times if name in TABLE_RULES else ()
+            if name == "customers":
+                tenure_then = (
+                    (at - pl.col("start").cast(pl.Datetime("us"))).dt.total_seconds()
+                    / 86400.0
+                    / (DAYS_PER_MONTH)
+                )
+                frame = frame.filter(
+                    pl.col("end").is_null() | (pl.col("end").cast(pl.Datetime("us")) >= at)
+                ).with_columns(
+                    entry_tenure_months=pl.max_horizontal(
+                        pl.col("entry_tenure_months").fill_null(0.0),
+                        tenure_then.clip(0.0).fill_null(0.0),
+                    )
+                )
+            elif times:
+                frame = frame.filter(pl.col(times[0]).cast(pl.Datetime("us")) >= at)
+            tables[name] = frame
+        return replace(self, tables=tables)
 
 
 def read_telemetry(

@@ -197,3 +197,37 @@ def test_without_a_customers_table_churn_is_learned_from_user_days(
     assert [e.value for f in churn for e in f.estimates] == pytest.approx(
         [e.value for f in same for e in f.estimates]
     )
+
+
+def test_only_and_since_relearn_what_drifted_from_its_change_point(small_base, telemetry):
+    from datetime import timedelta
+
+    from orgtwin.errors import LearnError
+
+    _, whole = learn(telemetry, base=small_base)
+    since = small_base.start + timedelta(days=10)
+    twin, part = learn(telemetry, base=small_base, only=["change_failure"], since=since)
+    assert {f.behaviour for f in part.fits} == {"change_failure"}
+    assert all(p.startswith("teams.") for p in part.applied)
+    assert twin.services == small_base.services and twin.segments == small_base.segments
+    rows = {f.entity: f.rows_used for f in whole.fits if f.behaviour == "change_failure"}
+    for fit in part.fits:  # the later half of the deploys only
+        assert 0 < fit.rows_used < rows[fit.entity], fit.entity
+    assert "learned from the telemetry since 2026-01-15 00:00" in part.warnings
+    with pytest.raises(LearnError, match="only must name behaviours among structure"):
+        learn(telemetry, base=small_base, only=["latncy"])
+
+
+def test_learn_since_and_only_on_the_command_line(
+    telemetry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    out = tmp_path / "twin.yaml"
+    args = ["learn", str(telemetry), "--base", str(BASELINE), "--out", str(out)]
+    assert main([*args, "--only", "latency", "--since", "2026-01-12T00:00:00+01:00"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert {f["behaviour"] for f in report["fits"]} == {"latency"}
+    assert "learned from the telemetry since 2026-01-11 23:00" in report["warnings"]
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--since", "last tuesday"])
+    assert exited.value.code == 2
+    assert "expected an ISO 8601 time" in capsys.readouterr().err

@@ -48,3 +48,17 @@ def test_a_customer_is_watched_from_its_first_day_to_its_last() -> None:
 def test_no_tenure_anywhere_gives_no_customers() -> None:
     days = user_days([(0, 1, False, None), (1, 1, True, None)])
     assert customers_from_user_days(days).is_empty()
+
+
+def test_since_keeps_later_rows_and_watches_customers_from_then(tmp_path) -> None:
+    from orgtwin.telemetry.folder import read_telemetry, write_telemetry
+
+    days = user_days([(0, 1, False, 60.0), (1, 1, True, 61.0), (1, 2, False, 0.0),
+                      (2, 2, False, 1.0)])  # fmt: skip
+    write_telemetry(tmp_path / "t", {"user_days": days,
+                                     "customers": customers_from_user_days(days)})  # fmt: skip
+    later = read_telemetry(tmp_path / "t").since(dt.datetime(2026, 3, 2, 12))
+    assert later.tables["user_days"].collect()["day"].to_list() == [D0 + dt.timedelta(days=2)]
+    (kept,) = later.tables["customers"].collect().rows(named=True)  # 1 left before then
+    assert kept["customer"] == "2"
+    assert kept["entry_tenure_months"] == pytest.approx(0.5 / DAYS_PER_MONTH)  # half a day in
