@@ -1,4 +1,5 @@
-"""The ``orgtwin`` command line: run, sweep, check and describe scenarios.
+"""The ``orgtwin`` command line: run, sweep, check and describe scenarios; synthesise,
+learn from and watch telemetry.
 
 Every user mistake (a bad scenario, a missing file, a bad option) ends with exit status 2
 and a message on standard error naming what was wrong (one line, or one line per problem
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     commands.add_parser("schema", help="print the JSON Schema of scenario files")
     _add_learning_parsers(commands)
+    _add_watch_parser(commands)
     return parser
 
 
@@ -174,6 +176,44 @@ def _add_learning_parsers(commands: argparse._SubParsersAction) -> None:
         "incident_timing, churn, acquisition, vendor_outages); repeat for more; the others "
         "keep the base's values",
     )  # fmt: skip
+
+
+def _add_watch_parser(commands: argparse._SubParsersAction) -> None:
+    watch = commands.add_parser(
+        "watch",
+        help="watch telemetry against a twin and raise an alarm where a behaviour drifted",
+        description="Follow, per behaviour and entity, what TELEMETRY shows against what "
+        "the twin of SCENARIO predicts given the observed inputs, and raise an alarm where "
+        "one moved: which behaviour, which entity, since when, how big, and what stands "
+        "downstream. Thresholds are calibrated to the false-alarm budget.",
+    )
+    watch.add_argument("scenario", metavar="SCENARIO", help="the twin (scenario file, YAML)")
+    watch.add_argument("telemetry", metavar="TELEMETRY", help="telemetry folder")
+    watch.add_argument("--mapping", metavar="FILE", help="mapping file (YAML) for other shapes")
+    watch.add_argument(
+        "--reference", nargs=2, type=_time, metavar=("FROM", "TO"),
+        help="a window in which production was as the twin learned it (ISO 8601, UTC): "
+        "it sets each stream's scale and calibrates its threshold",
+    )  # fmt: skip
+    watch.add_argument(
+        "--alarms-per-week", type=_positive_number, default=1.0, metavar="N",
+        help="false-alarm budget per behaviour, split across its entities (default 1)",
+    )  # fmt: skip
+    watch.add_argument("--out", type=Path, metavar="FILE", help="write the alarms (Parquet)")
+    watch.add_argument(
+        "--follow", action="store_true", help="print each alarm, in the order raised, as a line"
+    )
+
+
+def _positive_number(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
 
 
 def _add_sweep_parser(commands: argparse._SubParsersAction) -> None:
@@ -487,9 +527,34 @@ def _learn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _watch(args: argparse.Namespace) -> int:
+    from orgtwin.fidelity.watch import watch
+
+    if args.out is not None and args.out.suffix != ".parquet":
+        raise OrgTwinError(f"{args.out}: --out must be a file ending in .parquet")
+    reference = tuple(args.reference) if args.reference else None
+    if reference is not None and reference[0] >= reference[1]:
+        raise OrgTwinError("--reference FROM must be before TO")
+    found = watch(
+        args.scenario, args.telemetry, mapping=args.mapping, reference=reference,
+        alarms_per_week=args.alarms_per_week,
+    )  # fmt: skip
+    if args.follow:
+        for row in found.alarms.iter_rows(named=True):
+            print(f"{row['raised']:%Y-%m-%d %H:%M} ALARM {row['words']}", flush=True)
+    if args.out is not None:
+        found.save(args.out)
+    streams = found.thresholds.height
+    print(
+        f"{found.alarms.height} alarm(s) on {streams} stream(s) of behaviour and entity"
+        + (f"; written to {args.out}" if args.out is not None else "")
+    )
+    return 0
+
+
 _COMMANDS = {
     "run": _run, "sweep": _sweep, "check": _check, "schema": _schema, "synth": _synth,
-    "learn": _learn,
+    "learn": _learn, "watch": _watch,
 }  # fmt: skip
 
 if __name__ == "__main__":  # pragma: no cover

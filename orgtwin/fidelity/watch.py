@@ -1,0 +1,270 @@
+"""Drift watch: follow what production does against what the twin says it should, and
+raise an alarm when one behaviour of one entity moved.
+
+:func:`watch` reads telemetry in time order, turns each behaviour and entity into a
+stream of standardised residuals (:mod:`orgtwin.fidelity.residuals`: observed against what
+the twin predicts given the observed inputs), and runs a two-sided CUSUM on each stream
+(:mod:`orgtwin.fidelity.detect`), one alarm per episode of a shift. Thresholds are never
+a library's defaults: each stream's
+threshold is calibrated by simulation to the false-alarm budget, by default at most one
+false alarm per week per behaviour, split across the behaviour's entities. The null
+streams are drawn from the stream's own residuals in a reference window (the twin's own
+misfit while production was as learned), resampled in blocks to keep their correlation,
+or, without a reference window, from the standard normal.
+
+An alarm says which behaviour and entity, since when (the change point), how big in the
+behaviour's own units (the mean residual since the change point: "+180 ms"), and its
+likely reach: what stands downstream of the entity along the call graph (the services
+that call a slow service, the features entering through them, the segments using those).
+
+Example:
+    >>> import tempfile
+    >>> from orgtwin.runs.synth import synth
+    >>> from orgtwin.scenario import load_scenario
+    >>> base = load_scenario("scenarios/baseline.yaml", overrides={
+    ...     "segments": {s: {"n_users": 200} for s in ("free", "pro_us", "pro_eu", "enterprise")}})
+    >>> folder = synth(base, days=14, seed=1, out=tempfile.mkdtemp() + "/telemetry")
+    >>> found = watch(base, folder)
+    >>> sorted(found.alarms.columns)[:3], found.thresholds.height > 0
+    (['behaviour', 'direction', 'entity'], True)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from orgtwin.fidelity import detect
+from orgtwin.fidelity.residuals import residuals as residual_streams
+from orgtwin.scenario import Scenario, load_scenario
+from orgtwin.telemetry.folder import Telemetry, read_telemetry
+
+ALARMS: dict[str, pl.DataType] = {
+    "behaviour": pl.String(),
+    "entity": pl.String(),
+    "since": pl.Datetime("us"),
+    "raised": pl.Datetime("us"),
+    "direction": pl.String(),
+    "shift_sd": pl.Float64(),
+    "magnitude": pl.Float64(),
+    "unit": pl.String(),
+    "reach": pl.String(),
+    "words": pl.String(),
+}
+"""The alarms table: one row per alarm, in the order raised."""
+ALARMS_COLUMNS = {
+    "behaviour": "The behaviour that drifted (latency, demand, change_failure…)",
+    "entity": "The service, segment, team or vendor it drifted for",
+    "since": "The change point: the first point of the run of residuals that raised it",
+    "raised": "When the alarm was raised (the point where the CUSUM crossed its threshold)",
+    "direction": "up or down: the residuals rose above or fell below the twin's prediction",
+    "shift_sd": "Mean standardised residual from the change point to the alarm (in sd)",
+    "magnitude": "Mean residual over the same points, in the behaviour's own unit",
+    "unit": "The behaviour's unit (ms, requests per hour, failure probability…)",
+    "reach": "What stands downstream along the call graph, comma separated",
+    "words": "The alarm in a sentence",
+}
+THRESHOLDS = {
+    "behaviour": pl.String(),
+    "entity": pl.String(),
+    "points": pl.Int64(),
+    "points_per_week": pl.Float64(),
+    "false_alarm_rate": pl.Float64(),
+    "threshold": pl.Float64(),
+    "null": pl.String(),
+}
+"""One row per stream watched: its calibrated CUSUM threshold and how it was calibrated."""
+
+NULL_SIMULATIONS = 100
+"""Null streams simulated per stream to calibrate its threshold."""
+NULL_POINTS = 4096
+"""Points per simulated null stream (at least; the stream's own length if longer)."""
+NULL_BLOCK = 6
+"""Points per block when null streams are resampled from the reference residuals."""
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What :func:`watch` found.
+
+    Attributes:
+        alarms: the alarms (schema :data:`ALARMS`), in the order raised.
+        residuals: every stream's points (time, behaviour, entity, observed, expected,
+            residual, z, unit).
+        thresholds: each stream's calibration (schema :data:`THRESHOLDS`).
+    """
+
+    alarms: pl.DataFrame
+    residuals: pl.DataFrame
+    thresholds: pl.DataFrame
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the alarms as Parquet, whole or not at all (a temporary file beside it,
+        renamed); returns the path."""
+        target = Path(path)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            self.alarms.write_parquet(temporary)
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return target
+
+
+def watch(
+    scenario: str | os.PathLike[str] | Scenario,
+    telemetry: str | os.PathLike[str] | Telemetry,
+    *,
+    mapping: str | os.PathLike[str] | None = None,
+    reference: tuple[datetime, datetime] | None = None,
+    alarms_per_week: float = 1.0,
+    k: float = 0.5,
+    seed: int = 0,
+) -> Watch:
+    """Watch telemetry against the twin of ``scenario``.
+
+    Args:
+        scenario: the twin (a learned scenario, usually).
+        telemetry: the telemetry folder (or one already read).
+        mapping: a mapping file, where the folder's files are not in the twin's shapes.
+        reference: a window in which production was as the twin learned it: the
+            residuals there set each stream's scale and its null streams. None: the
+            residuals' own robust scale, and standard normal null streams.
+        alarms_per_week: the false-alarm budget per behaviour (split across its
+            entities).
+        k: the CUSUM's allowance, in sd: half the smallest shift worth catching.
+        seed: the seed of the null simulations (the same inputs give the same alarms).
+
+    Returns:
+        The alarms, the residual streams and each stream's threshold.
+    """
+    twin = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    tel = telemetry if isinstance(telemetry, Telemetry) else read_telemetry(
+        telemetry, mapping=mapping
+    )  # fmt: skip
+    tables = {name: frame.collect() for name, frame in tel.tables.items()}
+    points = residual_streams(twin, tables, reference=reference)
+    rng = np.random.default_rng(seed)
+    alarms: list[dict] = []
+    thresholds: list[dict] = []
+    entities = points.group_by("behaviour").agg(pl.col("entity").n_unique()).rows()
+    per_behaviour = dict(entities)
+    for (behaviour, entity), stream in _streams(points):
+        z = stream["z"].to_numpy().astype(float)
+        times = stream["time"]
+        per_week = _points_per_week(times)
+        rate = detect.false_alarm_rate(alarms_per_week, per_week, per_behaviour[behaviour])
+        null, how = _null(stream, reference, max(z.size, NULL_POINTS), rng)
+        h = detect.calibrate(null, k=k, rate=rate, rearm="restart")
+        thresholds.append(dict(behaviour=behaviour, entity=entity, points=z.size,
+                               points_per_week=per_week, false_alarm_rate=rate, threshold=h,
+                               null=how))  # fmt: skip
+        for change in episodes(detect.cusum(z, k=k, h=h, rearm="restart")):
+            alarms.append(_alarm(twin, stream, behaviour, entity, change))
+    alarm_frame = pl.DataFrame(alarms, schema=ALARMS).sort("raised", "behaviour", "entity")
+    return Watch(alarm_frame, points, pl.DataFrame(thresholds, schema=THRESHOLDS))
+
+
+def episodes(changes: list[detect.Change]) -> list[detect.Change]:
+    """One alarm per episode: after an alarm the CUSUM restarts at 0, and an alarm of the
+    same direction whose run began right after the last one (the statistic never fell
+    back to 0 in between: the same shift, still there) is the same episode, not a new
+    one. A shift that lasts raises one alarm; a false alarm just before a real change
+    does not hide it once the statistic has touched 0."""
+    out: list[detect.Change] = []
+    last: dict[int, int] = {}
+    for change in changes:
+        if last.get(change.direction) == change.start - 1:
+            last[change.direction] = change.alarm
+            continue
+        out.append(change)
+        last[change.direction] = change.alarm
+    return out
+
+
+def _streams(points: pl.DataFrame) -> Iterator[tuple[tuple[str, str], pl.DataFrame]]:
+    for key, stream in points.sort("time").group_by("behaviour", "entity", maintain_order=True):
+        yield (str(key[0]), str(key[1])), stream
+
+
+def _points_per_week(times: pl.Series) -> float:
+    """Points a week, from the stream's median spacing (hourly: 168)."""
+    if times.len() < 2:
+        return 1.0
+    step = times.diff().drop_nulls().median()
+    seconds = step.total_seconds() if isinstance(step, timedelta) else 3600.0
+    return timedelta(weeks=1).total_seconds() / max(seconds, 1.0)
+
+
+def _null(
+    stream: pl.DataFrame,
+    reference: tuple[datetime, datetime] | None,
+    n_points: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, str]:
+    """Null streams for one stream's calibration, and how they were made."""
+    if reference is not None:
+        start, end = reference
+        ref = stream.filter(pl.col("time").is_between(start, end, closed="left"))["z"]
+        ref = ref.drop_nulls().drop_nans().to_numpy()
+        if ref.size >= 4 * NULL_BLOCK and ref.std() > 1e-6:  # a twin exact there has none
+            null = detect.null_streams(ref, NULL_SIMULATIONS, n_points, rng, block=NULL_BLOCK)
+            return null, f"block bootstrap of {ref.size} reference residuals"
+    return rng.standard_normal((NULL_SIMULATIONS, n_points)), "standard normal"
+
+
+def _alarm(
+    twin: Scenario, stream: pl.DataFrame, behaviour: str, entity: str, change: detect.Change
+) -> dict:
+    since, raised = stream["time"][change.start], stream["time"][change.alarm]
+    part = stream[change.start : change.alarm + 1]
+    magnitude = float(np.nanmean(part["residual"].to_numpy()))
+    unit = str(stream["unit"][0])
+    direction = "up" if change.direction > 0 else "down"
+    downstream = reach(twin, behaviour, entity)
+    words = (
+        f"{entity}: {behaviour.replace('_', ' ')} is {magnitude:+.3g} {unit} against the "
+        f"twin since {since:%Y-%m-%d %H:%M}"
+        + (f"; downstream: {', '.join(downstream)}" if downstream else "")
+    )
+    return dict(behaviour=behaviour, entity=entity, since=since, raised=raised,
+                direction=direction, shift_sd=float(change.shift), magnitude=magnitude,
+                unit=unit, reach=", ".join(downstream), words=words)  # fmt: skip
+
+
+def reach(twin: Scenario, behaviour: str, entity: str) -> list[str]:
+    """What stands downstream of ``entity`` along the call graph: for a service (or a
+    vendor), every service that calls it directly or through others, the features that
+    enter through any of those, and the segments that use those features; for a team,
+    the same from each service it owns. Named ``service x``, ``feature y``, ``segment z``.
+    """
+    del behaviour  # the graph is the same whichever behaviour drifted
+    services = twin.services
+    if entity in twin.teams:
+        starts = {name for name, spec in services.items() if spec.team == entity}
+    elif entity in services:
+        starts = {entity}
+    elif entity in twin.vendors:
+        starts = {name for name, spec in services.items() if entity in spec.vendors}
+    else:
+        return []
+    hit = set(starts)
+    frontier = list(starts)
+    while frontier:
+        callee = frontier.pop()
+        for name, spec in services.items():
+            if callee in spec.calls and name not in hit:
+                hit.add(name)
+                frontier.append(name)
+    features = sorted(f for f, spec in twin.features.items() if spec.entry in hit)
+    segments = sorted(
+        s for s, spec in twin.segments.items() if any(spec.features.get(f, 0) for f in features)
+    )
+    named = [f"service {s}" for s in sorted(hit - {entity})]
+    return named + [f"feature {f}" for f in features] + [f"segment {s}" for s in segments]

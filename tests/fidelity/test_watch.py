@@ -1,0 +1,178 @@
+"""The drift watch, end to end: telemetry that changes at a known hour against the twin
+of the scenario before the change.
+
+Each case synthesises a small organisation twice with one seed: as it is, and with one
+behaviour of one entity changed (a service twice as slow, its errors up, a team's deploys
+failing three times as often, a segment's users leaving twice as fast, its sessions up
+half). The telemetry is the first run's up to the change hour and the second's from
+then on. ``watch`` must flag that behaviour of that entity within a bounded delay, with a
+change point near the change hour and a magnitude of the right sign, and raise no more
+other alarms than its false-alarm budget allows.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from scipy import stats
+
+from orgtwin.cli import main
+from orgtwin.fidelity.watch import ALARMS, reach, watch
+from orgtwin.runs.synth import synth
+from orgtwin.scenario import load_scenario
+from orgtwin.telemetry.folder import read_telemetry, write_telemetry
+from orgtwin.telemetry.schemas import TABLE_RULES
+from tests.learn.conftest import LEARNING_SPEC
+
+DAYS, CHANGE_DAY, REFERENCE_DAYS = 42, 28, 14
+SEEDS = (1, 2)
+
+
+def drifted(change: str) -> dict[str, Any]:
+    """The learning organisation with one behaviour of one entity changed."""
+    spec = copy.deepcopy(LEARNING_SPEC)
+    services, teams, main_segment = spec["services"], spec["teams"], spec["segments"]["main"]
+    if change == "latency":
+        services["api"]["latency"] = {"base_ms": 40.0}  # twice the default 20 ms
+    elif change == "errors":
+        services["api"]["base_error_rate"] = 0.005
+    elif change == "change_failure":
+        teams["ops"]["change_failure"]["base"] = 0.24
+    elif change == "churn":
+        main_segment["churn"]["base_monthly"] = 0.8
+    elif change == "demand":
+        main_segment["sessions_per_user_day"] = 1.5
+    return spec
+
+
+CASES = {  # change → (behaviour, entity, the latest alarm after the change, sign)
+    "latency": ("latency", "api", timedelta(hours=2), 1),
+    "errors": ("errors", "api", timedelta(hours=12), 1),
+    "change_failure": ("change_failure", "ops", timedelta(days=7), 1),
+    "churn": ("churn", "main", timedelta(days=7), 1),
+    "demand": ("demand", "main", timedelta(days=2), 1),
+}
+
+
+def splice(before: Path, after: Path, at: datetime, out: Path) -> Path:
+    """A telemetry folder: ``before``'s rows up to ``at``, ``after``'s from then on (tables
+    without time, ``calls`` and ``customers``, from ``after``)."""
+    first, then = read_telemetry(before).tables, read_telemetry(after).tables
+    tables = {}
+    for name, frame in then.items():
+        times = TABLE_RULES[name].times
+        if name in ("calls", "customers") or not times:
+            tables[name] = frame.collect()
+            continue
+        when = pl.col(times[0]).cast(pl.Datetime("us"))
+        later = frame.filter(when >= at)
+        if name in ("incidents", "pages"):  # the second run's incidents are others
+            later = later.with_columns(pl.col("incident_id") + 1_000_000)
+        tables[name] = pl.concat([first[name].filter(when < at).collect(), later.collect()])
+    write_telemetry(out, tables)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Per seed: the undrifted run's folder; per change and seed: the spliced folder."""
+    twin = load_scenario(copy.deepcopy(LEARNING_SPEC))
+    at = twin.start + timedelta(days=CHANGE_DAY)
+    found: dict = {"twin": twin, "at": at}
+    for seed in SEEDS:
+        root = tmp_path_factory.mktemp(f"watch{seed}")
+        plain = synth(twin, days=DAYS, seed=seed, out=root / "plain")
+        found[("plain", seed)] = plain
+        for change in CASES:
+            other = synth(load_scenario(drifted(change)), days=DAYS, seed=seed,
+                          out=root / change)  # fmt: skip
+            found[(change, seed)] = splice(plain, other, at, root / f"{change}-spliced")
+    return found
+
+
+def watched(runs: dict, key: tuple) -> Any:
+    twin = runs["twin"]
+    reference = (twin.start, twin.start + timedelta(days=REFERENCE_DAYS))
+    return watch(twin, runs[key], reference=reference)
+
+
+def allowed(found: Any, weeks: float) -> int:
+    """The most false alarms the budget allows over ``weeks`` for every behaviour
+    watched, at the 99.9% Poisson quantile (budget: one a week per behaviour)."""
+    behaviours = found.thresholds["behaviour"].n_unique()
+    return int(stats.poisson.ppf(0.999, behaviours * weeks))
+
+
+@pytest.mark.parametrize("change", sorted(CASES))
+def test_a_drift_is_flagged_on_its_behaviour_and_entity_within_a_bounded_delay(
+    runs: dict, change: str
+):
+    behaviour, entity, latest, sign = CASES[change]
+    at = runs["at"]
+    for seed in SEEDS:
+        found = watched(runs, (change, seed))
+        ours = found.alarms.filter(
+            (pl.col("behaviour") == behaviour)
+            & (pl.col("entity") == entity)
+            & (pl.col("raised") >= at)
+        )
+        assert ours.height >= 1, (seed, found.alarms)
+        first = ours.row(0, named=True)
+        assert first["raised"] <= at + latest, (seed, first)
+        assert first["since"] >= at - timedelta(days=1), (seed, first)
+        assert (first["magnitude"] > 0) == (sign > 0), (seed, first)
+        assert first["words"].startswith(f"{entity}: {behaviour.replace('_', ' ')} is ")
+        others = found.alarms.filter(
+            (pl.col("behaviour") != behaviour) | (pl.col("entity") != entity)
+        )
+        weeks = (DAYS - REFERENCE_DAYS) / 7
+        assert others.height <= allowed(found, weeks), (seed, others)
+
+
+def test_stable_telemetry_raises_no_more_alarms_than_the_budget(runs: dict):
+    total, budget = 0, 0
+    for seed in SEEDS:
+        found = watched(runs, ("plain", seed))
+        after = found.alarms.filter(
+            pl.col("raised") >= runs["twin"].start + timedelta(days=REFERENCE_DAYS)
+        )
+        total += after.height
+        budget += found.thresholds["behaviour"].n_unique() * (DAYS - REFERENCE_DAYS) / 7
+        assert dict(found.alarms.schema) == ALARMS
+    assert total <= stats.poisson.ppf(0.999, budget), (total, budget)
+
+
+def test_reach_follows_the_call_graph_downstream(runs: dict):
+    twin = runs["twin"]
+    assert reach(twin, "latency", "api") == ["service gateway", "feature browse", "segment main"]
+    assert reach(twin, "errors", "flaky") == ["service gateway", "feature browse", "segment main"]
+    assert reach(twin, "change_failure", "ops") == ["service api", *reach(twin, "latency", "api")]
+    assert reach(twin, "demand", "main") == []
+
+
+def test_watch_on_the_command_line_writes_the_alarms_and_follows(
+    runs: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    scenario = tmp_path / "twin.yaml"
+    import yaml
+
+    scenario.write_text(yaml.safe_dump(copy.deepcopy(LEARNING_SPEC)), encoding="utf-8")
+    out = tmp_path / "alarms.parquet"
+    start = runs["twin"].start
+    args = ["watch", str(scenario), str(runs[("latency", SEEDS[0])]), "--out", str(out),
+            "--follow", "--reference", start.isoformat(),
+            (start + timedelta(days=REFERENCE_DAYS)).isoformat()]  # fmt: skip
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    alarms = pl.read_parquet(out)
+    assert dict(alarms.schema) == ALARMS and alarms.height >= 1
+    assert "ALARM api: latency is +" in said
+    assert f"{alarms.height} alarm(s) on" in said
+    assert main(["watch", str(scenario), str(runs[("plain", SEEDS[0])]), "--out",
+                 str(tmp_path / "alarms.csv")]) == 2  # fmt: skip
+    assert "--out must be a file ending in .parquet" in capsys.readouterr().err
