@@ -21,8 +21,8 @@ lower stage never imports a higher one:
 :mod:`orgtwin.telemetry`        table schemas, the series registry, recording a run
 :mod:`orgtwin.agents`           the Mesa agents: users, services, vendors, teams
 :mod:`orgtwin.world`            the world a scenario builds, and :class:`OrgModel`
-``orgtwin.learn``               (next) behaviours learned from telemetry
-``orgtwin.fidelity``            (next) validation against telemetry, drift watch
+:mod:`orgtwin.learn`            behaviours learned from telemetry
+:mod:`orgtwin.fidelity`         drift watch (validation against telemetry: next)
 :mod:`orgtwin.runs`             simulate seeds, results, KPIs, comparisons, reports
 :mod:`orgtwin.sweeps`           designs of lever values × seeds, on Ray; their analysis
 :mod:`orgtwin.explore`          one scenario against its base, for interactive pages
