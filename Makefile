@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_app.py
 	$(PY) benchmarks/bench_learn.py
+	$(PY) benchmarks/bench_fidelity.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -84,7 +85,7 @@ THRESHOLDS = {
 NULL_SIMULATIONS = 100
 """Null streams simulated per stream to calibrate its threshold."""
 NULL_POINTS = 4096
-"""Points per simulated null stream (at least; the stream's own length if longer)."""
+"""Points per simulated null stream."""
 NULL_BLOCK = 6
 """Points per block when null streams are resampled from the reference residuals."""
 
@@ -150,7 +151,7 @@ def watch(
     )  # fmt: skip
     tables = {name: frame.collect() for name, frame in tel.tables.items()}
     points = residual_streams(twin, tables, reference=reference)
-    rng = np.random.default_rng(seed)
+    normal: dict[float, float] = {}  # rate → threshold on standard normal null streams
     alarms: list[dict] = []
     thresholds: list[dict] = []
     entities = points.group_by("behaviour").agg(pl.col("entity").n_unique()).rows()
@@ -160,8 +161,7 @@ def watch(
         times = stream["time"]
         per_week = _points_per_week(times)
         rate = detect.false_alarm_rate(alarms_per_week, per_week, per_behaviour[behaviour])
-        null, how = _null(stream, reference, max(z.size, NULL_POINTS), rng)
-        h = detect.calibrate(null, k=k, rate=rate, rearm="restart")
+        h, how = _threshold(stream, reference, rate, k, seed, normal)
         thresholds.append(dict(behaviour=behaviour, entity=entity, points=z.size,
                                points_per_week=per_week, false_alarm_rate=rate, threshold=h,
                                null=how))  # fmt: skip
@@ -202,21 +202,37 @@ def _points_per_week(times: pl.Series) -> float:
     return timedelta(weeks=1).total_seconds() / max(seconds, 1.0)
 
 
-def _null(
+def _threshold(
     stream: pl.DataFrame,
     reference: tuple[datetime, datetime] | None,
-    n_points: int,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, str]:
-    """Null streams for one stream's calibration, and how they were made."""
+    rate: float,
+    k: float,
+    seed: int,
+    normal: dict[float, float],
+) -> tuple[float, str]:
+    """One stream's calibrated threshold, and how its null streams were made.
+
+    Null streams are the stream's reference residuals resampled in blocks where it has
+    enough that vary; else the standard normal, whose threshold depends on the rate
+    alone and is calibrated once per rate (``normal``). Each stream's simulation has its
+    own generator, seeded from ``seed`` and the stream's name, so a threshold does not
+    depend on which other streams are watched.
+    """
     if reference is not None:
         start, end = reference
         ref = stream.filter(pl.col("time").is_between(start, end, closed="left"))["z"]
         ref = ref.drop_nulls().drop_nans().to_numpy()
         if ref.size >= 4 * NULL_BLOCK and ref.std() > 1e-6:  # a twin exact there has none
-            null = detect.null_streams(ref, NULL_SIMULATIONS, n_points, rng, block=NULL_BLOCK)
-            return null, f"block bootstrap of {ref.size} reference residuals"
-    return rng.standard_normal((NULL_SIMULATIONS, n_points)), "standard normal"
+            name = f"{stream['behaviour'][0]}/{stream['entity'][0]}".encode()
+            rng = np.random.default_rng([seed, zlib.crc32(name)])
+            null = detect.null_streams(ref, NULL_SIMULATIONS, NULL_POINTS, rng, block=NULL_BLOCK)
+            how = f"block bootstrap of {ref.size} reference residuals"
+            return detect.calibrate(null, k=k, rate=rate, rearm="restart"), how
+    if rate not in normal:
+        rng = np.random.default_rng([seed, 0])
+        null = rng.standard_normal((NULL_SIMULATIONS, NULL_POINTS))
+        normal[rate] = detect.calibrate(null, k=k, rate=rate, rearm="restart")
+    return normal[rate], "standard normal"
 
 
 def _alarm(
