@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from orgtwin.errors import (
     ExploreError,
+    LearnError,
     LeverError,
     OrgTwinError,
     ResultsError,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # for readers and type checkers; at run time each name loads 
     from orgtwin.scenario import Scenario, load_scenario
     from orgtwin.sweeps import SweepResult, sweep
     from orgtwin.telemetry.folder import read_telemetry
+    from orgtwin.fidelity.watch import watch
     from orgtwin.world import OrgModel, derive_seed
 
 _LAZY = {
@@ -84,6 +86,7 @@ _LAZY = {
     "derive_seed": "orgtwin.world",
     "read_telemetry": "orgtwin.telemetry.folder",
     "synth": "orgtwin.runs.synth",
+    "watch": "orgtwin.fidelity.watch",
 }
 """Public name -> the stage package that defines it. Importing ``orgtwin`` loads only the
 errors; a stage loads when one of its names is first used, so ``import orgtwin.behaviours``
@@ -92,6 +95,7 @@ does not pull in Mesa, and the command line starts quickly."""
 __all__ = [
     "KPIS",
     "ExploreError",
+    "LearnError",
     "LeverError",
     "OrgModel",
     "OrgTwinError",
@@ -116,6 +120,7 @@ __all__ = [
     "simulate",
     "sweep",
     "synth",
+    "watch",
 ]
 
 

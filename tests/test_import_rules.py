@@ -35,8 +35,8 @@ AGENTS_MAY_IMPORT = {
     "orgtwin.scenario.organisation",  # the specs agents are built from
     "orgtwin.behaviours",  # the behaviours' types
 }
-PUBLIC = {"orgtwin", "orgtwin.explore", "orgtwin.learn", "orgtwin.runs", "orgtwin.sweeps",
-          "orgtwin.errors", "orgtwin.units"}  # fmt: skip
+PUBLIC = {"orgtwin", "orgtwin.explore", "orgtwin.learn", "orgtwin.fidelity", "orgtwin.runs",
+          "orgtwin.sweeps", "orgtwin.errors", "orgtwin.units"}  # fmt: skip
 """What the dashboard may import besides itself."""
 
 
