@@ -52,6 +52,7 @@ from orgtwin.errors import (
 )
 
 if TYPE_CHECKING:  # for readers and type checkers; at run time each name loads on first use
+    from orgtwin.fidelity.watch import watch
     from orgtwin.runs import (
         KPIS,
         RunResult,
@@ -66,7 +67,6 @@ if TYPE_CHECKING:  # for readers and type checkers; at run time each name loads 
     from orgtwin.scenario import Scenario, load_scenario
     from orgtwin.sweeps import SweepResult, sweep
     from orgtwin.telemetry.folder import read_telemetry
-    from orgtwin.fidelity.watch import watch
     from orgtwin.world import OrgModel, derive_seed
 
 _LAZY = {
