@@ -362,3 +362,113 @@ def profile_against_observed(
     ]
     mark = {"strokeWidth": 1.2, "opacity": 0.8, "point": {"size": 14}}
     return _observed_and_learned(observed, learned, x, y, tooltip, mark)
+
+
+ALARM_COLOUR = "#d62728"
+"""Alarms in red: a dashed rule at the change point, a diamond where the alarm was raised."""
+UTC_TIME = alt.Scale(type="utc")
+"""Times drawn as they are (UTC), as the tables show them, not in the browser's zone."""
+MINUTE = "utcyearmonthdatehoursminutes"
+
+
+def _utc(df: pl.DataFrame) -> Any:
+    """``df`` for Altair with its naive times marked UTC (so neither the page nor a
+    downloaded chart reads them in the browser's zone)."""
+    naive = [c for c, t in df.schema.items() if isinstance(t, pl.Datetime) and t.time_zone is None]
+    return df.with_columns(pl.col(naive).dt.replace_time_zone("UTC")).to_pandas()
+
+
+def _when(field: str, title: str) -> alt.Tooltip:
+    return alt.Tooltip(f"{field}:T", timeUnit=MINUTE, title=title)
+
+
+def _alarm_marks(alarms: pl.DataFrame, dots: pl.DataFrame, y: str) -> list[alt.Chart]:
+    """A dashed red rule at each alarm's change point (``since``) and a red diamond where
+    it was raised (``dots``: ``raised`` and ``y``); none without alarms."""
+    if not alarms.height:
+        return []
+    tips = [_when("since", "drifting since"), _when("raised", "alarm raised")]
+    rules = (
+        alt.Chart(_utc(alarms.select("since", "raised")))
+        .mark_rule(color=ALARM_COLOUR, strokeDash=[5, 3], strokeWidth=1.5)
+        .encode(x=alt.X("since:T", scale=UTC_TIME), tooltip=tips)
+    )
+    points = (
+        alt.Chart(_utc(dots.select("since", "raised", y)))
+        .mark_point(color=ALARM_COLOUR, size=110, filled=True, shape="diamond", opacity=1)
+        .encode(x=alt.X("raised:T", scale=UTC_TIME), y=alt.Y(f"{y}:Q"), tooltip=tips)
+    )
+    return [rules, points]
+
+
+def _raised_at(points: pl.DataFrame, alarms: pl.DataFrame, y: str) -> pl.DataFrame:
+    """Each alarm with the stream's ``y`` at the point where it was raised."""
+    at = points.select(raised=pl.col("time"), value=pl.col(y))
+    return alarms.select("since", "raised").join(at, on="raised", how="left").rename({"value": y})
+
+
+def residual_timeline(points: pl.DataFrame, alarms: pl.DataFrame) -> alt.LayerChart:
+    """A stream's standardised residuals over time, with its alarms marked.
+
+    Layers: the residuals (a grey line), the zero line, then, where there are alarms, a
+    dashed red rule at each change point (``since``) and a red diamond at each alarm
+    (``raised``, on the line).
+
+    Args:
+        points: the stream: columns ``time`` and ``z``.
+        alarms: its alarms: columns ``since`` and ``raised``.
+    """
+    x = alt.X("time:T", title="time (UTC)", scale=UTC_TIME)
+    y = alt.Y("z:Q", title="residual (standard deviations from the twin)")
+    line = (
+        alt.Chart(_utc(points.select("time", "z")))
+        .mark_line(strokeWidth=1.2, color=RUN_COLOURS[0])
+        .encode(x=x, y=y, tooltip=[_when("time", "time"), alt.Tooltip("z:Q", format="+.2f")])
+    )
+    zero = alt.Chart(pl.DataFrame({"z": [0.0]}).to_pandas()).mark_rule(color="#444", opacity=0.5)
+    zero = zero.encode(y="z:Q")
+    marks = _alarm_marks(alarms, _raised_at(points, alarms, "z"), "z")
+    return alt.layer(line, zero, *marks).properties(height=240, autosize=FIT_WIDTH)
+
+
+def observed_against_expected(
+    points: pl.DataFrame, alarms: pl.DataFrame, *, y_title: str
+) -> alt.LayerChart:
+    """What production did (grey) against what the twin expected (blue), with the alarms'
+    change points and raisings marked as on :func:`residual_timeline`.
+
+    Args:
+        points: the stream: columns ``time``, ``observed`` and ``expected``.
+        alarms: its alarms: columns ``since`` and ``raised``.
+        y_title: the y axis title, with the behaviour's unit.
+    """
+    long = points.select("time", "observed", "expected").unpivot(
+        index="time", variable_name="what", value_name="value"
+    )
+    long = long.with_columns(
+        pl.col("what").replace({"observed": "production", "expected": "the twin"})
+    )
+    colour = alt.Color(
+        "what:N",
+        title=None,
+        scale=alt.Scale(domain=["production", "the twin"], range=list(RUN_COLOURS[:2])),
+        legend=alt.Legend(orient="top"),
+    )
+    x = alt.X("time:T", title="time (UTC)", scale=UTC_TIME)
+    lines = (
+        alt.Chart(_utc(long))
+        .mark_line(strokeWidth=1.2)
+        .encode(
+            x=x,
+            y=alt.Y("value:Q", title=y_title),
+            color=colour,
+            tooltip=[
+                alt.Tooltip("what:N", title="series"),
+                _when("time", "time"),
+                alt.Tooltip("value:Q", title=y_title, format=",.4~g"),
+            ],
+        )
+    )
+    dots = _raised_at(points, alarms, "observed").rename({"observed": "value"})
+    marks = _alarm_marks(alarms, dots, "value")
+    return alt.layer(lines, *marks).properties(height=240, autosize=FIT_WIDTH)

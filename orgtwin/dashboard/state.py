@@ -23,7 +23,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -615,3 +615,129 @@ def demand_fit(
     mean = observed["rate"].mean() or 1.0
     observed = observed.with_columns(pl.col("rate") / (mean if mean > 0 else 1.0))
     return observed.cast(empty.schema), curve, own  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- watch
+
+WATCH_LEARNERS = {
+    "latency": "latency",
+    "demand": "demand",
+    "change_failure": "change_failure",
+    "churn": "churn",
+}
+"""The learner (:func:`orgtwin.learn.learn`'s ``only``) that re-learns each watched
+behaviour; ``errors`` has none (the twin's error rates are not learned from telemetry)."""
+WATCH_TIME_COLUMNS = ("time", "day", "started")
+"""Columns a telemetry table may give its times in, for the span of a folder."""
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def telemetry_span(telemetry: str, stamp: int) -> tuple[datetime, datetime] | None:
+    """The first and last time in a telemetry folder: the requests' hours where there are
+    requests, else every table's first time column; None where no table has a time."""
+    tel = orgtwin.read_telemetry(telemetry)
+    names = ["requests"] if "requests" in tel.tables else sorted(tel.tables)
+    firsts, lasts = [], []
+    for name in names:
+        frame = tel.tables[name]
+        columns = frame.collect_schema().names()
+        column = next((c for c in WATCH_TIME_COLUMNS if c in columns), None)
+        if column is None:
+            continue
+        when = pl.col(column).cast(pl.Datetime("us"))
+        span = frame.select(first=when.min(), last=when.max()).collect()
+        if span["first"][0] is not None:
+            firsts.append(span["first"][0])
+            lasts.append(span["last"][0])
+    if not firsts:
+        return None
+    return min(firsts), max(lasts)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def watched(
+    telemetry: str,
+    stamp: int,
+    scenario_path: str,
+    scenario_stamp: int,
+    reference: tuple[datetime, datetime] | None,
+    alarms_per_week: float,
+) -> Any:
+    """The drift watch of a telemetry folder against a scenario's twin
+    (:func:`orgtwin.watch`): its alarms, residual streams and thresholds.
+
+    The stamps (modification times of the folder's files and of the scenario files) make
+    new telemetry or an edited twin watched again. Nothing may mutate what it returns.
+    """
+    twin = load_scenario(scenario_path, root=folders.scenarios_folder())
+    return orgtwin.watch(twin, telemetry, reference=reference, alarms_per_week=alarms_per_week)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def relearned(
+    telemetry: str,
+    stamp: int,
+    scenario_path: str,
+    scenario_stamp: int,
+    since: datetime,
+    behaviour: str,
+    entity: str,
+) -> tuple[pl.DataFrame, list[str]]:
+    """One entity's parameters of a watched behaviour, re-learned from ``since`` on, against
+    the scenario's values. Nothing is saved.
+
+    Args:
+        behaviour: the watched behaviour (a key of :data:`WATCH_LEARNERS`).
+        entity: the service, segment or team, by name (``api``).
+
+    Returns:
+        One row per parameter: ``parameter``, ``before`` (the scenario's value; null where
+        it has none as a number), ``after``, ``low``, ``high`` (the 95% interval; NaN where
+        none), ``unit``, ``source`` (learned, shrunk or prior) and ``n``; and the warnings
+        of the learning.
+
+    Raises:
+        KeyError: ``behaviour`` has no learner.
+    """
+    only = WATCH_LEARNERS[behaviour]
+    twin = load_scenario(scenario_path, root=folders.scenarios_folder())
+    _, report = orgtwin.learn.learn(telemetry, base=twin, since=since, only=[only])
+    fits = [fit for fit in report.fits if fit.entity.split(" ", 1)[-1] == entity]
+    if not fits:  # one fit for every entity (a demand profile learned from all arrivals)
+        fits = [fit for fit in report.fits if not fit.entity]
+    values = twin.model_dump()
+    rows = []
+    for fit in fits:
+        for e in fit.estimates:
+            path = _applied_path(report.applied, entity, e.name)
+            before = _value_at(values, path) if path else (e.value if e.source == "prior" else None)
+            rows.append(
+                {"parameter": e.name, "before": before, "after": e.value, "low": e.low,
+                 "high": e.high, "unit": e.unit, "source": e.source, "n": e.n}
+            )  # fmt: skip
+    schema = {"parameter": pl.String, "before": pl.Float64, "after": pl.Float64,
+              "low": pl.Float64, "high": pl.Float64, "unit": pl.String,
+              "source": pl.String, "n": pl.Int64}  # fmt: skip
+    return pl.DataFrame(rows, schema=schema), list(report.warnings)
+
+
+def _applied_path(applied: dict[str, Any], entity: str, name: str) -> str | None:
+    """The scenario path a re-learned estimate was written at (``services.api.latency.
+    base_ms``), or None where it was not written (a prior kept)."""
+    for path in applied:
+        parts = path.split(".")
+        if parts[-1] == name and (not entity or entity in parts[:-1]):
+            return path
+    return None
+
+
+def _value_at(values: dict[str, Any], path: str) -> float | None:
+    """The number at a dotted path of a scenario's values, or None where there is none."""
+    here: Any = values
+    for part in path.split("."):
+        if not isinstance(here, dict) or part not in here:
+            return None
+        here = here[part]
+    if isinstance(here, bool) or not isinstance(here, int | float):
+        return None
+    return float(here)

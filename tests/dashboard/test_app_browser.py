@@ -286,3 +286,62 @@ def test_learn_a_twin_from_telemetry_and_see_its_fit_report(dashboard: Server, t
     assert not problems, "\n".join(problems)
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 10_000
+
+
+def test_watch_telemetry_for_drift_and_see_the_alarms(dashboard: Server, tmp_path: Path):
+    from orgtwin.runs.synth import synth
+    from orgtwin.scenario import load_scenario
+
+    small = load_scenario(
+        ROOT / "scenarios" / "baseline.yaml",
+        overrides={"segments": {s: {"n_users": 200} for s in ("free", "pro_us", "pro_eu")}},
+    )  # against baseline.yaml's twin (more users): the watch raises alarms
+    synth(small, days=21, seed=1, out=dashboard.telemetry / "acme")
+    problems: list[str] = []
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "app-watch.png"
+    shot.unlink(missing_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 2000},
+        )
+        try:
+            page = browser.new_page()
+            page.on(
+                "console",
+                lambda m: (
+                    problems.append(f"console: {m.text} ({m.location})")
+                    if m.type == "error"
+                    else None
+                ),
+            )
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.goto(dashboard.url)  # then the sidebar, as a user would
+            page.get_by_role("button", name="Run").wait_for(timeout=SERVER_START_S * 1000)
+            page.get_by_role("link", name="Watch").click()
+            sync_api.expect(page.get_by_role("heading", name="Drift watch")).to_be_visible(
+                timeout=SERVER_START_S * 1000
+            )
+            watch = page.get_by_role("button", name=re.compile(r"\bWatch$"))  # after its icon
+            watch.wait_for(timeout=SERVER_START_S * 1000)
+            watch.click()
+            summary = page.get_by_text(re.compile(r"\d+ alarms? on \d+ streams since"))
+            sync_api.expect(summary).to_be_visible(timeout=RUN_S * 1000)
+            table = page.get_by_test_id("stDataFrame").first
+            sync_api.expect(table).to_be_visible()
+            stream = page.get_by_role("heading", name="One stream over time")
+            sync_api.expect(stream).to_be_visible()
+            chart = page.get_by_test_id("stVegaLiteChart")
+            sync_api.expect(chart.first).to_be_visible(timeout=30_000)
+            sync_api.expect(chart.first.locator("canvas, svg").first).to_be_visible()
+            page.wait_for_timeout(1500)  # let the table and charts draw for the screenshot
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert not problems, "\n".join(problems)
+    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 10_000
