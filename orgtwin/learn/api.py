@@ -171,9 +171,16 @@ def _churn(ctx: Context) -> Learned:
             "name the segments alike, in the base or through the mapping file's values"
         )
         return [], {}
-    prior = next(iter(ctx.base.segments.values())).churn
-    learner = ChurnLearner(prior=prior).fit(ours)
+    learner = ChurnLearner().fit(ours)
     fits = learner.fits()
+    for fit in fits:  # what the data cannot inform is each segment's own value in the base
+        spec = ctx.base.segments[_entity(fit)].churn
+        fit.estimates = [
+            replace(e, value=getattr(spec, e.name), low=getattr(spec, e.name),
+                    high=getattr(spec, e.name), method=f"kept from the base ({e.method})")
+            if e.source == "prior" else e
+            for e in fit.estimates
+        ]  # fmt: skip
     if "customers" not in ctx.telemetry.tables:
         fits[0].warnings.append("customers made from user_days (one per user seen)")
     if ours.height >= 100:

@@ -231,3 +231,15 @@ def test_learn_since_and_only_on_the_command_line(
         main([*args, "--since", "last tuesday"])
     assert exited.value.code == 2
     assert "expected an ISO 8601 time" in capsys.readouterr().err
+
+
+def test_what_churn_data_cannot_inform_is_each_segments_own_value(small_base, telemetry):
+    _, report = learn(telemetry, base=small_base)
+    kept = 0
+    for fit in (f for f in report.fits if f.behaviour == "churn"):
+        spec = small_base.segments[fit.entity.split(" ", 1)[1]].churn
+        for e in fit.estimates:
+            if e.source == "prior":
+                assert e.value == e.low == e.high == getattr(spec, e.name), (fit.entity, e)
+                kept += 1
+    assert kept >= 4  # experience in every segment, and one price per segment
