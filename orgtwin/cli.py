@@ -201,8 +201,14 @@ def _add_watch_parser(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     watch.add_argument("--out", type=Path, metavar="FILE", help="write the alarms (Parquet)")
     watch.add_argument(
-        "--follow", action="store_true", help="print each alarm, in the order raised, as a line"
-    )
+        "--follow", action="store_true",
+        help="keep watching as new files arrive in TELEMETRY (a table may be a folder of "
+        "files), printing each alarm as a line when it is raised, until Ctrl-C",
+    )  # fmt: skip
+    watch.add_argument(
+        "--poll", type=_positive_number, default=10.0, metavar="SECONDS",
+        help="with --follow: seconds between looks at the folder (default 10)",
+    )  # fmt: skip
 
 
 def _positive_number(text: str) -> float:
@@ -535,13 +541,12 @@ def _watch(args: argparse.Namespace) -> int:
     reference = tuple(args.reference) if args.reference else None
     if reference is not None and reference[0] >= reference[1]:
         raise OrgTwinError("--reference FROM must be before TO")
+    if args.follow:
+        return _follow(args, reference)
     found = watch(
         args.scenario, args.telemetry, mapping=args.mapping, reference=reference,
         alarms_per_week=args.alarms_per_week,
     )  # fmt: skip
-    if args.follow:
-        for row in found.alarms.iter_rows(named=True):
-            print(f"{row['raised']:%Y-%m-%d %H:%M} ALARM {row['words']}", flush=True)
     if args.out is not None:
         found.save(args.out)
     streams = found.thresholds.height
@@ -550,6 +555,28 @@ def _watch(args: argparse.Namespace) -> int:
         + (f"; written to {args.out}" if args.out is not None else "")
     )
     return 0
+
+
+def _follow(args: argparse.Namespace, reference: tuple | None) -> int:
+    """``watch --follow``: each alarm as a line when raised, until Ctrl-C (exit 130)."""
+    import threading
+
+    from orgtwin.fidelity.watch import follow
+
+    def emit(row: dict) -> None:
+        print(f"{row['raised']:%Y-%m-%d %H:%M} ALARM {row['words']}", flush=True)
+
+    def save(found: object) -> None:
+        if args.out is not None:
+            found.save(args.out)  # type: ignore[attr-defined]
+
+    _progress(f"following {args.telemetry} (every {args.poll:g} s; Ctrl-C to stop)")
+    follow(
+        args.scenario, args.telemetry, emit=emit, stop=threading.Event(), poll_s=args.poll,
+        mapping=args.mapping, reference=reference, alarms_per_week=args.alarms_per_week,
+        on_watch=save,
+    )  # fmt: skip
+    return 0  # pragma: no cover (follow ends on Ctrl-C, which main turns into 130)
 
 
 _COMMANDS = {

@@ -32,15 +32,18 @@ Example:
 from __future__ import annotations
 
 import os
+import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
+from orgtwin.errors import TelemetryError
 from orgtwin.fidelity import detect
 from orgtwin.fidelity.residuals import residuals as residual_streams
 from orgtwin.scenario import Scenario, load_scenario
@@ -169,6 +172,69 @@ def watch(
             alarms.append(_alarm(twin, stream, behaviour, entity, change))
     alarm_frame = pl.DataFrame(alarms, schema=ALARMS).sort("raised", "behaviour", "entity")
     return Watch(alarm_frame, points, pl.DataFrame(thresholds, schema=THRESHOLDS))
+
+
+def follow(
+    scenario: str | os.PathLike[str] | Scenario,
+    folder: str | os.PathLike[str],
+    *,
+    emit: Callable[[dict[str, Any]], None],
+    stop: threading.Event,
+    poll_s: float = 10.0,
+    mapping: str | os.PathLike[str] | None = None,
+    reference: tuple[datetime, datetime] | None = None,
+    alarms_per_week: float = 1.0,
+    k: float = 0.5,
+    seed: int = 0,
+    on_watch: Callable[[Watch], None] | None = None,
+) -> None:
+    """Watch a telemetry folder as files arrive, until ``stop`` is set.
+
+    A table may be a subfolder of files read in name order (``requests/part-0007.parquet``),
+    so a collector that drops a new file every few minutes feeds the watch. Every
+    ``poll_s`` seconds, when the folder's files changed (new files, or a file rewritten),
+    it is watched again and each alarm not seen before is handed to ``emit`` (a row of
+    :data:`ALARMS` as a dict), in the order raised. Earlier alarms stand as more data
+    comes: the residuals and the CUSUM look only backwards, and each stream's threshold
+    depends on its reference window and rate, not on its length. A folder caught half
+    written (a table that does not read) is tried again at the next poll.
+
+    Args:
+        scenario: the twin.
+        folder: the telemetry folder.
+        emit: called with each new alarm.
+        stop: set it to end the watch (it ends within ``poll_s``).
+        poll_s: seconds between looks at the folder.
+        mapping, reference, alarms_per_week, k, seed: as for :func:`watch`.
+        on_watch: called with each new :class:`Watch` (to save the alarms, say).
+    """
+    twin = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    seen: set[tuple[str, str, datetime]] = set()
+    stamp: tuple = ()
+    while not stop.is_set():
+        now = _stamp(Path(folder))
+        if now != stamp:
+            try:
+                found = watch(twin, folder, mapping=mapping, reference=reference,
+                              alarms_per_week=alarms_per_week, k=k, seed=seed)  # fmt: skip
+            except TelemetryError:
+                found = None  # half written: the next poll reads it whole
+            if found is not None:
+                stamp = now
+                for row in found.alarms.iter_rows(named=True):
+                    key = (row["behaviour"], row["entity"], row["raised"])
+                    if key not in seen:
+                        seen.add(key)
+                        emit(row)
+                if on_watch is not None:
+                    on_watch(found)
+        stop.wait(poll_s)
+
+
+def _stamp(folder: Path) -> tuple:
+    """The folder's files with their sizes and modification times, in name order."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
 def episodes(changes: list[detect.Change]) -> list[detect.Change]:

@@ -22,7 +22,7 @@ import pytest
 from scipy import stats
 
 from orgtwin.cli import main
-from orgtwin.fidelity.watch import ALARMS, reach, watch
+from orgtwin.fidelity.watch import ALARMS, follow, reach, watch
 from orgtwin.runs.synth import synth
 from orgtwin.scenario import load_scenario
 from orgtwin.telemetry.folder import read_telemetry, write_telemetry
@@ -165,14 +165,106 @@ def test_watch_on_the_command_line_writes_the_alarms_and_follows(
     out = tmp_path / "alarms.parquet"
     start = runs["twin"].start
     args = ["watch", str(scenario), str(runs[("latency", SEEDS[0])]), "--out", str(out),
-            "--follow", "--reference", start.isoformat(),
+            "--reference", start.isoformat(),
             (start + timedelta(days=REFERENCE_DAYS)).isoformat()]  # fmt: skip
     assert main(args) == 0
     said = capsys.readouterr().out
     alarms = pl.read_parquet(out)
     assert dict(alarms.schema) == ALARMS and alarms.height >= 1
-    assert "ALARM api: latency is +" in said
+    assert alarms.filter((pl.col("behaviour") == "latency") & (pl.col("entity") == "api")).height
     assert f"{alarms.height} alarm(s) on" in said
     assert main(["watch", str(scenario), str(runs[("plain", SEEDS[0])]), "--out",
                  str(tmp_path / "alarms.csv")]) == 2  # fmt: skip
     assert "--out must be a file ending in .parquet" in capsys.readouterr().err
+
+
+def test_follow_raises_the_alarm_when_the_file_that_shows_it_arrives(runs: dict, tmp_path: Path):
+    """A folder whose requests come as a subfolder of files: the later file, where api
+    turned slow, arrives while the watch follows; its alarm is emitted then, and the
+    alarms of the earlier files are emitted once."""
+    import shutil
+    import threading
+    import time
+
+    spliced = runs[("latency", SEEDS[0])]
+    folder = tmp_path / "live"
+    shutil.copytree(spliced, folder)
+    requests = pl.read_parquet(folder / "requests.parquet")
+    (folder / "requests.parquet").unlink()
+    (folder / "requests").mkdir()
+    at = runs["at"]
+    requests.filter(pl.col("time") < at).write_parquet(folder / "requests" / "part-0.parquet")
+    emitted: list[dict] = []
+    watched_count = []
+    stop = threading.Event()
+    twin = runs["twin"]
+    reference = (twin.start, twin.start + timedelta(days=REFERENCE_DAYS))
+    worker = threading.Thread(
+        target=follow,
+        args=(twin, folder),
+        kwargs=dict(emit=emitted.append, stop=stop, poll_s=0.2, reference=reference,
+                    on_watch=watched_count.append),
+    )  # fmt: skip
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not watched_count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert watched_count, "the first look at the folder never ended"
+        slow = [a for a in emitted if (a["behaviour"], a["entity"]) == ("latency", "api")]
+        assert not slow  # nothing yet: api is as the twin says before the change
+        before = len(emitted)
+        later = requests.filter(pl.col("time") >= at)
+        later.write_parquet(folder / "requests" / ".part-1.tmp")  # written, then renamed
+        (folder / "requests" / ".part-1.tmp").rename(folder / "requests" / "part-1.parquet")
+        while time.monotonic() < deadline and not any(
+            (a["behaviour"], a["entity"]) == ("latency", "api") for a in emitted
+        ):
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    slow = [a for a in emitted if (a["behaviour"], a["entity"]) == ("latency", "api")]
+    assert slow and slow[0]["raised"] >= at and len(watched_count) >= 2
+    keys = [(a["behaviour"], a["entity"], a["raised"]) for a in emitted]
+    assert len(keys) == len(set(keys)) and len(emitted) > before  # each alarm once
+
+
+def test_follow_on_the_command_line_prints_alarms_until_interrupted(runs: dict, tmp_path: Path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    scenario = tmp_path / "twin.yaml"
+    scenario.write_text(yaml.safe_dump(copy.deepcopy(LEARNING_SPEC)), encoding="utf-8")
+    out = tmp_path / "alarms.parquet"
+    start = runs["twin"].start
+    args = [sys.executable, "-m", "orgtwin.cli", "watch", str(scenario),
+            str(runs[("latency", SEEDS[0])]), "--follow", "--poll", "0.5", "--out", str(out),
+            "--reference", start.isoformat(),
+            (start + timedelta(days=REFERENCE_DAYS)).isoformat()]  # fmt: skip
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "ALARM api: latency is +" in line:
+                break
+        assert any("ALARM api: latency is +" in line for line in lines), lines
+        time.sleep(0.5)
+        child.send_signal(signal.SIGINT)
+        code = child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+    assert code == 130
+    assert pl.read_parquet(out).height >= 1  # saved after each look
