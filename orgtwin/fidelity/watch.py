@@ -89,6 +89,11 @@ NULL_SIMULATIONS = 100
 """Null streams simulated per stream to calibrate its threshold."""
 NULL_POINTS = 4096
 """Points per simulated null stream."""
+COUNTS = frozenset({"churn", "change_failure", "errors", "demand"})
+"""Behaviours whose residuals are counts: without enough reference residuals, their null
+streams are simulated from the twin's count noise (:func:`_count_null`)."""
+COUNT_SIMULATIONS = 50
+"""Null streams simulated per count stream."""
 NULL_BLOCK = 6
 """Points per block when null streams are resampled from the reference residuals."""
 
@@ -231,6 +236,27 @@ def follow(
         stop.wait(poll_s)
 
 
+def _count_null(stream: pl.DataFrame, rng: np.random.Generator) -> np.ndarray | None:
+    """Null streams of a count behaviour, simulated from the twin: at points drawn from
+    the stream's own, a Poisson count around the expected one, plus the variance its
+    scale holds beyond Poisson (the demand's burstiness, the level's noise) as a normal
+    draw, standardised by the stream's scale. Sparse counts (a user leaving a day where
+    0.2 are expected) are far from normal; a normal null would set their thresholds too
+    low. None when the stream has too few points with a scale."""
+    expected = stream["expected"].to_numpy().astype(float)
+    residual = stream["residual"].to_numpy().astype(float)
+    z = stream["z"].to_numpy().astype(float)
+    usable = np.isfinite(z) & np.isfinite(expected) & np.isfinite(residual) & (np.abs(z) > 1e-9)
+    if usable.sum() < 4:
+        return None
+    mean = np.maximum(expected[usable], 0.0)
+    scale = np.abs(residual[usable] / z[usable])
+    extra = np.sqrt(np.maximum(scale**2 - mean, 0.0))
+    pick = rng.integers(0, mean.size, size=(COUNT_SIMULATIONS, NULL_POINTS))
+    counts = rng.poisson(mean[pick]) - mean[pick] + extra[pick] * rng.standard_normal(pick.shape)
+    return counts / scale[pick]
+
+
 def _stamp(folder: Path) -> tuple:
     """The folder's files with their sizes and modification times, in name order."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
@@ -279,20 +305,27 @@ def _threshold(
     """One stream's calibrated threshold, and how its null streams were made.
 
     Null streams are the stream's reference residuals resampled in blocks where it has
-    enough that vary; else the standard normal, whose threshold depends on the rate
-    alone and is calibrated once per rate (``normal``). Each stream's simulation has its
+    enough that vary; else, for counts, the twin's count noise around the stream's
+    expected counts; else the standard normal, whose threshold depends on the rate alone
+    and is calibrated once per rate (``normal``). Each stream's simulation has its
     own generator, seeded from ``seed`` and the stream's name, so a threshold does not
     depend on which other streams are watched.
     """
+    name = f"{stream['behaviour'][0]}/{stream['entity'][0]}".encode()
     if reference is not None:
         start, end = reference
         ref = stream.filter(pl.col("time").is_between(start, end, closed="left"))["z"]
         ref = ref.drop_nulls().drop_nans().to_numpy()
         if ref.size >= 4 * NULL_BLOCK and ref.std() > 1e-6:  # a twin exact there has none
-            name = f"{stream['behaviour'][0]}/{stream['entity'][0]}".encode()
             rng = np.random.default_rng([seed, zlib.crc32(name)])
             null = detect.null_streams(ref, NULL_SIMULATIONS, NULL_POINTS, rng, block=NULL_BLOCK)
             how = f"block bootstrap of {ref.size} reference residuals"
+            return detect.calibrate(null, k=k, rate=rate, rearm="restart"), how
+    if stream["behaviour"][0] in COUNTS:
+        rng = np.random.default_rng([seed, zlib.crc32(name), 1])
+        null = _count_null(stream, rng)
+        if null is not None:
+            how = "the twin's count noise around its expected counts"
             return detect.calibrate(null, k=k, rate=rate, rearm="restart"), how
     if rate not in normal:
         rng = np.random.default_rng([seed, 0])
