@@ -85,14 +85,14 @@ THRESHOLDS = {
 }
 """One row per stream watched: its calibrated CUSUM threshold and how it was calibrated."""
 
-NULL_SIMULATIONS = 100
+NULL_SIMULATIONS = 400
 """Null streams simulated per stream to calibrate its threshold."""
-NULL_POINTS = 4096
+NULL_POINTS = 1024
 """Points per simulated null stream."""
 COUNTS = frozenset({"churn", "change_failure", "errors", "demand"})
 """Behaviours whose residuals are counts: without enough reference residuals, their null
 streams are simulated from the twin's count noise (:func:`_count_null`)."""
-COUNT_SIMULATIONS = 50
+COUNT_SIMULATIONS = 100
 """Null streams simulated per count stream."""
 NULL_BLOCK = 6
 """Points per block when null streams are resampled from the reference residuals."""
@@ -237,24 +237,35 @@ def follow(
 
 
 def _count_null(stream: pl.DataFrame, rng: np.random.Generator) -> np.ndarray | None:
-    """Null streams of a count behaviour, simulated from the twin: at points drawn from
-    the stream's own, a Poisson count around the expected one, plus the variance its
-    scale holds beyond Poisson (the demand's burstiness, the level's noise) as a normal
-    draw, standardised by the stream's scale. Sparse counts (a user leaving a day where
-    0.2 are expected) are far from normal; a normal null would set their thresholds too
-    low. None when the stream has too few points with a scale."""
+    """Null streams of a count behaviour, simulated from the twin's count noise.
+
+    At points drawn from the stream's own, a Poisson count around the expected one, over
+    the stream's own scale (``residual / z``), as the stream's residuals are standardised.
+    The Poisson mean is capped at the scale's square, as counts of yes-or-no events
+    (deploys failing, users leaving) vary less than Poisson; for demand, the variance the
+    scale holds beyond Poisson (burstiness, the level's own error) is added as a normal
+    draw. Sparse counts (a user leaving a day where 0.2 are expected) are far from normal:
+    a normal null would set their thresholds too low. None when the stream has too few
+    points with a scale.
+    """
     expected = stream["expected"].to_numpy().astype(float)
     residual = stream["residual"].to_numpy().astype(float)
     z = stream["z"].to_numpy().astype(float)
-    usable = np.isfinite(z) & np.isfinite(expected) & np.isfinite(residual) & (np.abs(z) > 1e-9)
-    if usable.sum() < 4:
+    finite = np.isfinite(z) & np.isfinite(expected) & np.isfinite(residual)
+    scaled = finite & (np.abs(z) > 1e-9) & (np.abs(residual) > 1e-9)
+    if scaled.sum() < 4:
         return None
-    mean = np.maximum(expected[usable], 0.0)
-    scale = np.abs(residual[usable] / z[usable])
-    extra = np.sqrt(np.maximum(scale**2 - mean, 0.0))
+    scale = np.full(z.shape, np.median(np.abs(residual[scaled] / z[scaled])))
+    scale[scaled] = np.abs(residual[scaled] / z[scaled])
+    scale, expected = scale[finite], np.maximum(expected[finite], 0.0)
+    mean = np.minimum(expected, scale**2)
+    extra = np.sqrt(np.maximum(scale**2 - expected, 0.0))
+    if stream["behaviour"][0] != "demand":
+        extra = np.zeros_like(extra)  # the scale's floor (errors) is not noise
     pick = rng.integers(0, mean.size, size=(COUNT_SIMULATIONS, NULL_POINTS))
-    counts = rng.poisson(mean[pick]) - mean[pick] + extra[pick] * rng.standard_normal(pick.shape)
-    return counts / scale[pick]
+    m = mean[pick]
+    draws = rng.poisson(m) - m + extra[pick] * rng.standard_normal(pick.shape)
+    return draws / scale[pick]
 
 
 def _stamp(folder: Path) -> tuple:
