@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
+from orgtwin.dashboard import folders
 from orgtwin.errors import LeverError, OrgTwinError, ScenarioError
 
 log = logging.getLogger("orgtwin.dashboard")
@@ -72,6 +74,42 @@ def _problem(error: ScenarioError) -> str:
 def plain(text: str) -> str:
     """``text`` with Markdown's emphasis marks escaped (lever paths hold ``*``)."""
     return text.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_")
+
+
+def significant(value: float | None) -> float | None:
+    """``value`` rounded to 4 significant figures, for a table (None stays None)."""
+    return None if value is None else float(f"{value:.4g}")
+
+
+def interval(low: float, high: float) -> str:
+    """A 95% interval for a table: ``"1.2 – 3.4"``, or ``"—"`` where either end is NaN."""
+    if math.isnan(low) or math.isnan(high):
+        return "—"
+    return f"{low:.4g} – {high:.4g}"
+
+
+def telemetry_choices(purpose: str) -> tuple[Path, list[str], list[str], list[str]] | None:
+    """The telemetry root, its folders and mapping files, and the scenario files; None
+    (with a message saying how to fix it) where there is no folder or no scenario.
+
+    Args:
+        purpose: what the scenarios are for, ending the message where there is none
+            (``"to start from"``).
+    """
+    root = folders.telemetry_folder()
+    names, mappings = folders.list_telemetry(root)
+    scenarios = folders.list_scenarios(folders.scenarios_folder())
+    if not names:
+        st.info(
+            f"No telemetry folders in {root} yet: write one with "
+            f"`orgtwin synth SCENARIO --days 30 --out {root}/<name>`, or copy yours there "
+            f"(or set `{folders.TELEMETRY_ENV}`)."
+        )
+        return None
+    if not scenarios:
+        st.warning(f"No scenario files in {folders.scenarios_folder()} {purpose}.")
+        return None
+    return root, names, mappings, scenarios
 
 
 def caption(text: str) -> None:

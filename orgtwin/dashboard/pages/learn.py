@@ -13,7 +13,6 @@ beside it, so it opens on the Explore page like any scenario.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import polars as pl
@@ -296,8 +295,8 @@ def parameter_table(fits: list[Fit]) -> pl.DataFrame:
                 {
                     "entity": fit.entity or "organisation",
                     "parameter": e.name,
-                    "value": float(f"{e.value:.4g}"),
-                    "95% interval": interval(e.low, e.high),
+                    "value": ui.significant(e.value),
+                    "95% interval": ui.interval(e.low, e.high),
                     "unit": e.unit or "—",
                     "source": SOURCE_WORDS.get(e.source, e.source),
                     "method": e.method or "—",
@@ -305,12 +304,6 @@ def parameter_table(fits: list[Fit]) -> pl.DataFrame:
                 }
             )
     return pl.DataFrame(rows, infer_schema_length=None)
-
-
-def interval(low: float, high: float) -> str:
-    if math.isnan(low) or math.isnan(high):
-        return "—"
-    return f"{low:.4g} – {high:.4g}"
 
 
 def holdout_sentence(fit: Fit) -> str:
@@ -351,19 +344,10 @@ def save_section(twin: Any, report: LearnReport, *, folder: str, base: str) -> N
 
 def page() -> None:
     st.title("Learn a twin from telemetry")
-    root = folders.telemetry_folder()
-    names, mappings = folders.list_telemetry(root)
-    scenarios = folders.list_scenarios(folders.scenarios_folder())
-    if not names:
-        st.info(
-            f"No telemetry folders in {root} yet: write one with "
-            f"`orgtwin synth SCENARIO --days 30 --out {root}/<name>`, or copy yours there "
-            f"(or set `{folders.TELEMETRY_ENV}`)."
-        )
+    choices = ui.telemetry_choices("to start from")
+    if choices is None:
         return
-    if not scenarios:
-        st.warning(f"No scenario files in {folders.scenarios_folder()} to start from.")
-        return
+    _, names, mappings, scenarios = choices
     form_section(names, mappings, scenarios)
     request = st.session_state.get(REQUEST)
     if request is not None:

@@ -16,7 +16,6 @@ Nothing is saved.
 
 from __future__ import annotations
 
-import math
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -300,9 +299,9 @@ def before_after_table(table: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "parameter": table["parameter"],
-            "before (the twin)": [number(v) for v in table["before"]],
-            "after (re-learned)": [number(v) for v in table["after"]],
-            "95% interval": [interval(lo, hi) for lo, hi in table.select("low", "high").rows()],
+            "before (the twin)": [ui.significant(v) for v in table["before"]],
+            "after (re-learned)": [ui.significant(v) for v in table["after"]],
+            "95% interval": [ui.interval(lo, hi) for lo, hi in table.select("low", "high").rows()],
             "unit": [u or "—" for u in table["unit"]],
             "source": [SOURCE_WORDS.get(s, s) for s in table["source"]],
             "n": table["n"],
@@ -311,31 +310,12 @@ def before_after_table(table: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def number(value: float | None) -> float | None:
-    return None if value is None else float(f"{value:.4g}")
-
-
-def interval(low: float, high: float) -> str:
-    if math.isnan(low) or math.isnan(high):
-        return "—"
-    return f"{low:.4g} – {high:.4g}"
-
-
 def page() -> None:
     st.title("Drift watch")
-    root = folders.telemetry_folder()
-    names, _ = folders.list_telemetry(root)
-    scenarios = folders.list_scenarios(folders.scenarios_folder())
-    if not names:
-        st.info(
-            f"No telemetry folders in {root} yet: write one with "
-            f"`orgtwin synth SCENARIO --days 30 --out {root}/<name>`, or copy yours there "
-            f"(or set `{folders.TELEMETRY_ENV}`)."
-        )
+    choices = ui.telemetry_choices("to watch against")
+    if choices is None:
         return
-    if not scenarios:
-        st.warning(f"No scenario files in {folders.scenarios_folder()} to watch against.")
-        return
+    _, names, _, scenarios = choices
     with ui.guarded("reading the telemetry"):
         form_section(names, scenarios)
     request = st.session_state.get(REQUEST)
