@@ -93,41 +93,19 @@ def log(message: str) -> None:
 
 
 def telco_figures() -> dict[str, float]:
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from orgtwin.learn.churn import ChurnLearner, concordance_index
-    from orgtwin.telemetry.schemas import CUSTOMERS
-    from tests.learn.real_data import read_example
+    from orgtwin.learn.churn import concordance_index
+    from tests.learn.real_data import telco_split
 
-    customers = read_example("telco_churn").tables["customers"].collect()
-    covariates = tuple(c for c in customers.columns if c not in CUSTOMERS)
-    rows = np.arange(customers.height)
-    train_i, test_i = train_test_split(
-        rows, test_size=0.3, stratify=customers["churned"].to_numpy(), random_state=SEED
-    )
-    train, test = customers[train_i], customers[test_i]
-    y = test["churned"].to_numpy()
-    categorical = ["segment", *covariates]
-    encode = OneHotEncoder(drop="first").fit(train.select(categorical).to_numpy())
-    scale = StandardScaler().fit(train.select("price", "tenure_months").to_numpy())
-
-    def design(frame: pl.DataFrame) -> np.ndarray:
-        numeric = scale.transform(frame.select("price", "tenure_months").to_numpy())
-        return np.hstack(
-            [encode.transform(frame.select(categorical).to_numpy()).toarray(), numeric]
-        )
-
-    logistic = LogisticRegression(max_iter=2000).fit(design(train), train["churned"].to_numpy())
-    learner = ChurnLearner(covariates=covariates, window_months=1.0, event_time="interval")
-    learner.fit(train)
+    split = telco_split(seed=SEED)
     return {
-        "telco_auc": roc_auc_score(y, learner.predict_proba(test)),
-        "telco_logistic_auc": roc_auc_score(y, logistic.predict_proba(design(test))[:, 1]),
+        "telco_auc": roc_auc_score(split.y, split.learner.predict_proba(split.test)),
+        "telco_logistic_auc": roc_auc_score(split.y, split.logistic),
         "telco_c_index": concordance_index(
-            test["tenure_months"].to_numpy(), y, learner.predict_log_hazard(test)
+            split.test["tenure_months"].to_numpy(),
+            split.y,
+            split.learner.predict_log_hazard(split.test),
         ),
     }
 

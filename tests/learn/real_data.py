@@ -10,6 +10,8 @@ checking that the data are there.
 What is left here is what a mapping file cannot say, because it is not a telemetry table
 or not a per-value conversion:
 
+- :func:`telco_split`: Telco's stratified 70/30 split with the churn hazard and the
+  plain logistic regression it is measured against, fitted on the same columns;
 - Nezha's ground truth: the injected faults (``fault_list.json``) and the service call
   graph (``dependency.csv``), which the learned figures are checked against;
 - :func:`nezha_fault_free`: the latency the Nezha tests fit (:func:`time_split` splits it
@@ -26,7 +28,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, NamedTuple
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -99,3 +103,61 @@ def nezha_dependencies() -> set[tuple[str, str]]:
     (edges to node IP addresses are left out)."""
     raw = pl.read_csv(require(f"{NEZHA}/fault/metric/dependency.csv"))
     return {(a, b) for a, b in zip(raw["Source"], raw["Target"], strict=True) if not b[0].isdigit()}
+
+
+class TelcoSplit(NamedTuple):
+    """Telco's churn, split 70/30 (stratified), the two models fitted on the 70.
+
+    Attributes:
+        test: the held-out customers; ``y`` whether each churned.
+        covariates: the columns besides the twin's (not ``TotalCharges``).
+        learner: the churn hazard (contract as segment, monthly charge as price, the
+            covariates shifting the log-hazard, each customer watched over the last
+            month: the snapshot says who left then).
+        logistic: the logistic regression's churn probability of each held-out customer,
+            on the same columns (one-hot, price and tenure standardised).
+    """
+
+    test: pl.DataFrame
+    y: np.ndarray
+    covariates: tuple[str, ...]
+    learner: Any
+    logistic: np.ndarray
+
+
+def telco_split(seed: int = 42) -> TelcoSplit:
+    """Telco read through its example mapping, split and fitted (see :class:`TelcoSplit`)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from orgtwin.learn.churn import ChurnLearner
+    from orgtwin.telemetry.schemas import CUSTOMERS
+
+    customers = read_example("telco_churn").tables["customers"].collect()
+    covariates = tuple(c for c in customers.columns if c not in CUSTOMERS)
+    train_i, test_i = train_test_split(
+        np.arange(customers.height), test_size=0.3, stratify=customers["churned"].to_numpy(),
+        random_state=seed,
+    )  # fmt: skip
+    train, test = customers[train_i], customers[test_i]
+    categorical = ["segment", *covariates]
+    encode = OneHotEncoder(drop="first").fit(train.select(categorical).to_numpy())
+    scale = StandardScaler().fit(train.select("price", "tenure_months").to_numpy())
+
+    def design(frame: pl.DataFrame) -> np.ndarray:
+        numeric = scale.transform(frame.select("price", "tenure_months").to_numpy())
+        return np.hstack(
+            [encode.transform(frame.select(categorical).to_numpy()).toarray(), numeric]
+        )
+
+    logistic = LogisticRegression(max_iter=2000).fit(design(train), train["churned"].to_numpy())
+    learner = ChurnLearner(covariates=covariates, window_months=1.0, event_time="interval")
+    learner.fit(train)
+    return TelcoSplit(
+        test,
+        test["churned"].to_numpy(),
+        covariates,
+        learner,
+        logistic.predict_proba(design(test))[:, 1],
+    )

@@ -14,18 +14,14 @@ import polars as pl
 import pytest
 from scipy import stats
 from sklearn.base import clone
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from orgtwin.behaviours.users import ChurnHazard
 from orgtwin.learn.base import HoldoutScore
 from orgtwin.learn.churn import ChurnLearner, concordance_index
 from orgtwin.scenario.organisation import ChurnSpec
-from orgtwin.telemetry.schemas import CUSTOMERS
 from orgtwin.units import DAYS_PER_MONTH
-from tests.learn.real_data import read_example
+from tests.learn.real_data import telco_split
 
 TRUTH = {
     "basic": ChurnHazard(
@@ -167,31 +163,10 @@ def test_telco_discrimination_and_calibration_match_a_logistic_regression() -> N
     (not TotalCharges, which is tenure × price) shift the log-hazard. Each customer is
     watched over the last month (the snapshot says who left then). Read through
     ``examples/telemetry/telco_churn.yaml``: the covariates are the columns it keeps."""
-    customers = read_example("telco_churn").tables["customers"].collect()
-    covariates = tuple(c for c in customers.columns if c not in CUSTOMERS)
-    assert len(covariates) == 15 and "TotalCharges" not in covariates
-    y_all = customers["churned"].to_numpy()
-    train_i, test_i = train_test_split(
-        np.arange(len(customers)), test_size=0.3, stratify=y_all, random_state=42
-    )
-    train, test = customers[train_i], customers[test_i]
-    y = test["churned"].to_numpy()
-
-    categorical = ["segment", *covariates]
-    encode = OneHotEncoder(drop="first").fit(train.select(categorical).to_numpy())
-    scale = StandardScaler().fit(train.select("price", "tenure_months").to_numpy())
-
-    def design(frame: pl.DataFrame) -> np.ndarray:
-        numeric = scale.transform(frame.select("price", "tenure_months").to_numpy())
-        return np.hstack(
-            [encode.transform(frame.select(categorical).to_numpy()).toarray(), numeric]
-        )
-
-    logistic = LogisticRegression(max_iter=2000).fit(design(train), train["churned"].to_numpy())
-    auc_logistic = roc_auc_score(y, logistic.predict_proba(design(test))[:, 1])
-
-    learner = ChurnLearner(covariates=covariates, window_months=1.0, event_time="interval")
-    learner.fit(train)
+    split = telco_split(seed=42)
+    assert len(split.covariates) == 15 and "TotalCharges" not in split.covariates
+    test, y, learner = split.test, split.y, split.learner
+    auc_logistic = roc_auc_score(y, split.logistic)
     probability = learner.predict_proba(test)
     auc = roc_auc_score(y, probability)
     assert auc >= auc_logistic > 0.83
