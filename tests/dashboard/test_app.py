@@ -20,14 +20,12 @@ from streamlit.testing.v1 import AppTest
 
 import orgtwin
 from orgtwin.dashboard import charts, folders
+from tests.dashboard.harness import start, texts
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "app.py"
 SCENARIOS = ROOT / "scenarios"
 COMPARE = "orgtwin/dashboard/pages/compare.py"
 SWEEPS = "orgtwin/dashboard/pages/sweeps.py"
-TIMEOUT = 300
-"""Seconds one script run may take (the first run starts the worker pool)."""
 
 
 @pytest.fixture
@@ -40,16 +38,6 @@ def results_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return out
 
 
-def start(page: str | None = None) -> AppTest:
-    """The app, run once (on the Explore page), then switched to ``page`` if given."""
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    assert not at.exception, at.exception
-    if page is not None:
-        at.switch_page(page).run()
-        assert not at.exception, at.exception
-    return at
-
-
 def short_run(at: AppTest, prefix: str, *, days: int = 30, seeds: int = 2) -> None:
     at.number_input(key=f"{prefix}-days").set_value(days)
     at.number_input(key=f"{prefix}-seeds").set_value(seeds)
@@ -59,10 +47,6 @@ def metric(at: AppTest, label: str):
     found = [m for m in at.metric if m.label == label]
     assert found, f"no KPI card {label!r} among {[m.label for m in at.metric]}"
     return found[0]
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 # --------------------------------------------------------------------------- explore

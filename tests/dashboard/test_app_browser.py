@@ -21,8 +21,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psutil
 import pytest
@@ -127,89 +128,95 @@ def dashboard(tmp_path: Path) -> Iterator[Server]:
             server.wait(timeout=15)
 
 
-def test_explore_change_a_lever_and_run(dashboard: Server, tmp_path: Path):
-    problems: list[str] = []
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 3200},
-        )
-        try:
-            page = browser.new_page()
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(f"console {m.type}: {m.text} ({m.location})")
-                    if m.type == "error"
-                    else None
-                ),
-            )
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.goto(dashboard.url)
-            run = page.get_by_role("button", name="Run")
-            run.wait_for(timeout=SERVER_START_S * 1000)
-            sync_api.expect(page.get_by_role("heading", name="Explore a scenario")).to_be_visible()
-
-            page.get_by_role("spinbutton", name="Days").fill("14")
-            page.get_by_role("spinbutton", name="Seeds").fill("2")
-            price = page.get_by_role("slider", name=PRICE_LEVER)
-            price.focus()
-            for _ in range(6):  # 12.00 → 15.00 in steps of 0.50
-                price.press("ArrowRight")
-            sync_api.expect(price).to_have_attribute("aria-valuetext", "15.00")
-            run.click()
-
-            cards = page.get_by_test_id("stMetric")
-            revenue = cards.filter(has_text="Revenue")
-            revenue.wait_for(timeout=RUN_S * 1000)
-            sync_api.expect(page.get_by_text("Ripple graph: 32 nodes")).to_be_visible(
-                timeout=RUN_S * 1000
-            )
-            text = revenue.inner_text()
-            assert "+$" in text, text  # a higher price: more revenue
-            assert cards.count() == 12
-            caption = page.get_by_text(
-                "baseline (levers moved) vs baseline · 2 seeds × 14 days"
-            ).first
-            sync_api.expect(caption).to_contain_text("segments.pro_us.price_usd_month = 15.0")
-            page.wait_for_timeout(1500)  # let the charts draw for the screenshot
-            page.screenshot(path=str(ARTIFACTS / "app-explore.png"))
-        finally:
-            browser.close()
-    assert not problems, "\n".join(problems)
-
-
-def test_two_sessions_launch_sweeps_at_once_and_both_finish(dashboard: Server, tmp_path: Path):
-    """Both sweeps run on Ray (the app's one runtime); the server outlives them."""
-    problems: list[str] = []
+@contextmanager
+def chromium(tmp_path: Path, *, height: int = 2000) -> Iterator[Any]:
+    """Debian's Chromium, headless, with a fresh profile (``--user-data-dir``); closed
+    afterwards."""
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),
             executable_path=str(CHROMIUM),
             headless=True,
             args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 2000},
+            viewport={"width": 1400, "height": height},
         )
         try:
-            pages = [browser.new_page() for _ in range(2)]  # two tabs: two sessions
-            for page in pages:
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-                page.goto(f"{dashboard.url}/sweeps")
-                page.get_by_role("tab", name="Launch a sweep").click(timeout=SERVER_START_S * 1000)
-                page.get_by_role("spinbutton", name="Days").fill("60")  # long enough for Ray
-            for page in pages:  # both at once
-                page.get_by_role("button", name="Launch sweep").click()
-            done = []
-            for page in pages:
-                saved = page.get_by_text("Sweep saved in")
-                saved.wait_for(timeout=2 * RUN_S * 1000)
-                done.append(saved.inner_text())
+            yield browser
         finally:
             browser.close()
+
+
+def watched_tab(browser: Any, problems: list[str]) -> Any:
+    """A new tab whose console errors and uncaught page errors go into ``problems``."""
+    page = browser.new_page()
+
+    def console(message: Any) -> None:
+        if message.type == "error":
+            problems.append(f"console error: {message.text} ({message.location})")
+
+    page.on("console", console)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    return page
+
+
+def assert_screenshot(shot: Path) -> None:
+    """``shot`` is a PNG with something drawn in it."""
+    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 10_000
+
+
+def test_explore_change_a_lever_and_run(dashboard: Server, tmp_path: Path):
+    problems: list[str] = []
+    ARTIFACTS.mkdir(exist_ok=True)
+    with chromium(tmp_path, height=3200) as browser:
+        page = watched_tab(browser, problems)
+        page.goto(dashboard.url)
+        run = page.get_by_role("button", name="Run")
+        run.wait_for(timeout=SERVER_START_S * 1000)
+        sync_api.expect(page.get_by_role("heading", name="Explore a scenario")).to_be_visible()
+
+        page.get_by_role("spinbutton", name="Days").fill("14")
+        page.get_by_role("spinbutton", name="Seeds").fill("2")
+        price = page.get_by_role("slider", name=PRICE_LEVER)
+        price.focus()
+        for _ in range(6):  # 12.00 → 15.00 in steps of 0.50
+            price.press("ArrowRight")
+        sync_api.expect(price).to_have_attribute("aria-valuetext", "15.00")
+        run.click()
+
+        cards = page.get_by_test_id("stMetric")
+        revenue = cards.filter(has_text="Revenue")
+        revenue.wait_for(timeout=RUN_S * 1000)
+        sync_api.expect(page.get_by_text("Ripple graph: 32 nodes")).to_be_visible(
+            timeout=RUN_S * 1000
+        )
+        text = revenue.inner_text()
+        assert "+$" in text, text  # a higher price: more revenue
+        assert cards.count() == 12
+        caption = page.get_by_text("baseline (levers moved) vs baseline · 2 seeds × 14 days").first
+        sync_api.expect(caption).to_contain_text("segments.pro_us.price_usd_month = 15.0")
+        page.wait_for_timeout(1500)  # let the charts draw for the screenshot
+        page.screenshot(path=str(ARTIFACTS / "app-explore.png"))
+    assert not problems, "\n".join(problems)
+
+
+def test_two_sessions_launch_sweeps_at_once_and_both_finish(dashboard: Server, tmp_path: Path):
+    """Both sweeps run on Ray (the app's one runtime); the server outlives them."""
+    problems: list[str] = []
+    with chromium(tmp_path) as browser:
+        pages = [browser.new_page() for _ in range(2)]  # two tabs: two sessions
+        for page in pages:
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.goto(f"{dashboard.url}/sweeps")
+            page.get_by_role("tab", name="Launch a sweep").click(timeout=SERVER_START_S * 1000)
+            page.get_by_role("spinbutton", name="Days").fill("60")  # long enough for Ray
+        for page in pages:  # both at once
+            page.get_by_role("button", name="Launch sweep").click()
+        done = []
+        for page in pages:
+            saved = page.get_by_text("Sweep saved in")
+            saved.wait_for(timeout=2 * RUN_S * 1000)
+            done.append(saved.inner_text())
     assert not problems, "\n".join(problems)
     assert all("24 runs" in text and "(ray, " in text for text in done), done
     assert len({text.split(":")[0] for text in done}) == 2  # two folders
@@ -236,56 +243,32 @@ def test_learn_a_twin_from_telemetry_and_see_its_fit_report(dashboard: Server, t
     synth(small, days=10, seed=1, out=dashboard.telemetry / "acme")
     problems: list[str] = []
     shot = tmp_path / "app-learn.png"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 2000},
+    with chromium(tmp_path) as browser:
+        page = watched_tab(browser, problems)
+        page.goto(dashboard.url)  # then the sidebar: a deep link probes /learn/_stcore (404s)
+        page.get_by_role("button", name="Run").wait_for(timeout=SERVER_START_S * 1000)
+        page.get_by_role("link", name="Learn").click()
+        learn = page.get_by_role("button", name=re.compile(r"\bLearn$"))  # after its icon
+        learn.wait_for(timeout=SERVER_START_S * 1000)
+        learn.click()
+        sync_api.expect(page.get_by_role("heading", name="Data read")).to_be_visible(
+            timeout=RUN_S * 1000
         )
-        try:
-            page = browser.new_page()
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(f"console: {m.text} ({m.location})")
-                    if m.type == "error"
-                    else None
-                ),
-            )
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.goto(dashboard.url)  # then the sidebar: a deep link probes /learn/_stcore (404s)
-            page.get_by_role("button", name="Run").wait_for(timeout=SERVER_START_S * 1000)
-            page.get_by_role("link", name="Learn").click()
-            learn = page.get_by_role("button", name=re.compile(r"\bLearn$"))  # after its icon
-            learn.wait_for(timeout=SERVER_START_S * 1000)
-            learn.click()
-            sync_api.expect(page.get_by_role("heading", name="Data read")).to_be_visible(
-                timeout=RUN_S * 1000
-            )
-            latency = page.get_by_text("Latency against utilisation")
-            sync_api.expect(latency.first).to_be_visible()
-            latency.first.click()  # open the expander
-            save = page.get_by_role("button", name="Save to scenarios as acme-twin.yaml")
-            sync_api.expect(save).to_be_visible()
-            restore = page.get_by_test_id("stExpander").filter(
-                has_text="Time to detect and restore"
-            )
-            restore.get_by_text("Time to detect and restore").first.click()  # open it
-            chart = restore.get_by_test_id("stVegaLiteChart")
-            sync_api.expect(chart.first).to_be_visible(timeout=30_000)  # drawn with the report
-            sync_api.expect(chart.first.locator("canvas, svg").first).to_be_visible()
-            sync_api.expect(
-                restore.get_by_text("the line is the learned distribution")
-            ).to_be_visible()
-            page.wait_for_timeout(1500)  # let the tables draw for the screenshot
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+        latency = page.get_by_text("Latency against utilisation")
+        sync_api.expect(latency.first).to_be_visible()
+        latency.first.click()  # open the expander
+        save = page.get_by_role("button", name="Save to scenarios as acme-twin.yaml")
+        sync_api.expect(save).to_be_visible()
+        restore = page.get_by_test_id("stExpander").filter(has_text="Time to detect and restore")
+        restore.get_by_text("Time to detect and restore").first.click()  # open it
+        chart = restore.get_by_test_id("stVegaLiteChart")
+        sync_api.expect(chart.first).to_be_visible(timeout=30_000)  # drawn with the report
+        sync_api.expect(chart.first.locator("canvas, svg").first).to_be_visible()
+        sync_api.expect(restore.get_by_text("the line is the learned distribution")).to_be_visible()
+        page.wait_for_timeout(1500)  # let the tables draw for the screenshot
+        page.screenshot(path=str(shot), full_page=True)
     assert not problems, "\n".join(problems)
-    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert shot.stat().st_size > 10_000
+    assert_screenshot(shot)
 
 
 def test_watch_telemetry_for_drift_and_see_the_alarms(dashboard: Server, tmp_path: Path):
@@ -301,47 +284,27 @@ def test_watch_telemetry_for_drift_and_see_the_alarms(dashboard: Server, tmp_pat
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "app-watch.png"
     shot.unlink(missing_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 2000},
+    with chromium(tmp_path) as browser:
+        page = watched_tab(browser, problems)
+        page.goto(dashboard.url)  # then the sidebar, as a user would
+        page.get_by_role("button", name="Run").wait_for(timeout=SERVER_START_S * 1000)
+        page.get_by_role("link", name="Watch").click()
+        sync_api.expect(page.get_by_role("heading", name="Drift watch")).to_be_visible(
+            timeout=SERVER_START_S * 1000
         )
-        try:
-            page = browser.new_page()
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(f"console: {m.text} ({m.location})")
-                    if m.type == "error"
-                    else None
-                ),
-            )
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.goto(dashboard.url)  # then the sidebar, as a user would
-            page.get_by_role("button", name="Run").wait_for(timeout=SERVER_START_S * 1000)
-            page.get_by_role("link", name="Watch").click()
-            sync_api.expect(page.get_by_role("heading", name="Drift watch")).to_be_visible(
-                timeout=SERVER_START_S * 1000
-            )
-            watch = page.get_by_role("button", name=re.compile(r"\bWatch$"))  # after its icon
-            watch.wait_for(timeout=SERVER_START_S * 1000)
-            watch.click()
-            summary = page.get_by_text(re.compile(r"\d+ alarms? on \d+ streams since"))
-            sync_api.expect(summary).to_be_visible(timeout=RUN_S * 1000)
-            table = page.get_by_test_id("stDataFrame").first
-            sync_api.expect(table).to_be_visible()
-            stream = page.get_by_role("heading", name="One stream over time")
-            sync_api.expect(stream).to_be_visible()
-            chart = page.get_by_test_id("stVegaLiteChart")
-            sync_api.expect(chart.first).to_be_visible(timeout=30_000)
-            sync_api.expect(chart.first.locator("canvas, svg").first).to_be_visible()
-            page.wait_for_timeout(1500)  # let the table and charts draw for the screenshot
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+        watch = page.get_by_role("button", name=re.compile(r"\bWatch$"))  # after its icon
+        watch.wait_for(timeout=SERVER_START_S * 1000)
+        watch.click()
+        summary = page.get_by_text(re.compile(r"\d+ alarms? on \d+ streams since"))
+        sync_api.expect(summary).to_be_visible(timeout=RUN_S * 1000)
+        table = page.get_by_test_id("stDataFrame").first
+        sync_api.expect(table).to_be_visible()
+        stream = page.get_by_role("heading", name="One stream over time")
+        sync_api.expect(stream).to_be_visible()
+        chart = page.get_by_test_id("stVegaLiteChart")
+        sync_api.expect(chart.first).to_be_visible(timeout=30_000)
+        sync_api.expect(chart.first.locator("canvas, svg").first).to_be_visible()
+        page.wait_for_timeout(1500)  # let the table and charts draw for the screenshot
+        page.screenshot(path=str(shot), full_page=True)
     assert not problems, "\n".join(problems)
-    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert shot.stat().st_size > 10_000
+    assert_screenshot(shot)

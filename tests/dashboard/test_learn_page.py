@@ -21,11 +21,10 @@ from orgtwin.dashboard import charts, folders, state
 from orgtwin.runs.synth import synth
 from orgtwin.scenario import load_scenario
 from orgtwin.telemetry.schemas import ARRIVALS
+from tests.dashboard.harness import start, texts
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "app.py"
 LEARN = "orgtwin/dashboard/pages/learn.py"
-TIMEOUT = 300
 SMALL = """\
 extends: baseline.yaml
 name: small
@@ -59,14 +58,6 @@ def learn_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, acme: Path) -> t
     monkeypatch.setenv(folders.SCENARIOS_ENV, str(scenarios))
     monkeypatch.setenv(folders.RESULTS_ENV, str(tmp_path / "results"))
     return telemetry, scenarios
-
-
-def start() -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    assert not at.exception, at.exception
-    at.switch_page(LEARN).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def learn(
@@ -114,16 +105,12 @@ def chart_layers(at: AppTest, title: str) -> list[pl.DataFrame]:
     raise AssertionError(f"no chart titled {title!r}")
 
 
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
-
-
 def frames(at: AppTest) -> list[pl.DataFrame]:
     return [pl.from_pandas(d.value) for d in at.dataframe]
 
 
 def test_learning_shows_the_data_read_and_latency_learned(learn_dirs):
-    at = learn(start())
+    at = learn(start(LEARN))
     assert not at.error, texts(at.error)
     tables = frames(at)
     data = next(t for t in tables if "rows read" in t.columns)
@@ -149,7 +136,7 @@ def test_broken_telemetry_shows_the_problem_in_words(learn_dirs):
     shutil.copytree(telemetry / "acme", broken)
     requests = pl.read_parquet(broken / "requests.parquet")
     requests.drop("service").write_parquet(broken / "requests.parquet")
-    at = learn(start(), "broken")
+    at = learn(start(LEARN), "broken")
     assert not at.exception
     message = texts(at.error)
     assert "cannot be learned from" in message
@@ -161,7 +148,7 @@ def test_broken_telemetry_shows_the_problem_in_words(learn_dirs):
 
 def test_save_writes_a_loadable_scenario_and_never_overwrites(learn_dirs):
     _, scenarios = learn_dirs
-    at = learn(start())
+    at = learn(start(LEARN))
     at.button(key="learn-save").click().run()
     assert not at.exception, at.exception
     assert not at.error, texts(at.error)
@@ -175,7 +162,7 @@ def test_save_writes_a_loadable_scenario_and_never_overwrites(learn_dirs):
     assert "acme-twin.yaml" in folders.list_scenarios(scenarios)
 
     before = saved.read_bytes()
-    again = learn(start())
+    again = learn(start(LEARN))
     again.button(key="learn-save").click().run()
     assert not again.exception, again.exception
     assert "already" in texts(again.error)
@@ -223,7 +210,7 @@ def test_a_name_is_made_safe_and_a_file_is_claimed_once(tmp_path: Path):
 def test_an_empty_telemetry_root_says_how_to_make_one(tmp_path: Path, monkeypatch):
     monkeypatch.setenv(folders.TELEMETRY_ENV, str(tmp_path / "none"))
     monkeypatch.setenv(folders.SCENARIOS_ENV, str(ROOT / "scenarios"))
-    at = start()
+    at = start(LEARN)
     assert "No telemetry folders" in texts(at.info)
 
 
@@ -241,7 +228,7 @@ def test_the_latency_chart_is_a_valid_vega_lite_spec():
 def test_the_restore_times_and_demand_are_drawn_against_the_data(learn_dirs):
     telemetry, scenarios = learn_dirs
     write_arrivals(telemetry / "acme")
-    at = learn(start())
+    at = learn(start(LEARN))
     assert not at.error, texts(at.error)
     titles = [e.label for e in at.expander]
     assert any(t.startswith("Time to detect and restore") for t in titles), titles
@@ -284,7 +271,7 @@ def test_the_restore_times_and_demand_are_drawn_against_the_data(learn_dirs):
 def test_arrivals_without_a_segment_key_are_drawn_as_one_series(learn_dirs):
     telemetry, scenarios = learn_dirs
     write_arrivals(telemetry / "acme", segments=(None,))
-    at = learn(start())
+    at = learn(start(LEARN))
     assert not at.error, texts(at.error)
     segments = at.selectbox(key="learn-demand-segment")
     assert set(segments.options) == {"free", "pro_us", "pro_eu", "enterprise"}
@@ -311,11 +298,11 @@ def test_dropping_bad_rows_learns_and_counts_them(learn_dirs):
         requests=pl.when(pl.int_range(pl.len()) == 0).then(-5.0).otherwise(pl.col("requests"))
     ).write_parquet(bad / "requests.parquet")
 
-    refused = learn(start(), "bad")
+    refused = learn(start(LEARN), "bad")
     assert "cannot be learned from" in texts(refused.error)
     assert not [d for d in refused.dataframe]
 
-    at = learn(start(), "bad", drop=True)
+    at = learn(start(LEARN), "bad", drop=True)
     assert not at.error, texts(at.error)
     data = next(t for t in frames(at) if "rows read" in t.columns)
     row = data.filter(pl.col("table") == "requests")

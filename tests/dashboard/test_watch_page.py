@@ -25,13 +25,12 @@ from streamlit.testing.v1 import AppTest
 from orgtwin.dashboard import charts, folders
 from orgtwin.runs.synth import synth
 from orgtwin.scenario import load_scenario
+from tests.dashboard.harness import start, texts
 from tests.fidelity.test_watch import drifted, splice
 from tests.learn.conftest import LEARNING_SPEC
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "app.py"
 WATCH = "orgtwin/dashboard/pages/watch.py"
-TIMEOUT = 300
 DAYS, CHANGE_DAY = 21, 14
 
 
@@ -63,26 +62,14 @@ def watch_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slower) -> tuple
     return telemetry, scenarios
 
 
-def start() -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    assert not at.exception, at.exception
-    at.switch_page(WATCH).run()
-    assert not at.exception, at.exception
-    return at
-
-
 def watched() -> AppTest:
-    at = start()
+    at = start(WATCH)
     at.selectbox(key="watch-folder").set_value("acme")
     at.selectbox(key="watch-scenario").set_value("learning.yaml")
     at.button(key="watch-run").click().run()
     assert not at.exception, at.exception
     assert not at.error, texts(at.error)
     return at
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 def frames(at: AppTest) -> list[pl.DataFrame]:
@@ -103,7 +90,7 @@ def chart(at: AppTest, title: str) -> tuple[dict, dict[str, pl.DataFrame]]:
 
 
 def test_the_reference_window_defaults_to_the_first_two_weeks(watch_dirs, slower):
-    at = start()
+    at = start(WATCH)
     at.selectbox(key="watch-folder").set_value("acme").run()
     start_day = load_scenario(copy.deepcopy(LEARNING_SPEC)).start.date()
     assert at.date_input(key="watch-ref-from-acme").value == start_day
@@ -170,7 +157,7 @@ def test_failed_requests_say_they_cannot_be_relearned(watch_dirs):
 def test_an_empty_telemetry_root_says_how_to_make_one(tmp_path: Path, monkeypatch):
     monkeypatch.setenv(folders.TELEMETRY_ENV, str(tmp_path / "none"))
     monkeypatch.setenv(folders.SCENARIOS_ENV, str(ROOT / "scenarios"))
-    at = start()
+    at = start(WATCH)
     assert "No telemetry folders" in texts(at.info)
 
 
