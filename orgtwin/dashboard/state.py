@@ -416,10 +416,6 @@ def latency_fit(
     return points, curve
 
 
-DEMAND_BEHAVIOURS = ("demand", "demand_profile")
-"""What the report calls the demand profile's fits (the step's name, the learner's)."""
-
-
 def _tables(
     telemetry: str, mapping: str | None, drop_bad_rows: bool, *names: str
 ) -> list[pl.DataFrame | None]:
@@ -560,10 +556,8 @@ def demand_fit(
 
     The observed arrivals are those whose ``key`` is the segment where any row has it,
     else all of them; summed per hour (hours without a row count as 0), averaged per hour
-    of the week (0 = Monday 00:00) and scaled to mean 1. Where the report learned the
-    segment on its own (entity ``segment <name>``), the hours are the segment's local time
-    (``utc_offset_hours`` added to the UTC times), as the learner took them; one profile
-    learned from all the arrivals (entity ``""``) is in UTC.
+    of the week (0 = Monday 00:00) in the segment's local time (``utc_offset_hours`` added
+    to the UTC times, as the learner took them) and scaled to mean 1.
 
     Returns:
         The observed profile and the learned twin's (``hour_of_week``, ``rate``: relative
@@ -571,7 +565,7 @@ def demand_fit(
         the arrivals cover (both empty where the twin has no such segment), and whether
         the observed arrivals are the segment's own (its key) rather than all of them.
     """
-    twin, report = learned(
+    twin, _ = learned(
         telemetry, stamp, mapping, mapping_stamp, base, base_stamp, name, drop_bad_rows
     )
     empty = pl.DataFrame(schema={"hour_of_week": pl.Int64, "rate": pl.Float64})
@@ -587,12 +581,7 @@ def demand_fit(
     own = "key" in arrivals.columns and bool((arrivals["key"] == segment).any())
     if own:
         arrivals = arrivals.filter(pl.col("key") == segment)
-    alone = any(
-        fit.entity == f"segment {segment}"
-        for fit in report.fits
-        if fit.behaviour in DEMAND_BEHAVIOURS
-    )
-    shift = timedelta(hours=spec.utc_offset_hours if alone else 0)
+    shift = timedelta(hours=spec.utc_offset_hours)
     counted = arrivals if "count" in arrivals.columns else arrivals.with_columns(count=1.0)
     hourly = counted.group_by(pl.col("time").dt.truncate("1h")).agg(
         pl.col("count").cast(pl.Float64).sum()

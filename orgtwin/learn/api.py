@@ -16,7 +16,7 @@ Example:
     >>> folder = synth(base, days=30, seed=1, out=tempfile.mkdtemp() + "/telemetry")
     >>> twin, report = learn(folder, base=base)
     >>> twin.name, len(report.fits) > 0, sorted({fit.behaviour for fit in report.fits})[:4]
-    ('baseline-learned', True, ['acquisition', 'change_failure', 'churn', 'demand_profile'])
+    ('baseline-learned', True, ['acquisition', 'change_failure', 'churn', 'demand'])
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ class DemandLearner(Learner):
         n_hours_: hours used.
     """
 
-    behaviour: ClassVar[str] = "demand_profile"
+    behaviour: ClassVar[str] = "demand"
 
     def __init__(
         self,

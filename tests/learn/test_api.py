@@ -172,7 +172,7 @@ def test_each_segment_learns_its_own_profile_in_its_own_time(small_base, telemet
     """The arrivals are in UTC and keyed by segment; each segment's profile is learned in
     its local time, so its peak hour is the base's, whatever its time zone."""
     twin, report = learn(telemetry, base=small_base)
-    fits = {f.entity: f for f in report.fits if f.behaviour == "demand_profile"}
+    fits = {f.entity: f for f in report.fits if f.behaviour == "demand"}
     assert set(fits) == {f"segment {s}" for s in SEGMENTS}
     offsets = {s: small_base.segments[s].utc_offset_hours for s in SEGMENTS}
     assert len(set(offsets.values())) > 1  # the test means something

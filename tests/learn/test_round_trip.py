@@ -24,7 +24,7 @@ from tests.learn.conftest import LEARNING_DAYS
 SEEDS = range(6)
 WHERE = {
     "structure": "services.{entity}.{name}",
-    "demand_profile": "segments.{entity}.demand_profile.{name}",
+    "demand": "segments.{entity}.demand_profile.{name}",
     "latency": "services.{entity}.latency.{name}",
     "change_failure": "teams.{entity}.change_failure.{name}",
     "incident_timing": "teams.{entity}.incidents.{name}",

@@ -126,7 +126,7 @@ def learn_section(request: tuple[str, str | None, str, str, bool]) -> None:
     bad = f" · {dropped:,} bad {'row' if dropped == 1 else 'rows'} dropped" if drop else ""
     ui.caption(f"{name}: learned from {folder}{via} over {base} · {len(report.fits)} fits{bad}")
     save_section(twin, report, folder=folder, base=base)
-    show_report(report, key, segments=list(twin.segments))
+    show_report(report, key)
 
 
 def show_telemetry_error(exc: TelemetryError) -> None:
@@ -139,14 +139,12 @@ def show_telemetry_error(exc: TelemetryError) -> None:
     )
 
 
-def show_report(report: LearnReport, key: tuple[Any, ...], *, segments: list[str]) -> None:
+def show_report(report: LearnReport, key: tuple[Any, ...]) -> None:
     """The data read, the warnings and, per behaviour, its parameters, scores and charts.
 
     Args:
         report: the fit report.
         key: the arguments of :func:`orgtwin.dashboard.state.learned` that made it.
-        segments: the twin's segments (offered for the demand profile when the report
-            learned one profile for all of them).
     """
     st.subheader("Data read")
     st.dataframe(data_table(report), hide_index=True, width="content")
@@ -172,8 +170,8 @@ def show_report(report: LearnReport, key: tuple[Any, ...], *, segments: list[str
                 latency_chart(key, fits, files)
             elif behaviour == "incident_timing":
                 restore_chart(key, fits, files)
-            elif behaviour in state.DEMAND_BEHAVIOURS:
-                demand_chart(key, fits, segments, files)
+            elif behaviour == "demand":
+                demand_chart(key, fits, files)
         files.table(f"{behaviour} parameters", table)
     files.render()
 
@@ -237,15 +235,12 @@ def restore_chart(key: tuple[Any, ...], fits: list[Fit], files: ui.Downloads) ->
         files.chart(f"restore times {team}", chart)
 
 
-def demand_chart(
-    key: tuple[Any, ...], fits: list[Fit], segments: list[str], files: ui.Downloads
-) -> None:
+def demand_chart(key: tuple[Any, ...], fits: list[Fit], files: ui.Downloads) -> None:
     """One segment's learned hour-of-week profile against its observed arrivals."""
     learned = [fit.entity.split(" ", 1)[-1] for fit in fits if fit.entity.startswith("segment ")]
-    choices = learned or segments
-    if not choices:
+    if not learned:
         return
-    segment = st.selectbox("Segment", choices, key="learn-demand-segment")
+    segment = st.selectbox("Segment", learned, key="learn-demand-segment")
     with ui.guarded("the demand chart"):
         observed, profile, own = state.demand_fit(*key, segment)
         if not profile.height:
@@ -253,11 +248,10 @@ def demand_chart(
         chart = charts.profile_against_observed(observed, profile, y_title="relative rate (mean 1)")
         title = f"Demand of {segment} over the week: learned profile and arrivals"
         st.altair_chart(chart.properties(title=title), width="stretch")
-        when = "in the segment's local time" if learned else "in UTC"
         whose = f"the arrivals of {segment}" if own else "all the arrivals"
         ui.caption(
-            f"The grey line is {whose} averaged per hour of the week ({when}, scaled to "
-            "mean 1); the blue line is the learned profile."
+            f"The grey line is {whose} averaged per hour of the week (in the segment's "
+            "local time, scaled to mean 1); the blue line is the learned profile."
         )
         files.chart(f"demand profile {segment}", chart)
 
