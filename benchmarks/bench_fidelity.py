@@ -61,9 +61,8 @@ def main() -> None:
         started = time.perf_counter()
         found = watch.watch(base, folder, reference=window)
         watch_s = time.perf_counter() - started
-        tables = {name: frame.collect() for name, frame in telemetry.tables.items()}
         started = time.perf_counter()
-        points = residuals(base, tables, reference=window)
+        points = residuals(base, telemetry.tables, reference=window)
         residuals_s = time.perf_counter() - started
     detect_s = _detect_s(points, found.thresholds)
     calibrate_s = max(watch_s - residuals_s - detect_s, 0.0)

@@ -157,8 +157,7 @@ def watch(
     tel = telemetry if isinstance(telemetry, Telemetry) else read_telemetry(
         telemetry, mapping=mapping
     )  # fmt: skip
-    tables = {name: frame.collect() for name, frame in tel.tables.items()}
-    points = residual_streams(twin, tables, reference=reference)
+    points = residual_streams(twin, tel.tables, reference=reference)  # reads what it needs
     normal: dict[float, float] = {}  # rate → threshold on standard normal null streams
     alarms: list[dict] = []
     thresholds: list[dict] = []
