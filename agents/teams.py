@@ -198,6 +198,10 @@ class Team(mesa.Agent):
         self.open_incidents: list[Incident] = []
         self.drills: Drills | None = None
         self.counts = np.zeros(len(COUNTED))
+        self.driven = False
+        """Whether the team's deploys are driven from outside (a replay ships the deploys
+        production made, :meth:`ship`): its own pace queues no changes and its policy
+        ships none."""
 
     # ------------------------------------------------------------------ people
 
@@ -314,6 +318,8 @@ class Team(mesa.Agent):
             self._progress_incidents(tick)
         if working:
             self._work(tick)
+        if self.driven:
+            return
         if self._may_deploy(tick, working):
             for service in self.services:
                 if self.pending[service]:
@@ -337,6 +343,8 @@ class Team(mesa.Agent):
         if n == 0:
             return
         self.work_done -= n
+        if self.driven:
+            return  # what ships is what production shipped (:meth:`ship`)
         per_service = self.rng_work.multinomial(n, self._service_share)
         for service, count in zip(self.services, per_service, strict=True):
             if count:
@@ -364,8 +372,15 @@ class Team(mesa.Agent):
         self.pending_changes -= sum(c for _, c in chunks)
         if extra_changes:
             chunks.append([tick, extra_changes])
-        if not chunks:
-            return
+        if chunks:
+            self._ship(tick, service, chunks, canary)
+
+    def ship(self, tick: int, service: int, batch: int, lead_hours: float = 0.0) -> None:
+        """Ship ``batch`` changes of ``service`` now, ready ``lead_hours`` ago (a deploy
+        production made, replayed): it fails by the team's change-failure law."""
+        self._ship(tick, service, [[tick - round(lead_hours), max(int(batch), 1)]], None)
+
+    def _ship(self, tick: int, service: int, chunks: list[list[int]], canary: bool | None) -> None:
         batch = sum(c for _, c in chunks)
         lead = sum((tick - t) * c for t, c in chunks) / batch
         p_fail = float(self.change_failure.predict_proba(batch, self.mean_fatigue))

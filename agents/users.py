@@ -261,6 +261,17 @@ class SegmentBlock:
             expected[self.bursty] *= factor[:, None]
         return rng.poisson(expected).astype(float)
 
+    def impose_sessions(self, drawn: NDArray, observed: NDArray, surge: NDArray) -> NDArray:
+        """The hour's sessions with each segment's total set to ``observed`` (``NaN``:
+        the drawn ones kept), split across features by its weights and the surges."""
+        shares = self.weights * surge
+        totals = shares.sum(axis=1, keepdims=True)
+        shares = np.divide(shares, totals, out=np.zeros_like(shares), where=totals > 0)
+        seen = np.isfinite(observed)
+        out = drawn.copy()
+        out[seen] = observed[seen, None] * shares[seen]
+        return out
+
     def meet_service(
         self, sessions: NDArray, bad_share: NDArray, latency_p95_ms: NDArray
     ) -> NDArray:

@@ -22,7 +22,7 @@ lower stage never imports a higher one:
 :mod:`orgtwin.agents`           the Mesa agents: users, services, vendors, teams
 :mod:`orgtwin.world`            the world a scenario builds, and :class:`OrgModel`
 :mod:`orgtwin.learn`            behaviours learned from telemetry
-:mod:`orgtwin.fidelity`         drift watch (validation against telemetry: next)
+:mod:`orgtwin.fidelity`         shadow replay and its scorecard; the drift watch
 :mod:`orgtwin.runs`             simulate seeds, results, KPIs, comparisons, reports
 :mod:`orgtwin.sweeps`           designs of lever values × seeds, on Ray; their analysis
 :mod:`orgtwin.explore`          one scenario against its base, for interactive pages
@@ -52,6 +52,7 @@ from orgtwin.errors import (
 )
 
 if TYPE_CHECKING:  # for readers and type checkers; at run time each name loads on first use
+    from orgtwin.fidelity.scorecard import validate
     from orgtwin.fidelity.watch import watch
     from orgtwin.runs import (
         KPIS,
@@ -87,6 +88,7 @@ _LAZY = {
     "read_telemetry": "orgtwin.telemetry.folder",
     "synth": "orgtwin.runs.synth",
     "watch": "orgtwin.fidelity.watch",
+    "validate": "orgtwin.fidelity.scorecard",
 }
 """Public name -> the stage package that defines it. Importing ``orgtwin`` loads only the
 errors; a stage loads when one of its names is first used, so ``import orgtwin.behaviours``
@@ -120,6 +122,7 @@ __all__ = [
     "simulate",
     "sweep",
     "synth",
+    "validate",
     "watch",
 ]
 

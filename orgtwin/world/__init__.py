@@ -5,6 +5,7 @@
   vendor status, user ids, the ledger of error budgets, blame and calls);
 - :mod:`~orgtwin.world.desk`: the incident desk where incidents are opened and closed;
 - :mod:`~orgtwin.world.effects`: interventions scheduled on the running world;
+- :mod:`~orgtwin.world.drive`: the inputs production was given, imposed on a replay;
 - :mod:`~orgtwin.world.build`: :func:`~orgtwin.world.build.build_world`, the one build
   step, and the :class:`~orgtwin.world.build.World` it returns;
 - :mod:`~orgtwin.world.model`: :class:`~orgtwin.world.model.OrgModel`, which owns a world

@@ -32,6 +32,7 @@ from orgtwin.scenario.spec import Scenario
 from orgtwin.telemetry.recording import EventLog, SeriesRecorder
 from orgtwin.units import HOURS_PER_DAY, HOURS_PER_WEEK, Clock
 from orgtwin.world.desk import IncidentDesk
+from orgtwin.world.drive import Drive
 from orgtwin.world.effects import schedule
 from orgtwin.world.parts import Features, Ledger, UserIds, VendorStatus
 from orgtwin.world.rng import entity_rng
@@ -68,6 +69,8 @@ class World:
             hour, each team counts its events into its row (:data:`~orgtwin.agents.teams.COUNTS`).
         schedule: tick -> the intervention actions that run at its start.
         behaviour_keys: keys of every behaviour, for replacing one (see :class:`Behaviours`).
+        drive: the observed inputs of a replay (:class:`~orgtwin.world.drive.Drive`), or
+            None.
     """
 
     scenario: Scenario
@@ -90,6 +93,7 @@ class World:
     team_counts: NDArray[np.float64]
     schedule: dict[int, list[Action]] = field(default_factory=dict)
     behaviour_keys: tuple[str, ...] = ()
+    drive: Drive | None = None
 
     # ----------------------------------------------------------------- lookups
 
@@ -117,6 +121,14 @@ class World:
     def vendor_index(self, name: str) -> int:
         """Index of the vendor of that name."""
         return [v.name for v in self.vendors].index(name)
+
+    def team(self, name: str) -> Team:
+        """The team of that name."""
+        return next(t for t in self.teams if t.name == name)
+
+    def service_index(self, name: str) -> int:
+        """Index of the service of that name in the mesh."""
+        return self.mesh.names.index(name)
 
     def owner(self, service: int) -> Team:
         """The team that owns a service."""
@@ -166,6 +178,7 @@ def build_world(
     seed: int,
     days: int | None = None,
     behaviours: Mapping[str, object] | None = None,
+    drive: Drive | None = None,
 ) -> World:
     """Build the world of a scenario: agents registered with ``model``, behaviours, parts.
 
@@ -175,6 +188,8 @@ def build_world(
         seed: the run's seed; every entity derives its own stream from it.
         days: days to simulate (default: the scenario's ``days``).
         behaviours: replacement behaviours by key (see :class:`Behaviours`).
+        drive: the inputs production was given (a replay): driven teams ship only the
+            deploys it lists, and its outages replace the vendors' drawn ones.
 
     Raises:
         RunError: a replacement behaviour's key names nothing in this world.
@@ -265,8 +280,17 @@ def build_world(
         cloud_peak=CLOUD_PEAK.predict(np.arange(HOURS_PER_WEEK) - clock.offset),
         team_counts=recorder.counters("team", COUNTS),
         behaviour_keys=tuple(picked.keys),
+        drive=drive,
     )
     world.schedule.update(schedule(world, scenario.interventions))
+    if drive is not None:
+        for team in teams:
+            team.driven = team.name in drive.driven_teams
+        if drive.outages is not None:  # production's outages, not the drawn ones
+            for vendor in vendors:
+                vendor.planned_outages = sorted(
+                    (start, end) for name, start, end in drive.outages if name == vendor.name
+                )
     vendor_status.plan()  # after the interventions: a scheduled outage joins the plan
     return world
 

@@ -33,6 +33,7 @@ from orgtwin.agents.teams import GAUGES
 from orgtwin.scenario.spec import Scenario
 from orgtwin.units import HOURS_PER_DAY, HOURS_PER_MONTH, SECONDS_PER_HOUR
 from orgtwin.world.build import World, build_world
+from orgtwin.world.drive import Drive
 
 
 @dataclass(slots=True)
@@ -60,6 +61,8 @@ class OrgModel(mesa.Model):
         behaviours: replacement behaviours by key (see
             :class:`orgtwin.world.build.Behaviours`), e.g. a churn hazard learned from
             telemetry: ``{"churn/free": fitted}``.
+        drive: the inputs production was given, imposed hour by hour (a shadow replay:
+            :class:`~orgtwin.world.drive.Drive`); None: the twin draws its own.
 
     Attributes:
         scenario: the scenario.
@@ -81,11 +84,14 @@ class OrgModel(mesa.Model):
         seed: int,
         days: int | None = None,
         behaviours: Mapping[str, object] | None = None,
+        drive: Drive | None = None,
     ) -> None:
         super().__init__(rng=seed)
         self.scenario = scenario
         self.seed = seed
-        self.world: World = build_world(self, scenario, seed=seed, days=days, behaviours=behaviours)
+        self.world: World = build_world(
+            self, scenario, seed=seed, days=days, behaviours=behaviours, drive=drive
+        )
 
     @property
     def tick(self) -> int:
@@ -131,11 +137,17 @@ class OrgModel(mesa.Model):
         return Hour(world.clock.hour_of_week())
 
     def open_sessions(self, hour: Hour) -> None:
-        """Every segment opens this hour's sessions on its features."""
+        """Every segment opens this hour's sessions on its features (in a replay, the
+        sessions observed where there are some)."""
         world = self.world
         hour.sessions = world.population.open_sessions(
             hour.hour_of_week, world.features.surge, world.sessions_rng
         )
+        observed = None if world.drive is None else world.drive.sessions_at(world.clock.tick)
+        if observed is not None:
+            hour.sessions = world.population.impose_sessions(
+                hour.sessions, observed, world.features.surge
+            )
         hour.feature_sessions = hour.sessions.sum(axis=0)
 
     def serve_requests(self, hour: Hour) -> None:
@@ -146,6 +158,9 @@ class OrgModel(mesa.Model):
         external = np.bincount(
             features.entry, hour.feature_requests / SECONDS_PER_HOUR, minlength=len(mesh.names)
         )
+        observed = None if world.drive is None else world.drive.entry_at(world.clock.tick)
+        if observed is not None:  # a replay: the requests production received from outside
+            external = np.where(np.isnan(observed), external, observed)
         mesh.route(external)
         mesh.autoscale()
         hour.calls = mesh.vendor_calls()
@@ -173,9 +188,14 @@ class OrgModel(mesa.Model):
         self.world.desk.raise_incidents()
 
     def work(self) -> None:
-        """Every team works its hour: incidents, toil, features, deploys."""
-        for team in self.world.teams:
+        """Every team works its hour: incidents, toil, features, deploys (in a replay,
+        driven teams ship the deploys production made this hour)."""
+        world = self.world
+        for team in world.teams:
             team.step()
+        if world.drive is not None:
+            for team, service, batch in world.drive.deploys.get(world.clock.tick, ()):
+                world.team(team).ship(world.clock.tick, world.service_index(service), batch)
 
     def record(self, hour: Hour) -> None:
         """Write this hour's figures into the series, by metric."""
