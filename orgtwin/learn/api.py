@@ -259,7 +259,22 @@ def _latency(ctx: Context) -> Learned:
     measured = ctx.table("requests")
     if unknown := _unknown(measured, "service", list(ctx.base.services)):
         ctx.warnings.append(f"latency: services not in the base scenario were left out: {unknown}")
+    p95_only = not measured["latency_p95_ms"].is_null().all()
+    p95_only &= bool(measured["latency_p50_ms"].is_null().all())
+    if p95_only:  # own p95 in both columns (p95s add along calls in the twin), then /ratio
+        measured = measured.with_columns(latency_p50_ms=pl.col("latency_p95_ms"))
+        ctx.warnings.append(
+            "latency: the requests table has a p95 but no median, so each service's own "
+            "median is taken as its own p95 over the base's p95_over_p50 (kept): the curve "
+            "is learned to its p95"
+        )
     requests = own_latency(measured, ctx.base)
+    if p95_only:
+        ratio = {n: s.latency.p95_over_p50 for n, s in ctx.base.services.items()}
+        requests = requests.with_columns(
+            latency_p50_ms=pl.col("latency_p95_ms")
+            / pl.col("service").replace_strict(ratio, default=None, return_dtype=pl.Float64)
+        )
     if requests.is_empty():
         ctx.warnings.append(
             "latency against utilisation per service: no service of the base has its "
@@ -275,7 +290,24 @@ def _latency(ctx: Context) -> Learned:
             "own latency = measured latency - the calls' latency (the base scenario's calls "
             "per request and vendor latencies)"
         )
-    return fits, _values(fits, lambda f, p: f"services.{_entity(f)}.latency.{p}")
+        if p95_only:  # the ratio is the base's, not learned
+            fit.estimates = [
+                replace(e, value=ratio[_entity(fit)], low=ratio[_entity(fit)],
+                        high=ratio[_entity(fit)], source="prior",
+                        method="kept from the base: the telemetry has no median")
+                if e.name == "p95_over_p50" else e
+                for e in fit.estimates
+            ]  # fmt: skip
+        if (capacity := learner.cpu_capacity_.get(_entity(fit))) is not None:
+            fit.warnings.append(
+                f"the curve is against CPU: capacity_rps_per_replica is set to {capacity:.4g}, "
+                "the load per replica at which the CPU would be full (median of load over "
+                "CPU), so that the twin's utilisation is the CPU share"
+            )
+    values = _values(fits, lambda f, p: f"services.{_entity(f)}.latency.{p}")
+    for service, capacity in learner.cpu_capacity_.items():
+        values[f"services.{service}.capacity_rps_per_replica"] = capacity
+    return fits, values
 
 
 def latency_learner(base: Scenario) -> Any:
@@ -324,8 +356,10 @@ def own_latency(requests: pl.DataFrame, base: Scenario) -> pl.DataFrame:
     A service's measured latency includes what its calls take: ``total = own + F·total``
     with ``F`` the calls per request (plus each vendor call's latency), so ``own = total -
     F·total - vendors``. Only services of the base whose latency and whose callees'
-    latency were measured are kept, at the hours all of those were; the result is empty
-    when there are none.
+    latency were measured are kept, each at the times it and its callees were; the
+    result is empty when there are none. Times are first cut to the table's spacing (a
+    minute, an hour: :func:`spacing_s`), so that services measured at different seconds
+    of the same minute line up.
     """
     measured = requests.filter(
         pl.col("service").is_in(list(base.services))
@@ -336,30 +370,42 @@ def own_latency(requests: pl.DataFrame, base: Scenario) -> pl.DataFrame:
     usable = [s for s in base.services if s in present and set(base.services[s].calls) <= present]
     if not usable:
         return measured.clear()
-    needed = sorted({*usable, *(c for s in usable for c in base.services[s].calls)})
-    index = {name: i for i, name in enumerate(needed)}
-    fanout = np.zeros((len(usable), len(needed)))
-    vendor_ms = np.zeros(len(usable))
-    for row, name in enumerate(usable):
-        spec = base.services[name]
-        for callee, calls in spec.calls.items():
-            fanout[row, index[callee]] = calls
-        for vendor, calls in spec.vendors.items():
-            vendor_ms[row] += calls * base.vendors[vendor].latency_ms
-    own_rows = [index[name] for name in usable]
+    step = spacing_s(measured)
+    measured = measured.with_columns(pl.col("time").dt.truncate(f"{step}s")).unique(
+        subset=["time", "service"], keep="first", maintain_order=True
+    )
     out = []
     for column in ("latency_p50_ms", "latency_p95_ms"):
-        wide = measured.pivot(on="service", index="time", values=column).select(
-            "time", *needed
-        ).drop_nulls()  # fmt: skip
-        total = wide.select(needed).to_numpy()
-        own = np.maximum(total[:, own_rows] - total @ fanout.T - vendor_ms, 1e-3)
-        out.append(
-            pl.DataFrame(own, schema=usable).with_columns(wide["time"])
-            .unpivot(index="time", variable_name="service", value_name=column)
-        )  # fmt: skip
+        wide = measured.pivot(on="service", index="time", values=column).sort("time")
+        parts = []
+        for name in usable:
+            spec = base.services[name]
+            rows = wide.select("time", name, *spec.calls).drop_nulls()
+            own = rows[name].to_numpy() - sum(
+                (calls * rows[callee].to_numpy() for callee, calls in spec.calls.items()),
+                np.zeros(rows.height),
+            )
+            own -= sum(calls * base.vendors[v].latency_ms for v, calls in spec.vendors.items())
+            parts.append(
+                pl.DataFrame({"time": rows["time"], "service": name, column: np.maximum(own, 1e-3)})
+            )
+        out.append(pl.concat(parts))
     owned = out[0].join(out[1], on=["time", "service"])
     return measured.drop("latency_p50_ms", "latency_p95_ms").join(owned, on=["time", "service"])
+
+
+def spacing_s(table: pl.DataFrame) -> int:
+    """The spacing of a table's rows in whole seconds: the smallest, over its services,
+    of the median step between a service's times (an hour for hourly telemetry)."""
+    steps = (
+        table.select("time", "service")
+        .unique()
+        .sort("service", "time")
+        .group_by("service")
+        .agg(pl.col("time").diff().dt.total_seconds().median().alias("step"))["step"]
+        .drop_nulls()
+    )
+    return max(round(float(steps.min())), 1) if steps.len() else 3600
 
 
 def _structure(ctx: Context) -> Learned:
@@ -379,7 +425,17 @@ def _structure(ctx: Context) -> Learned:
             "calls per request, so the base's values are kept"
         )
         return [], {}
+    if seen == "span" and "requests" in tables:  # the metrics' volumes over the traces'
+        entries = frozenset(spec.entry for spec in ctx.base.features.values())
+        learner.calibrate(ctx.table("requests"), entries=entries)
     fits = learner.fits()
+    scaled = {c: k for c, k in learner.scale_.items() if abs(k - 1) > 0.05}
+    if scaled and fits:
+        fits[0].warnings.append(
+            "calls per request scaled so each callee receives the requests its metrics "
+            "counted (spans and metrics disagree by more than 5%): "
+            + ", ".join(f"{c} ×{k:.3g}" for c, k in sorted(scaled.items()))
+        )
     services, vendors = set(ctx.base.services), set(ctx.base.vendors)
     values: Values = {}
     unknown: set[str] = set()

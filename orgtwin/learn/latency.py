@@ -97,6 +97,10 @@ _DPSI: dict[str, Callable[[NDArray], NDArray]] = {
 }
 
 
+_CPU_FLOOR = 0.01
+"""Rows whose CPU share is at or below this (1%) do not inform the capacity."""
+
+
 def _curve(u: NDArray, base: float, q: float) -> NDArray:
     u = np.minimum(u, _U_MAX)
     return base * (1.0 + q * u / (1.0 - u))
@@ -131,6 +135,10 @@ class LatencyLearner(Learner):
         params_: service → (log base_ms, queueing_factor); ``cov_``: their covariance.
         utilisation_: service → the source of ``u`` used (``"cpu"`` or ``"load"``).
         capacity_: service → requests per second per replica (``"load"`` services only).
+        cpu_capacity_: service → for ``"cpu"`` services with their load measured, the
+            load per replica at which the CPU would be full (median of load over CPU):
+            as the twin's capacity, its utilisation (load over capacity) is the CPU share
+            the curve was fitted against.
         interval_s_: service → seconds per row (``requests`` over it is the rate).
         validation_: service → source → mean absolute log error on the later half of the
             rows, each block predicted from the rows before it (``"auto"`` only).
@@ -173,6 +181,7 @@ class LatencyLearner(Learner):
         self.services_, self.params_, self.cov_, self.ratio_, self.n_ = [], {}, {}, {}, {}
         self.utilisation_: dict[str, str] = {}
         self.capacity_: dict[str, float] = {}
+        self.cpu_capacity_: dict[str, float] = {}
         self.interval_s_: dict[str, float] = {}
         self.validation_: dict[str, dict[str, float]] = {}
         self.warnings_: list[str] = []
@@ -322,6 +331,12 @@ class LatencyLearner(Learner):
         self.utilisation_[service] = kind
         if kind == "load":
             self.capacity_[service] = capacity
+        elif "requests" in rows.columns:  # the load at which the CPU would be full
+            load = self._load(service, rows)
+            cpu = rows["cpu"].to_numpy().astype(float)
+            seen = np.isfinite(load) & (load > 0) & (cpu > _CPU_FLOOR)
+            if seen.sum() >= self.min_rows:
+                self.cpu_capacity_[service] = float(np.median(load[seen] / cpu[seen]))
         if "latency_p95_ms" in rows.columns:
             p50 = rows[self.latency_column].to_numpy().astype(float)
             p95 = rows["latency_p95_ms"].to_numpy().astype(float)

@@ -53,6 +53,8 @@ class StructureLearner(Learner):
         services_: every service seen, sorted.
         requests_: service → requests received (entry spans).
         calls_: (caller, callee) → calls; ``fanout_`` → (mean, standard error).
+        scale_: callee → the factor :meth:`calibrate` scaled its fan-outs by (empty
+            before).
     """
 
     behaviour: ClassVar[str] = "structure"
@@ -90,7 +92,7 @@ class StructureLearner(Learner):
             .agg(pl.col("n").sum().alias("total"), (pl.col("n") ** 2).sum().alias("squares"))
             .sort("caller", "callee")
         )
-        self.calls_, self.fanout_ = {}, {}
+        self.calls_, self.fanout_, self.scale_ = {}, {}, {}
         for caller, callee, total, squares in per_edge.iter_rows():
             if total < self.min_calls:
                 continue
@@ -116,13 +118,52 @@ class StructureLearner(Learner):
         by_service = {s: float(n) for s, n in received.iter_rows() if n and n > 0}
         self.requests_ = {s: round(n) for s, n in by_service.items()}
         self.services_ = sorted(set(self.requests_) | set(totals["caller"]) | set(totals["callee"]))
-        self.calls_, self.fanout_ = {}, {}
+        self.calls_, self.fanout_, self.scale_ = {}, {}, {}
         for caller, callee, count in totals.sort("caller", "callee").iter_rows():
             n = by_service.get(caller, 0.0)
             if count < self.min_calls or n <= 0:
                 continue
             self.calls_[(caller, callee)] = round(count)
             self.fanout_[(caller, callee)] = (count / n, math.sqrt(count) / n)
+        return self
+
+    def calibrate(
+        self, requests: pl.DataFrame | pl.LazyFrame, *, entries: frozenset[str] = frozenset()
+    ) -> StructureLearner:
+        """Scale each callee's fan-outs so the graph sends it the requests it received.
+
+        Spans show the graph's shape and how a service's calls split between its
+        callers; its metrics (``requests``: ``time``, ``service``, ``requests``) count
+        what it received. Over the times at which a callee and all its callers were
+        measured, ``k = Σ received / Σ_callers fan-out × the caller's received``, and every
+        fan-out into the callee (and its interval) is multiplied by ``k``. Where traces are
+        sampled unevenly, or cover other minutes than the metrics, the volumes then agree
+        with the metrics. Services in ``entries`` (requests arrive there from outside too)
+        are left as they are, as are callees without such times. Returns ``self``;
+        ``scale_`` holds each callee's ``k``.
+        """
+        check_is_fitted(self, "fanout_")
+        rows = requests.lazy().select("time", "service", "requests").collect()
+        wide = rows.filter(pl.col("requests").is_not_null()).pivot(
+            on="service", index="time", values="requests", aggregate_function="sum"
+        )
+        self.scale_ = {}
+        for callee in sorted({c for _, c in self.fanout_} - set(entries)):
+            callers = sorted(p for p, c in self.fanout_ if c == callee)
+            columns = [callee, *callers]
+            if not set(columns) <= set(wide.columns):
+                continue
+            seen = wide.select(columns).drop_nulls()
+            if seen.height == 0:
+                continue
+            sent = sum(self.fanout_[(p, callee)][0] * seen[p].sum() for p in callers)
+            if sent <= 0 or seen[callee].sum() <= 0:
+                continue
+            k = float(seen[callee].sum() / sent)
+            self.scale_[callee] = k
+            for p in callers:
+                mean, se = self.fanout_[(p, callee)]
+                self.fanout_[(p, callee)] = (mean * k, se * k)
         return self
 
     def edges(self) -> set[tuple[str, str]]:

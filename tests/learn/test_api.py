@@ -243,3 +243,45 @@ def test_what_churn_data_cannot_inform_is_each_segments_own_value(small_base, te
                 assert e.value == e.low == e.high == getattr(spec, e.name), (fit.entity, e)
                 kept += 1
     assert kept >= 4  # experience in every segment, and one price per segment
+
+
+def test_a_requests_table_with_a_p95_and_no_median_learns_the_curve_to_its_p95(
+    small_base, telemetry, tmp_path: Path
+):
+    """Telemetry with latency p95 only (Nezha's pod metrics): the median is the p95 over
+    the base's ratio, so the learned curve's p95 is the measured one; the report says so."""
+    import polars as pl
+
+    from orgtwin.telemetry.folder import read_telemetry, write_telemetry
+
+    requests = read_telemetry(telemetry).tables["requests"].collect()
+    write_telemetry(tmp_path / "t", {"requests": requests.with_columns(
+        latency_p50_ms=pl.lit(None, dtype=pl.Float64))})  # fmt: skip
+    twin, report = learn(tmp_path / "t", base=small_base, only=["latency"])
+    assert any("p95 but no median" in w for w in report.warnings)
+    for name, service in small_base.services.items():
+        learned, truth = twin.services[name].latency, service.latency
+        assert learned.p95_over_p50 == truth.p95_over_p50  # kept: the data cannot say
+        assert learned.base_ms == pytest.approx(truth.base_ms, rel=0.02), name
+
+
+def test_own_latency_lines_up_services_measured_at_different_seconds(small_base, telemetry):
+    """Each service's rows stamped a few seconds apart within the hour (as pods report)
+    give the same own latency as rows stamped on the hour."""
+    from datetime import timedelta
+
+    import polars as pl
+
+    from orgtwin.learn.api import own_latency
+    from orgtwin.telemetry.folder import read_telemetry
+
+    requests = read_telemetry(telemetry).tables["requests"].collect()
+    offsets = {name: timedelta(seconds=7 * i) for i, name in enumerate(small_base.services)}
+    shifted = requests.with_columns(
+        pl.col("time") + pl.col("service").replace_strict(offsets, return_dtype=pl.Duration("us"))
+    )
+    key = ["time", "service", "latency_p50_ms", "latency_p95_ms"]
+    on_the_hour = own_latency(requests, small_base).select(key).sort("service", "time")
+    apart = own_latency(shifted, small_base).select(key).sort("service", "time")
+    assert apart.height == on_the_hour.height > 0
+    assert apart.equals(on_the_hour)

@@ -221,3 +221,19 @@ def test_nezha_fault_free_minutes_by_load_beat_a_constant_median_over_services(
     assert learned["productcatalogservice"] < constant["productcatalogservice"] - 0.003
     for service in QUIET:
         assert abs(learned[service] - constant[service]) < 0.0005
+
+
+def test_a_cpu_curve_sets_the_capacity_at_which_the_cpu_is_full() -> None:
+    """Where the curve is against CPU and the load is measured, ``cpu_capacity_`` is the
+    load per replica at which the CPU would be full: the twin's utilisation (load over
+    capacity) is then the CPU share the curve was fitted against. A load-curve service
+    has none."""
+    rows = with_load(draw_requests(11), capacity=50.0, replicas=2.0)
+    jitter = np.random.default_rng(12).normal(0.0, 0.05, rows.height)
+    rows = rows.with_columns(pl.col("requests") * np.exp(jitter))  # CPU is not exactly load
+    learner = LatencyLearner(utilisation="cpu").fit(rows)
+    for service in TRUTH:
+        assert learner.cpu_capacity_[service] == pytest.approx(50.0, rel=0.02)
+    assert LatencyLearner(utilisation="cpu").fit(draw_requests(11)).cpu_capacity_ == {}
+    by_load = LatencyLearner(utilisation="load", capacity=50.0).fit(rows)
+    assert by_load.cpu_capacity_ == {}

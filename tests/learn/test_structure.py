@@ -98,3 +98,32 @@ def test_call_totals_give_the_fanout_where_no_spans_were_kept() -> None:
     (db,) = [e for e in learner.estimates("web") if e.name == "calls.db"]
     assert db.high - db.low == pytest.approx(2 * 1.959964 * math.sqrt(4000) / 2000, rel=1e-4)
     assert [f.entity for f in learner.fits()] == ["service web"]
+
+
+def test_calibrate_scales_each_callees_fanout_to_the_requests_its_metrics_counted() -> None:
+    """Spans give 2 calls web → api and 1.5 api → db per request; the metrics count api
+    receiving 3 per web request (×1.5) and db as the spans say: api's in-edge is scaled by
+    1.5, db's (fed by api's measured requests) is not, and an entry service is left alone."""
+    learner = StructureLearner().fit(draw_spans(3))
+    before = {edge: learner.fanout(*edge) for edge in FANOUT}
+    times = [f"2026-01-01T{h:02d}:00" for h in range(4)]
+    web = np.array([100.0, 120.0, 80.0, 100.0])
+    api = 1.5 * before[("web", "api")] * web
+    requests = pl.DataFrame({
+        "time": times * 4, "service": ["web"] * 4 + ["api"] * 4 + ["db"] * 4 + ["auth"] * 4,
+        "requests": np.concatenate([web, api, before[("api", "db")] * api,
+                                    before[("web", "auth")] * web]),
+    }).with_columns(pl.col("time").str.to_datetime())  # fmt: skip
+    learner.calibrate(requests, entries=frozenset({"web"}))
+    assert learner.scale_["api"] == pytest.approx(1.5)
+    assert learner.scale_["db"] == pytest.approx(1.0) and learner.scale_["auth"] == pytest.approx(
+        1.0
+    )
+    assert learner.fanout("web", "api") == pytest.approx(1.5 * before[("web", "api")])
+    assert learner.fanout("api", "db") == pytest.approx(before[("api", "db")])
+    calibrated = {e.name: e for e in learner.estimates("web")}["calls.api"]
+    assert calibrated.low < 1.5 * before[("web", "api")] < calibrated.high
+    untouched = (
+        StructureLearner().fit(draw_spans(3)).calibrate(requests, entries=frozenset({"api"}))
+    )
+    assert "api" not in untouched.scale_
