@@ -1,5 +1,5 @@
 """orgtwin dashboard: explore a scenario, compare scenarios, browse and launch sweeps, learn
-a twin from telemetry, watch telemetry for drift.
+a twin from telemetry, validate it against production, watch telemetry for drift.
 
 Run it with ``make app`` (or ``streamlit run app.py``): it serves on http://127.0.0.1:8501
 only (see ``.streamlit/config.toml``). This file only builds the navigation; each page is
@@ -32,6 +32,7 @@ def main() -> None:
             st.Page(f"{PAGES}/compare.py", title="Compare", icon=":material/compare_arrows:"),
             st.Page(f"{PAGES}/sweeps.py", title="Sweeps", icon=":material/grid_on:"),
             st.Page(f"{PAGES}/learn.py", title="Learn", icon=":material/school:"),
+            st.Page(f"{PAGES}/validate.py", title="Validate", icon=":material/verified:"),
             st.Page(f"{PAGES}/watch.py", title="Watch", icon=":material/monitor_heart:"),
         ]
     )

@@ -358,6 +358,7 @@ def _run(args: argparse.Namespace) -> int:
         table = compare(base_runs, change)
         print(report.format_comparison(table, base_name=base.name, change_name=scenario.name,
                                        seeds=seeds, days=days))  # fmt: skip
+        _print_trust(args.scenario, scenario.name)
     else:
         base_runs = None
         print(report.format_summary(change))
@@ -366,6 +367,20 @@ def _run(args: argparse.Namespace) -> int:
         _progress(f"wrote results to {args.out}/")
     _progress(f"done in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _print_trust(path: str, name: str) -> None:
+    """The trust level of a what-if's scenario, where a scorecard (``orgtwin validate``)
+    is saved beside it: how far the comparison above can be trusted."""
+    if not (Path(path).parent / "scorecard.json").is_file():
+        return  # nothing saved: the fidelity stage (and scikit-learn) is not loaded
+    from orgtwin.fidelity import scorecard_of
+
+    card = scorecard_of(path, name=name)
+    if card is not None:
+        start, end = card.window
+        print(f"{name} validated against production {start:%Y-%m-%d %H:%M} to "
+              f"{end:%Y-%m-%d %H:%M} ({card.seeds} seeds): {card.summary()}")  # fmt: skip
 
 
 def _sweep(args: argparse.Namespace) -> int:

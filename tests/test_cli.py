@@ -393,3 +393,39 @@ def test_check_of_a_fifo_returns_at_once(tmp_path: Path, capsys: pytest.CaptureF
     os.mkfifo(tmp_path / "pipe.yaml")
     assert main(["check", str(tmp_path / "pipe.yaml")]) == 2
     assert "must be a regular file, got a FIFO" in capsys.readouterr().err
+
+
+def test_run_prints_the_trust_level_of_a_scenario_validated_against_production(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from datetime import datetime
+
+    from orgtwin.fidelity import SCORECARD, Scorecard
+
+    for name in ("baseline.yaml", "price_increase.yaml"):
+        shutil.copy(ROOT / "scenarios" / name, tmp_path / name)
+    verdicts = ["mirrors"] * 4 + ["biased"]
+    lines = pl.DataFrame(
+        {"behaviour": ["service"] * 5, "kpi": ["requests"] * 5, "entity": list("abcde"),
+         "unit": ["requests per hour"] * 5, "n": [168] * 5, "observed": [1.0] * 5,
+         "twin": [1.0] * 5, "persistence": [1.0] * 5, "score": ["mape"] * 5,
+         "twin_score": [0.05] * 5, "persistence_score": [0.1] * 5, "bias": [0.0] * 5,
+         "verdict": verdicts, "words": ["…"] * 5},
+        schema=SCORECARD,
+    )  # fmt: skip
+    window = (datetime(2026, 1, 19), datetime(2026, 1, 26))
+    argv = ["run", str(tmp_path / "price_increase.yaml"), "--days", str(PRICE_DAYS), "--seeds", "1"]
+
+    Scorecard("someone_else", window, 3, ["sessions"], lines).save(tmp_path)
+    assert main(argv) == 0
+    assert "validated against production" not in capsys.readouterr().out  # not its own
+
+    Scorecard("price_increase", window, 3, ["sessions"], lines).save(tmp_path)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    comparison = out.index("price_increase vs baseline")
+    trust = out.index(
+        "price_increase validated against production 2026-01-19 00:00 to 2026-01-26 00:00 "
+        "(3 seeds): trust high (4 mirrors, 1 biased): the twin mirrors production"
+    )
+    assert trust > comparison  # under the comparison it qualifies

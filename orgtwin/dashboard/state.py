@@ -36,6 +36,15 @@ import orgtwin
 from orgtwin import RunSet, Scenario, SweepResult, explore, load_scenario, runs, sweep, sweeps
 from orgtwin.dashboard import folders
 from orgtwin.errors import TelemetryError
+from orgtwin.fidelity import (
+    Replay,
+    Scorecard,
+    persistence,
+    read_scorecard,
+    replay,
+    score,
+    scorecard_of,
+)
 from orgtwin.learn import LearnReport, latency_learner, write_scenario
 from orgtwin.units import HOURS_PER_WEEK
 
@@ -730,3 +739,139 @@ def _value_at(values: dict[str, Any], path: str) -> float | None:
     if isinstance(here, bool) or not isinstance(here, int | float):
         return None
     return float(here)
+
+
+# --------------------------------------------------------------------------- validate
+
+SCORECARD_JSON = "scorecard.json"
+"""The file of a saved scorecard whose modification time keys :func:`saved_scorecard`."""
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def replayed(
+    telemetry: str,
+    stamp: int,
+    scenario_path: str,
+    scenario_stamp: int,
+    window: tuple[datetime, datetime],
+    seeds: int,
+    seed: int,
+) -> Replay:
+    """The twin replayed over ``window`` of a telemetry folder, fed the inputs production
+    was fed there (:func:`orgtwin.fidelity.replay`).
+
+    The stamps (modification times of the folder's files and of the scenario files) make
+    new telemetry or an edited twin replay again. Paths in a ``TelemetryError`` are shown
+    relative to the telemetry root. Nothing may mutate what it returns.
+    """
+    twin = load_scenario(scenario_path, root=folders.scenarios_folder())
+    root = folders.telemetry_folder()
+    try:
+        return replay(twin, telemetry, start=window[0], end=window[1], seeds=seeds, seed=seed)
+    except TelemetryError as exc:
+        raise TelemetryError(
+            _relative(str(exc.args[0]), root), [_relative(p, root) for p in exc.problems]
+        ) from None
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def validation(
+    telemetry: str,
+    stamp: int,
+    scenario_path: str,
+    scenario_stamp: int,
+    window: tuple[datetime, datetime],
+    seeds: int,
+    seed: int,
+) -> Scorecard:
+    """The scorecard of :func:`replayed` (:func:`orgtwin.fidelity.score`): what
+    ``orgtwin validate`` computes for the same twin, window, seeds and base seed."""
+    return score(replayed(telemetry, stamp, scenario_path, scenario_stamp, window, seeds, seed))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def replay_series(
+    telemetry: str,
+    stamp: int,
+    scenario_path: str,
+    scenario_stamp: int,
+    window: tuple[datetime, datetime],
+    seeds: int,
+    seed: int,
+    service: str,
+    kpi: str,
+) -> pl.DataFrame:
+    """A service's hourly KPI over the window: production, the replayed twin (mean over
+    seeds, the band their range) and persistence (:func:`orgtwin.fidelity.persistence`).
+
+    Args:
+        service: the service (``api``).
+        kpi: a column of the hourly ``requests`` table (``requests``, ``errors``,
+            ``latency_p50_ms``, ``latency_p95_ms``).
+
+    Returns:
+        Columns ``day`` (days since the window's start), ``mean``, ``low``, ``high`` and
+        ``run`` (``production``, ``the twin (N seeds)``, ``persistence (a week before)``…),
+        for :func:`orgtwin.dashboard.charts.band_chart`; empty where production has no
+        such series.
+    """
+    ran = replayed(telemetry, stamp, scenario_path, scenario_stamp, window, seeds, seed)
+    start = window[0]
+    empty = pl.DataFrame(schema=dict.fromkeys(("day", "mean", "low", "high"), pl.Float64))
+    empty = empty.with_columns(run=pl.lit(None, dtype=pl.String))
+    observed = ran.observed.get("requests")
+    if observed is None or kpi not in observed.columns:
+        return empty
+    mine = pl.col("service") == service
+    day = ((pl.col("time") - pl.lit(start)).dt.total_seconds() / 86400.0).alias("day")
+    seen = observed.filter(mine).select("time", value=pl.col(kpi).cast(pl.Float64))
+    if seen.height == 0:
+        return empty
+    runs_ = pl.concat([t["requests"].filter(mine).select("time", kpi) for t in ran.simulated])
+    twin = runs_.group_by("time").agg(
+        mean=pl.col(kpi).mean(), low=pl.col(kpi).min(), high=pl.col(kpi).max()
+    )
+    predicted, how = persistence(ran, observed, [kpi])
+    earlier = predicted.filter(mine).select("time", value=pl.col(kpi).cast(pl.Float64))
+    earlier = earlier.join(seen.select("time"), on="time", how="semi")
+    n = len(ran.simulated)
+    twin_name = f"the twin ({n} {'seed' if n == 1 else 'seeds'})"
+    persisted = f"persistence ({how or 'no earlier telemetry'})"
+    frames = [
+        seen.select("time", mean="value", low="value", high="value", run=pl.lit("production")),
+        twin.select("time", "mean", "low", "high", run=pl.lit(twin_name)),
+        earlier.select("time", mean="value", low="value", high="value", run=pl.lit(persisted)),
+    ]
+    floats = dict.fromkeys(("mean", "low", "high"), pl.Float64)
+    out = pl.concat([f.cast(floats).sort("time") for f in frames])  # production first
+    return out.select(day, "mean", "low", "high", "run")
+
+
+def saved_scorecard(scenario_path: str, name: str) -> Scorecard | None:
+    """The scorecard saved beside a scenario file for the scenario called ``name``
+    (:func:`orgtwin.fidelity.scorecard_of`), or None: read again when it is saved anew."""
+    saved = Path(scenario_path).parent / SCORECARD_JSON
+    return _saved_scorecard(scenario_path, name, folders.tree_stamp(saved))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _saved_scorecard(scenario_path: str, name: str, stamp: int) -> Scorecard | None:
+    return scorecard_of(scenario_path, name=name) if stamp else None
+
+
+def save_scorecard(card: Scorecard, scenario_path: str) -> tuple[dict[str, Path], str | None]:
+    """Save ``card`` beside its scenario file (each file whole or not at all).
+
+    A folder holds one scorecard: one saved there for another scenario is replaced.
+
+    Returns:
+        The files written by name, and the name of the scenario whose scorecard was
+        replaced (None where there was none or it was this scenario's).
+
+    Raises:
+        FolderError: the scenario file is not in the scenarios folder.
+    """
+    path = Path(folders.scenario_path(folders.scenarios_folder(), Path(scenario_path).name))
+    before = read_scorecard(path.parent)
+    replaced = before.scenario if before is not None and before.scenario != card.scenario else None
+    return card.save(path.parent), replaced

@@ -1,4 +1,6 @@
-"""Page furniture shared by every page: the error guard, bounded inputs, captions, downloads.
+"""Page furniture shared by every page: the error guard, bounded inputs, captions, downloads,
+and the trust badge (:func:`trust_badge`: how far a scenario in use can be trusted, from
+the scorecard saved beside it).
 
 No computation lives here. :func:`guarded` is the one place that turns an exception into
 words on the page: a scenario error lists each field path and what was wrong with it,
@@ -14,6 +16,7 @@ import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, time
 from pathlib import Path
 
 import altair as alt
@@ -22,6 +25,7 @@ import streamlit as st
 
 from orgtwin.dashboard import folders
 from orgtwin.errors import LeverError, OrgTwinError, ScenarioError
+from orgtwin.fidelity import TRUST_WORDS, Scorecard
 
 log = logging.getLogger("orgtwin.dashboard")
 MAX_LISTED_ERRORS = ScenarioError.MAX_LISTED
@@ -110,6 +114,48 @@ def telemetry_choices(purpose: str) -> tuple[Path, list[str], list[str], list[st
         st.warning(f"No scenario files in {folders.scenarios_folder()} {purpose}.")
         return None
     return root, names, mappings, scenarios
+
+
+TRUST_COLOURS = {"high": "green", "medium": "orange", "low": "red"}
+"""The colour of each trust level's badge."""
+NOT_VALIDATED = (
+    "Not validated against production telemetry yet: validate it on the Validate page "
+    "(or `orgtwin validate`) to see how far its what-ifs can be trusted."
+)
+
+
+def window_words(window: tuple[datetime, datetime]) -> str:
+    """``"2026-01-19 to 2026-01-26"`` (hours shown where the window does not start or end
+    at midnight; the end is not included)."""
+    shown = [f"{t:%Y-%m-%d}" if t.time() == time() else f"{t:%Y-%m-%d %H:%M}" for t in window]
+    return f"{shown[0]} to {shown[1]}"
+
+
+def trust_words(card: Scorecard) -> str:
+    """The trust level in a lead's words: ``"Trust: high — the twin mirrors production…"``."""
+    return f"Trust: {card.trust} — {TRUST_WORDS[card.trust]}."
+
+
+def trust_badge(card: Scorecard | None, *, name: str | None = None) -> None:
+    """The trust level of a scenario in use, from the scorecard saved beside it: a
+    coloured badge, the window it was validated on and the scorecard in a sentence; where
+    none is saved, that it is not validated yet.
+
+    Args:
+        card: the saved scorecard (:func:`orgtwin.dashboard.state.saved_scorecard`).
+        name: the scenario, named at the start (where several are shown).
+    """
+    who = f"**{plain(name)}**: " if name else ""
+    if card is None:
+        st.caption(f":gray-badge[:material/help: not validated] {who}{NOT_VALIDATED}")
+        return
+    colour = TRUST_COLOURS.get(card.trust, "gray")
+    seeds = "seed" if card.seeds == 1 else "seeds"
+    st.caption(
+        f":{colour}-badge[:material/verified: trust {card.trust}] {who}Validated against "
+        f"production {window_words(card.window)} ({card.seeds} {seeds}): "
+        f"{plain(card.summary())}."
+    )
 
 
 def caption(text: str) -> None:

@@ -3,13 +3,15 @@
 :func:`validate` replays the twin over the window fed what production was fed
 (:func:`orgtwin.fidelity.shadow.replay`) and scores, per behaviour, KPI and entity,
 what it simulated against what production did, each line against a naive baseline,
-**persistence** (the value one period earlier: a week where the telemetry holds the week
-before, else a day, else an hour). Each kind of line is declared once in :data:`CHECKS`:
+**persistence** (the value a week before where the telemetry holds the week before the
+window, else a day before, else the last hour before the window carried forward). Each
+kind of line is declared once in :data:`CHECKS`:
 
 - ``service`` lines, per service and KPI (``requests``, ``errors``, ``latency_p50_ms``,
   ``latency_p95_ms`` per hour): MAPE over the hours whose observed value is above 0, and
   bias (the mean simulated over the mean observed, less 1), the simulated value being
-  the mean over seeds; persistence's MAPE on the same hours. Errors are scored on the
+  the mean over seeds; persistence's MAPE on the same hours (the requests of entry
+  services the replay was fed are not scored: it reproduces them). Errors are scored on the
   hours without an incident open on the service, in production or in any seed (the
   incidents are random in the twin and have lines of their own);
 - ``incidents``, per team and in all: incidents a week, the observed count against the
@@ -141,9 +143,11 @@ class Scorecard:
 
     def summary(self) -> str:
         """The scorecard in a sentence: its trust level and its lines by verdict."""
-        counts = self.counts()
-        parts = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-        return f"trust {self.trust} ({parts or 'no line'}): {TRUST_WORDS[self.trust]}"
+        return f"trust {self.trust} ({self._counted()}): {TRUST_WORDS[self.trust]}"
+
+    def _counted(self) -> str:
+        parts = ", ".join(f"{n} {v}" for v, n in self.counts().items() if n)
+        return parts or "no line"
 
     def to_json(self) -> str:
         """The scorecard as JSON: its summary and every line."""
@@ -170,7 +174,7 @@ class Scorecard:
             f"Replayed {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} over {self.seeds} seeds, "
             f"driven by what production was fed ({'; '.join(self.driven_by)}).",
             "",
-            f"**Trust: {self.trust}** — {self.summary()}.",
+            f"**Trust: {self.trust}** ({self._counted()}): {TRUST_WORDS[self.trust]}.",
             "",
         ]
         for (behaviour,), rows in self.lines.group_by("behaviour", maintain_order=True):
@@ -296,17 +300,31 @@ def verdict(
 # --------------------------------------------------------------------------- the checks
 
 
-def _period(ran: Replay) -> int:
-    """Persistence's period in hours: a week where the telemetry holds the week before
-    the window, else a day, else an hour."""
+def persistence(
+    ran: Replay, observed: pl.DataFrame, kpis: list[str]
+) -> tuple[pl.DataFrame, str | None]:
+    """What persistence predicts for each service and hour of the window, and how.
+
+    The observed value a week before where the telemetry holds the week before the
+    window, else a day before; else the last hour observed before the window, carried
+    forward (a forecast that sees nothing of the window); None without earlier telemetry.
+    """
     before = ran.before.get("requests")
     if before is None or before.height == 0:
-        return 1
+        return observed.clear().select("time", "service", *kpis), None
     span = (ran.window[0] - before["time"].min()).total_seconds() / 3600.0
-    for period in (HOURS_PER_WEEK, HOURS_PER_DAY):
+    history = pl.concat([before, observed]).select("time", "service", *kpis)
+    for period, words in ((HOURS_PER_WEEK, "a week before"), (HOURS_PER_DAY, "a day before")):
         if span >= period:
-            return period
-    return 1
+            return history.with_columns(pl.col("time") + timedelta(hours=period)), words
+    last = (
+        before.sort("time")
+        .group_by("service", maintain_order=True)
+        .agg([pl.col(k).drop_nulls().last() for k in kpis])
+    )
+    return observed.select("time", "service").join(last, on="service", how="left"), (
+        "the last hour before the window"
+    )
 
 
 def _services(ran: Replay) -> Iterator[dict[str, Any]]:
@@ -324,9 +342,13 @@ def _services(ran: Replay) -> Iterator[dict[str, Any]]:
         .group_by("time", "service", maintain_order=True)
         .agg([pl.col(k).mean() for k in kpis])
     )
-    period = _period(ran)
-    history = pl.concat([ran.before["requests"], observed]).select("time", "service", *kpis)
-    earlier = history.with_columns(pl.col("time") + timedelta(hours=period))
+    earlier, how = persistence(ran, observed, list(kpis))
+    entry = ran.drive.entry_rps
+    names = list(ran.scenario.services)
+    driven = (
+        set() if entry is None
+        else {names[i] for i in np.flatnonzero(np.isfinite(entry).any(axis=0))}
+    )  # fmt: skip
     for service in ran.scenario.services:
         seen = observed.filter(pl.col("service") == service)
         if seen.height == 0:
@@ -337,6 +359,8 @@ def _services(ran: Replay) -> Iterator[dict[str, Any]]:
                suffix="_persist").sort("time")  # fmt: skip
         quiet = ~_incident_hours(ran, service, joined["time"])
         for kpi, unit in kpis.items():
+            if kpi == "requests" and service in driven:
+                continue  # imposed on the replay: the twin reproduces it
             o = joined[kpi].to_numpy().astype(float)
             s = joined[f"{kpi}_twin"].to_numpy().astype(float)
             p = joined[f"{kpi}_persist"].to_numpy().astype(float)
@@ -367,7 +391,7 @@ def _services(ran: Replay) -> Iterator[dict[str, Any]]:
             line = verdict("mape", twin_mape, persist_mape, bias, z)
             than = (
                 "" if persist_mape is None
-                else f" (persistence {persist_mape:.1%}, {period} h before)"
+                else f" (persistence {persist_mape:.1%}: {how})"
             )  # fmt: skip
             yield _line(
                 "service", kpi, service, unit, int(ok.sum()), o[ok].mean(), s[ok].mean(),
@@ -615,6 +639,7 @@ __all__ = [
     "SCORECARD_FILES",
     "VERDICTS",
     "Scorecard",
+    "persistence",
     "read_scorecard",
     "score",
     "scorecard_of",

@@ -21,7 +21,6 @@ import pytest
 
 from orgtwin.cli import main
 from orgtwin.errors import TelemetryError
-from orgtwin.fidelity.shadow import MAX_REPLAY_DAYS, replay
 from orgtwin.fidelity.scorecard import (
     SCORECARD,
     SCORECARD_FILES,
@@ -32,6 +31,7 @@ from orgtwin.fidelity.scorecard import (
     validate,
     verdict,
 )
+from orgtwin.fidelity.shadow import MAX_REPLAY_DAYS, replay
 from orgtwin.runs.synth import synth
 from orgtwin.scenario import load_scenario
 from orgtwin.telemetry.folder import read_telemetry
@@ -151,7 +151,7 @@ def test_persistence_is_a_week_before_where_the_telemetry_holds_it(
     requests = card.lines.filter(
         (pl.col("kpi") == "requests") & (pl.col("entity") == "gateway")
     ).row(0, named=True)
-    assert "168 h before" in requests["words"]
+    assert "a week before" in requests["words"]
     seen = ran.observed["requests"].filter(
         (pl.col("service") == "gateway") & (pl.col("requests") > 0)
     )
@@ -161,11 +161,11 @@ def test_persistence_is_a_week_before_where_the_telemetry_holds_it(
     )
     assert week_before.height == seen.height == requests["n"]
     assert requests["persistence"] == pytest.approx(week_before["requests"].mean(), rel=1e-9)
-    # the first day has no earlier week or day: an hour before
+    # the first day has no earlier week or day: the last hour before, carried forward
     first = score(replay(twin, folders[1], start=START + timedelta(hours=6),
                          end=START + timedelta(hours=18), seeds=2))  # fmt: skip
     words = first.lines.filter(pl.col("kpi") == "requests")["words"].to_list()
-    assert words and all("1 h before" in w for w in words)
+    assert words and all("the last hour before the window" in w for w in words)
 
 
 def test_verdicts_and_trust_follow_their_rules() -> None:

@@ -2,7 +2,8 @@
 
 Every scenario runs with the same seeds, so the change of each against the first is a
 paired comparison (the noise of the seeds cancels). The table shows each scenario's mean
-with its 95% interval and its change against the first; the chart one KPI's means.
+with its 95% interval and its change against the first; the chart one KPI's means. Above
+the table, each scenario's trust level where a scorecard is saved beside it.
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ def results(request: dict[str, Any], stamp: int) -> None:
     )
     st.subheader("Side by side")
     ui.caption(line + " · [95% CI]; ✓ better, ✗ worse where the interval excludes zero")
+    trust_badges(paths, stamp)
     wide = side_by_side(table)
     st.dataframe(wide, hide_index=True, width="stretch", height="content")
     st.subheader("One KPI")
@@ -157,6 +159,19 @@ def results(request: dict[str, Any], stamp: int) -> None:
     files.table("side by side", wide)
     files.chart(kpi, chart)
     files.render()
+
+
+def trust_badges(paths: tuple[str, ...], stamp: int) -> None:
+    """Each scenario's trust level, from the scorecard saved beside it; one line for those
+    not validated against production yet."""
+    names = [state.scenario_info(p, stamp).name for p in paths]
+    cards = [state.saved_scorecard(p, n) for p, n in zip(paths, names, strict=True)]
+    for name, card in zip(names, cards, strict=True):
+        if card is not None:
+            ui.trust_badge(card, name=name)
+    if None in cards:
+        unvalidated = ", ".join(n for n, c in zip(names, cards, strict=True) if c is None)
+        ui.trust_badge(None, name=unvalidated)
 
 
 def page() -> None:

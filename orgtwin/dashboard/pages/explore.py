@@ -2,7 +2,8 @@
 
 Pick a scenario, set its levers, press Run: KPI cards with the change against the base
 and its 95% interval over seeds, daily series with seed bands, and the ripple graph of
-segments, services, vendors and teams coloured by how much each moved.
+segments, services, vendors and teams coloured by how much each moved. Under the
+scenario, its trust level where a scorecard is saved beside it (the Validate page).
 """
 
 from __future__ import annotations
@@ -289,6 +290,7 @@ def page() -> None:
         path = folders.scenario_path(folder, name)
         if info.description:
             st.caption(info.description)
+        ui.trust_badge(state.saved_scorecard(path, info.name))  # how far its what-ifs hold
         request = lever_form(path, info)
         if request is not None:
             st.session_state[REQUEST] = request
