@@ -200,6 +200,16 @@ def _add_watch_parser(commands: argparse._SubParsersAction) -> None:
         "--alarms-per-week", type=_positive_number, default=1.0, metavar="N",
         help="false-alarm budget per behaviour, split across its entities (default 1)",
     )  # fmt: skip
+    watch.add_argument(
+        "--clip", type=_positive_number, metavar="SD",
+        help="clip each standardised residual (and the calibration's alike) at ±SD, so one "
+        "outlying point cannot raise an alarm alone (per-minute metrics: 4)",
+    )  # fmt: skip
+    watch.add_argument(
+        "--pool", action="store_true",
+        help="with --reference: calibrate each behaviour on the reference residuals of all "
+        "its entities together (a short reference of per-minute metrics)",
+    )  # fmt: skip
     watch.add_argument("--out", type=Path, metavar="FILE", help="write the alarms (Parquet)")
     watch.add_argument(
         "--follow", action="store_true",
@@ -584,11 +594,13 @@ def _watch(args: argparse.Namespace) -> int:
     reference = tuple(args.reference) if args.reference else None
     if reference is not None and reference[0] >= reference[1]:
         raise OrgTwinError("--reference FROM must be before TO")
+    if args.pool and reference is None:
+        raise OrgTwinError("--pool calibrates on the reference residuals: give --reference too")
     if args.follow:
         return _follow(args, reference)
     found = watch(
         args.scenario, args.telemetry, mapping=args.mapping, reference=reference,
-        alarms_per_week=args.alarms_per_week,
+        alarms_per_week=args.alarms_per_week, clip=args.clip, pool=args.pool,
     )  # fmt: skip
     if args.out is not None:
         found.save(args.out)
@@ -617,7 +629,7 @@ def _follow(args: argparse.Namespace, reference: tuple | None) -> int:
     follow(
         args.scenario, args.telemetry, emit=emit, stop=threading.Event(), poll_s=args.poll,
         mapping=args.mapping, reference=reference, alarms_per_week=args.alarms_per_week,
-        on_watch=save,
+        clip=args.clip, pool=args.pool, on_watch=save,
     )  # fmt: skip
     return 0  # pragma: no cover (follow ends on Ctrl-C, which main turns into 130)
 

@@ -16,13 +16,32 @@ whose tables are there and stacks their points:
   utilisation (``cpu``). The twin's latency is deterministic given the load, so how far
   real latency wanders is learned: the log residual is divided by its sd in the
   reference window (without one: MAD × 1.4826 over the stream), at least
-  :data:`LATENCY_LOG_SD_FLOOR`;
+  :data:`LATENCY_LOG_SD_FLOOR`. A table without any median (metrics that keep tail
+  percentiles only) gives the own 95th percentile against the curve's instead;
+- ``utilisation`` (per service and row, share of capacity): the measured ``cpu``
+  against the twin's utilisation at the measured load, ``requests / (seconds · replicas
+  · capacity_rps_per_replica)`` (a row's seconds: the table's median spacing, so hourly
+  telemetry and per-minute metrics alike). CPU taken by something other than the
+  requests shows here, where the latency curve reads it as load;
+- ``calls`` (per called service and row, requests): the requests a service gets against
+  its callers' measured requests times the calls per request; a caller that stops
+  calling (an early error return) shows as its callees' load falling. The scenario's
+  capacity and calls per request are planning figures no learner sets from per-service
+  metrics, so these two streams take their level from the reference window (the
+  median log residual there) and their scale as latency does; without a reference
+  window, the scenario's level;
 - ``demand`` (per segment and hour, sessions per hour): the arrivals against ``level ×
-  profile``, the profile the scenario's (so a change of shape shows), the level the one
-  of the two weeks before the hour, extrapolated by their log-linear trend (so steady
-  growth or decline of a stable twin raises no alarm, while a step in the level shows
-  for about a week: long enough for the detector);
-  ``z = (obs − exp) / sqrt(exp + burst_cv²·exp² + exp²·var(log level))``;
+  profile × correction``, each from the hours before only (:func:`_demand_filter`): the
+  profile the scenario's; the level smoothed over about two days; each hour of the
+  week's correction of the profile smoothed from week to week (so a change of shape or
+  level shows for a day to a week or two, long enough for the detector, then is the
+  norm, and steady growth or decline raises no alarm). Counts are clipped at
+  :data:`DEMAND_CLIP` sd before they move the level or the shape, so a holiday shows
+  whole and the weeks after it are judged against a level it did not drag.
+  ``z = (obs − exp) / sqrt(v · max(φ², floor))``, ``v = exp + burst_cv²·exp²`` the
+  twin's noise, ``φ²`` the residual's own robust spread over it over the last week, at
+  least the floor the smoothing's error adds: real demand that wanders more than its
+  twin says is judged by the spread it shows;
 - ``change_failure`` (per team and day, failed deploys): failed deploys against the sum
   of the scenario's failure probabilities of the day's batch sizes,
   ``z = (Σy − Σp) / sqrt(Σp(1 − p))``. Fatigue is not in telemetry: it is taken as 0
@@ -45,6 +64,7 @@ whose tables are there and stacks their points:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -80,9 +100,26 @@ MAD_TO_SD = 1.4826
 """Median absolute deviation to standard deviation, for normal data."""
 _MAX_ERROR = 1.0 - 1e-12
 """The highest error share the simulator compounds along calls (a vendor that is down)."""
-DEMAND_WINDOW_HOURS = HOURS_PER_WEEK
-"""Hours in each of the two trailing windows the demand level and trend come from (a
-whole week each, so the profile weighs every hour of the week once)."""
+DEMAND_WARMUP_HOURS = 2 * HOURS_PER_WEEK
+"""Hours the demand filter runs before its points count (two weeks: the level, the
+shape's corrections and the spread settle)."""
+DEMAND_LEVEL_GAIN = 1.0 / (2 * HOURS_PER_DAY)
+"""How far each hour moves the demand level towards what it saw (two days' memory): a
+step in the level shows for a day or two, long enough for the detector, and the level
+keeps up with a population growing by a quarter a week (its lag is two days' growth)."""
+DEMAND_SHAPE_GAIN = 0.5
+"""How far each hour moves its own hour of the week's correction of the profile (about
+two weeks' memory): a lasting change of shape shows for a week or two, then is the
+norm; with the level, the corrections also take up steady growth or decline."""
+DEMAND_SPREAD_GAIN = 1.0 / HOURS_PER_WEEK
+"""How far each hour moves the demand residual's spread (a week's memory)."""
+DEMAND_CLIP = 2.0
+"""The largest residual (in sd, on the square-root scale) an hour feeds the level and
+the shape: an anomaly (a holiday, a storm) barely moves them, so it shows whole and
+the weeks after it are judged against a level and a shape it did not drag."""
+DEMAND_SPREAD_CLIP = 2.5
+"""The largest standardised residual (in sd of the current spread) an hour feeds the
+spread."""
 
 
 @dataclass(frozen=True)
@@ -114,15 +151,30 @@ def _latency(
     scenario: Scenario, tables: Mapping[str, pl.DataFrame], reference: Window | None
 ) -> pl.DataFrame:
     """Own median latency against the curve at the measured utilisation, per service and
-    hour; the log residual over its sd in the reference window (or its robust sd)."""
-    own = own_latency(tables["requests"], scenario).filter(
-        pl.col("cpu").is_not_null() & (pl.col("latency_p50_ms") > 0)
+    row; the log residual over its sd in the reference window (or its robust sd).
+
+    Where the table has no median at all (``latency_p50_ms`` null throughout, as in
+    metrics that keep only tail percentiles), the own 95th percentile is compared with
+    the curve's (:meth:`LatencyCurve.predict_p95
+    <orgtwin.behaviours.LatencyCurve.predict_p95>`) instead.
+    """
+    requests = tables["requests"]
+    tail = "latency_p95_ms" in requests.columns and (
+        "latency_p50_ms" not in requests.columns
+        or requests["latency_p50_ms"].null_count() == requests.height
     )
+    if tail:  # own_latency takes both columns: the p95 stands in for both
+        requests = requests.with_columns(latency_p50_ms=pl.col("latency_p95_ms"))
+    own = own_latency(requests, scenario).filter(
+        pl.col("cpu").is_finite() & pl.col("latency_p50_ms").is_finite()
+        & (pl.col("latency_p50_ms") > 0)
+    )  # fmt: skip
     frames = []
     for (service,), rows in own.sort("time").group_by("service", maintain_order=True):
         curve = LatencyCurve.from_spec(scenario.services[service].latency)
         observed = rows["latency_p50_ms"].to_numpy()
-        expected = np.asarray(curve.predict(rows["cpu"].to_numpy()), dtype=float)
+        predict = curve.predict_p95 if tail else curve.predict
+        expected = np.asarray(predict(rows["cpu"].to_numpy()), dtype=float)
         log_residual = np.log(observed) - np.log(expected)
         scale = _log_scale(log_residual, _inside(rows["time"], reference))
         frames.append(
@@ -141,13 +193,137 @@ def _latency(
 
 def _log_scale(log_residual: np.ndarray, in_reference: np.ndarray | None) -> float:
     """The sd of the log residual in the reference window (2 points or more), else its
-    robust sd over the whole stream; at least :data:`LATENCY_LOG_SD_FLOOR`."""
-    if in_reference is not None and in_reference.sum() >= 2:
-        scale = float(np.std(log_residual[in_reference], ddof=1))
+    robust sd over the whole stream; at least :data:`LATENCY_LOG_SD_FLOOR`. Points that
+    are not finite are left out."""
+    finite = np.isfinite(log_residual)
+    if in_reference is not None and (in_reference & finite).sum() >= 2:
+        scale = float(np.std(log_residual[in_reference & finite], ddof=1))
+    elif finite.any():
+        centre = np.median(log_residual[finite])
+        scale = MAD_TO_SD * float(np.median(np.abs(log_residual[finite] - centre)))
     else:
-        centre = np.median(log_residual)
-        scale = MAD_TO_SD * float(np.median(np.abs(log_residual - centre)))
+        scale = 0.0
     return max(scale, LATENCY_LOG_SD_FLOOR)
+
+
+def _log_ratio_points(
+    entity: str,
+    times: pl.Series,
+    observed: np.ndarray,
+    planned: np.ndarray,
+    reference: Window | None,
+) -> pl.DataFrame | None:
+    """Points of a ratio stream whose level is a planning figure of the scenario.
+
+    The log residual ``log(observed / planned)`` is centred on its median in the
+    reference window (the level production had there, which the twin's capacity or
+    calls per request may not state: no learner sets them from per-service metrics) and
+    scaled by :func:`_log_scale`; ``expected`` is ``planned`` at that level. Without a
+    reference window the level is the scenario's (centre 0). Rows where either figure is
+    not positive give no point; None when none is left.
+    """
+    keep = np.isfinite(observed) & np.isfinite(planned) & (observed > 0) & (planned > 0)
+    if not keep.any():
+        return None
+    times, observed, planned = times.filter(pl.Series(keep)), observed[keep], planned[keep]
+    log_residual = np.log(observed) - np.log(planned)
+    inside = _inside(times, reference)
+    centre = 0.0
+    if inside is not None and inside.sum() >= 2:
+        centre = float(np.median(log_residual[inside]))
+    scale = _log_scale(log_residual - centre, inside)
+    return pl.DataFrame(
+        {
+            "time": times,
+            "entity": entity,
+            "observed": observed,
+            "expected": planned * np.exp(centre),
+            "z": (log_residual - centre) / scale,
+        }
+    )
+
+
+def _interval_seconds(times: pl.Series) -> float:
+    """Seconds a row of a per-interval table covers: the median spacing of its distinct
+    times (hourly telemetry: 3600; per-minute metrics: 60); an hour with one time."""
+    step = times.unique().sort().diff().drop_nulls().median()
+    if isinstance(step, timedelta) and step.total_seconds() > 0:
+        return step.total_seconds()
+    return 3600.0
+
+
+def _wide(requests: pl.DataFrame, column: str, names: list[str]) -> pl.DataFrame:
+    """``column`` of ``requests`` with one column per service of ``names`` (those there),
+    one row per time at which all of them have it, sorted by time."""
+    there = set(requests["service"].unique().to_list())
+    present = [n for n in names if n in there]
+    rows = requests.filter(pl.col("service").is_in(present) & pl.col(column).is_not_null())
+    wide = rows.pivot(on="service", index="time", values=column, aggregate_function="mean")
+    return wide.select("time", *[n for n in present if n in wide.columns]).drop_nulls().sort("time")
+
+
+# --------------------------------------------------------------------------- utilisation
+
+
+def _utilisation(
+    scenario: Scenario, tables: Mapping[str, pl.DataFrame], reference: Window | None
+) -> pl.DataFrame:
+    """Measured utilisation (``cpu``) against the twin's at the measured load, per service
+    and row: ``requests / (seconds · replicas · capacity_rps_per_replica)``, the rows'
+    replicas where measured (else the scenario's), at the level of the reference window
+    (:func:`_log_ratio_points`). CPU taken by something other than the requests (a noisy
+    neighbour, a runaway loop) shows here, while the latency curve, which reads the
+    utilisation as given, would take the slower responses for the load's."""
+    requests = tables["requests"].filter(
+        pl.col("service").is_in(list(scenario.services))
+        & pl.col("cpu").is_not_null()
+        & (pl.col("requests") > 0)
+    )
+    frames = []
+    for (service,), rows in requests.sort("time").group_by("service", maintain_order=True):
+        spec = scenario.services[service]
+        seconds = _interval_seconds(rows["time"])
+        replicas = (
+            rows["replicas"].fill_null(spec.replicas).to_numpy().astype(float)
+            if "replicas" in rows.columns
+            else np.full(rows.height, float(spec.replicas))
+        )
+        planned = rows["requests"].to_numpy() / (
+            seconds * np.maximum(replicas, 1e-9) * spec.capacity_rps_per_replica
+        )
+        observed = rows["cpu"].to_numpy().astype(float)
+        frames.append(_log_ratio_points(service, rows["time"], observed, planned, reference))
+    return _stack(frames)
+
+
+# --------------------------------------------------------------------------- calls
+
+
+def _calls(
+    scenario: Scenario, tables: Mapping[str, pl.DataFrame], reference: Window | None
+) -> pl.DataFrame:
+    """Requests each called service gets against its callers' measured requests times
+    the scenario's calls per request, ``Σ_c F_c · requests_c``, per row, at the level of
+    the reference window (:func:`_log_ratio_points`). A service that is also a feature's
+    entry (its load is partly the users') gives no point, nor a row where one of its
+    callers was not measured. A caller that stops calling (an early error return, a
+    broken client) shows as its callees' load falling while its own holds."""
+    names = list(scenario.services)
+    entries = {feature.entry for feature in scenario.features.values()}
+    callers = {
+        callee: {name: spec.calls[callee] for name, spec in scenario.services.items()
+                 if callee in spec.calls}
+        for callee in names
+    }  # fmt: skip
+    wide = _wide(tables["requests"], "requests", names)
+    frames = []
+    for callee, by in callers.items():
+        if not by or callee in entries or not {callee, *by} <= set(wide.columns):
+            continue
+        planned = sum(per * wide[caller].to_numpy() for caller, per in by.items())
+        observed = wide[callee].to_numpy().astype(float)
+        frames.append(_log_ratio_points(callee, wide["time"], observed, planned, reference))
+    return _stack(frames)
 
 
 def _inside(times: pl.Series, window: Window | None) -> np.ndarray | None:
@@ -204,53 +380,100 @@ def _demand_points(
     entity: str, arrivals: pl.DataFrame, rates: np.ndarray, burst: np.ndarray
 ) -> pl.DataFrame | None:
     """The demand points of one series (``rates``: the relative rate at each UTC hour of
-    the week, mean 1; ``burst``: the burst CV at each)."""
+    the week, mean 1; ``burst``: the burst CV at each), from the hours after the warm-up
+    (:data:`DEMAND_WARMUP_HOURS`)."""
     counted = (
         arrivals.group_by(pl.col("time").dt.truncate("1h"))
         .agg(pl.col("count").sum().cast(pl.Float64))
         .sort("time")
     )
-    w = DEMAND_WINDOW_HOURS
     if counted.height == 0:
         return None
     grid = pl.datetime_range(
         counted["time"].min(), counted["time"].max(), "1h", eager=True, time_unit="us"
     )
-    if grid.len() <= 2 * w:
+    if grid.len() <= DEMAND_WARMUP_HOURS:
         return None
     hourly = pl.DataFrame({"time": grid}).join(counted, on="time", how="left").fill_null(0.0)
     times = hourly["time"]
     counts = hourly["count"].to_numpy()
     weekday = times.dt.weekday().cast(pl.Int64).to_numpy() - 1  # Monday: 0
     how = (weekday * HOURS_PER_DAY + times.dt.hour().cast(pl.Int64).to_numpy()) % HOURS_PER_WEEK
-    share, cv = rates[how], burst[how]
-    cumulative = np.concatenate([[0.0], np.cumsum(counts)])
-    t = np.arange(2 * w, counts.size)
-    last = cumulative[t] - cumulative[t - w]  # the week before the hour
-    before = cumulative[t - w] - cumulative[t - 2 * w]  # the week before that
-    usable = (last > 0) & (before > 0)
-    t, last, before = t[usable], last[usable], before[usable]
-    ahead = (w + 1) / (2 * w)  # weeks from the middle of the last week to the hour
-    log_level = np.log(last / w) + ahead * np.log(last / before)
-    mean_square = float(np.mean(rates**2))
-    cv_week = float(np.mean(burst**2))
-
-    def log_variance(total: np.ndarray) -> np.ndarray:
-        return (total + cv_week * total**2 * mean_square / w) / total**2
-
-    var_log = (1 + ahead) ** 2 * log_variance(last) + ahead**2 * log_variance(before)
-    expected = np.exp(log_level) * share[t]
-    variance = expected + (cv[t] ** 2 + var_log) * expected**2
-    observed = counts[t]
+    expected, sd = _demand_filter(counts, how, rates, burst)
+    t = np.arange(DEMAND_WARMUP_HOURS, counts.size)
     return pl.DataFrame(
         {
             "time": times.gather(t),
             "entity": entity,
-            "observed": observed,
-            "expected": expected,
-            "z": (observed - expected) / np.sqrt(variance),
+            "observed": counts[t],
+            "expected": expected[t],
+            "z": (counts[t] - expected[t]) / sd[t],
         }
     )
+
+
+def _demand_filter(
+    counts: np.ndarray, how: np.ndarray, rates: np.ndarray, burst: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each hour's expected count and its sd, from the hours before it only.
+
+    ``expected = level × rate[h] × correction[h]`` (``h`` the hour of the week). Each
+    hour's count is first clipped to :data:`DEMAND_CLIP` sd of the expected one, on the
+    square-root scale (where a count's noise is about symmetric, so clipping does not
+    bias the level of small counts): ``obs*``. The level is an exponential smoothing
+    of ``obs* / rate[h]`` (gain :data:`DEMAND_LEVEL_GAIN`); the correction of the hour
+    of the week, one of ``obs*`` over ``level × rate[h]``, from one week to the next
+    (gain :data:`DEMAND_SHAPE_GAIN`). The corrections start at 1 (the twin's profile)
+    and follow a lasting change of shape; together they also take up the level's lag
+    behind steady growth or decline. Both are means of ratios, not of logs (a log
+    would bias a small count's expected value by half its log variance), and only the
+    corrections divide by an estimate, the slow level: the expected count is about
+    unbiased however small the counts.
+
+    The model's variance is ``v = exp + burst_cv²·exp²``. The spread ``φ²`` is the mean
+    square of ``(obs − exp) / sqrt(v)`` (each clipped at :data:`DEMAND_SPREAD_CLIP`
+    times the current spread, made consistent for normal residuals), smoothed by
+    :data:`DEMAND_SPREAD_GAIN`; the sd is ``sqrt(v · max(φ², floor))``, the floor
+    ``1 + a/(2 − a) + g/(2 − g)`` (``a``, ``g`` the gains) what the smoothing's own
+    error adds to the model's variance. A twin that mirrors production gives z of sd
+    about 1; real demand that wanders more than its twin says is judged by the spread
+    it shows.
+    """
+    n = counts.size
+    rate = np.maximum(rates, 1e-12)
+    cv2 = burst.astype(float) ** 2
+    a, g = DEMAND_LEVEL_GAIN, DEMAND_SHAPE_GAIN
+    floor = 1.0 + a / (2.0 - a) + g / (2.0 - g)
+    first = min(n, HOURS_PER_WEEK)
+    level = max(float(np.sum(counts[:first])), 0.5) / float(np.sum(rate[how[:first]]))
+    correction = np.ones(HOURS_PER_WEEK)  # per hour of the week
+    spread = floor
+    c, c_spread = DEMAND_CLIP, DEMAND_SPREAD_CLIP
+    consistency = _clipped_square_mean(c_spread)
+    expected, sd = np.empty(n), np.empty(n)
+    for i in range(n):
+        h = int(how[i])
+        mu = level * rate[h] * correction[h]
+        model = mu + cv2[h] * mu * mu
+        scale = math.sqrt(model * max(spread, floor))
+        expected[i], sd[i] = mu, scale
+        root, half = math.sqrt(mu), c * scale / (2.0 * math.sqrt(mu))
+        clipped = min(max(math.sqrt(float(counts[i])), root - half), root + half) ** 2
+        level += a * (clipped / rate[h] - level)
+        correction[h] += g * (clipped / (level * rate[h]) - correction[h])
+        residual = float(counts[i]) - mu
+        spread += DEMAND_SPREAD_GAIN * (
+            min(residual * residual / model, c_spread**2 * max(spread, floor)) / consistency
+            - spread
+        )
+    return expected, sd
+
+
+def _clipped_square_mean(c: float) -> float:
+    """``E[min(Z², c²)]`` for a standard normal ``Z``."""
+    inside = math.erf(c / math.sqrt(2.0))
+    density = math.exp(-c * c / 2.0) / math.sqrt(2.0 * math.pi)
+    return inside - 2.0 * c * density + c * c * (1.0 - inside)
 
 
 # --------------------------------------------------------------------------- change failure
@@ -372,6 +595,7 @@ def _errors(
         for column in ("requests", "errors", "cpu")
     }  # fmt: skip
     times = wide["requests"]["time"]
+    seconds = _interval_seconds(times)  # per row: 3600 for hourly telemetry
     for column in ("errors", "cpu"):
         wide[column] = pl.DataFrame({"time": times}).join(wide[column], on="time", how="left")
     count = wide["requests"].select(present).to_numpy()
@@ -383,7 +607,7 @@ def _errors(
     calls = np.zeros((times.len(), len(vendors)))
     for i, name in enumerate(present):
         for vendor, per_request in scenario.services[name].vendors.items():
-            calls[:, vendors.index(vendor)] += count[:, i] * per_request / 3600.0
+            calls[:, vendors.index(vendor)] += count[:, i] * per_request / seconds
     status = tables.get("vendor_status")
     for v, (vendor, spec) in enumerate(scenario.vendors.items()):
         limit = np.inf if spec.rate_limit_rps is None else spec.rate_limit_rps
@@ -453,6 +677,10 @@ def _incident_hours(incidents: pl.DataFrame, service: str, times: pl.Series) -> 
 STREAMS: tuple[Stream, ...] = (
     Stream("latency", ("requests",), _latency, "ms",
            "own median latency against the latency curve at the measured utilisation"),
+    Stream("utilisation", ("requests",), _utilisation, "share of capacity",
+           "measured utilisation against the twin's at the measured load"),
+    Stream("calls", ("requests",), _calls, "requests",
+           "requests a service gets against its callers' requests times the calls per request"),
     Stream("demand", ("arrivals",), _demand, "sessions per hour",
            "arrivals against the recent level times the hour-of-week profile"),
     Stream("change_failure", ("deploys",), _change_failure, "failed deploys per day",

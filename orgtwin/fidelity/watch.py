@@ -135,6 +135,8 @@ def watch(
     alarms_per_week: float = 1.0,
     k: float = 0.5,
     seed: int = 0,
+    clip: float | None = None,
+    pool: bool = False,
 ) -> Watch:
     """Watch telemetry against the twin of ``scenario``.
 
@@ -149,6 +151,18 @@ def watch(
             entities).
         k: the CUSUM's allowance, in sd: half the smallest shift worth catching.
         seed: the seed of the null simulations (the same inputs give the same alarms).
+        clip: where given, each standardised residual is clipped to ``±clip`` before
+            the CUSUM, and the null streams alike (so the budget holds): one point adds
+            at most ``clip − k``, so an isolated outlier (a histogram quantile jumping
+            one bucket for a minute) cannot raise an alarm alone, while a shift that
+            lasts still does. None: no clipping.
+        pool: with a reference window, resample each stream's null streams from the
+            reference residuals of all the behaviour's entities together, each
+            standardised by its own mean and sd (each stream is still watched
+            standardised by its own): a short reference (hours of per-minute metrics)
+            holds too few of the rare excursions that a budget of one false alarm in
+            days per stream must allow for, and the behaviour's entities together hold
+            more. False: each stream's own.
 
     Returns:
         The alarms, the residual streams and each stream's threshold.
@@ -163,16 +177,21 @@ def watch(
     thresholds: list[dict] = []
     entities = points.group_by("behaviour").agg(pl.col("entity").n_unique()).rows()
     per_behaviour = dict(entities)
+    pooled = _pooled(points, reference) if pool and reference is not None else {}
     for (behaviour, entity), stream in _streams(points):
         z = stream["z"].to_numpy().astype(float)
         times = stream["time"]
         per_week = _points_per_week(times)
         rate = detect.false_alarm_rate(alarms_per_week, per_week, per_behaviour[behaviour])
-        h, how = _threshold(stream, reference, rate, k, seed, normal)
+        h, how = _threshold(stream, reference, rate, k, seed, normal, clip, pooled.get(behaviour))
+        if how.startswith("block bootstrap"):  # as its null streams are: detect.null_streams
+            z = detect.standardise(z, _reference_z(stream, reference))
+        if clip is not None:
+            z = np.clip(z, -clip, clip)
         thresholds.append(dict(behaviour=behaviour, entity=entity, points=z.size,
                                points_per_week=per_week, false_alarm_rate=rate, threshold=h,
                                null=how))  # fmt: skip
-        for change in episodes(detect.cusum(z, k=k, h=h, rearm="restart")):
+        for change in episodes(detect.cusum(z, k=k, h=h, rearm="restart"), z):
             alarms.append(_alarm(twin, stream, behaviour, entity, change))
     alarm_frame = pl.DataFrame(alarms, schema=ALARMS).sort("raised", "behaviour", "entity")
     return Watch(alarm_frame, points, pl.DataFrame(thresholds, schema=THRESHOLDS))
@@ -190,6 +209,8 @@ def follow(
     alarms_per_week: float = 1.0,
     k: float = 0.5,
     seed: int = 0,
+    clip: float | None = None,
+    pool: bool = False,
     on_watch: Callable[[Watch], None] | None = None,
 ) -> None:
     """Watch a telemetry folder as files arrive, until ``stop`` is set.
@@ -209,7 +230,7 @@ def follow(
         emit: called with each new alarm.
         stop: set it to end the watch (it ends within ``poll_s``).
         poll_s: seconds between looks at the folder.
-        mapping, reference, alarms_per_week, k, seed: as for :func:`watch`.
+        mapping, reference, alarms_per_week, k, seed, clip, pool: as for :func:`watch`.
         on_watch: called with each new :class:`Watch` (to save the alarms, say).
     """
     twin = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
@@ -220,7 +241,8 @@ def follow(
         if now != stamp:
             try:
                 found = watch(twin, folder, mapping=mapping, reference=reference,
-                              alarms_per_week=alarms_per_week, k=k, seed=seed)  # fmt: skip
+                              alarms_per_week=alarms_per_week, k=k, seed=seed, clip=clip,
+                              pool=pool)  # fmt: skip
             except TelemetryError:
                 found = None  # half written: the next poll reads it whole
             if found is not None:
@@ -273,16 +295,22 @@ def _stamp(folder: Path) -> tuple:
     return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
-def episodes(changes: list[detect.Change]) -> list[detect.Change]:
+def episodes(changes: list[detect.Change], z: np.ndarray | None = None) -> list[detect.Change]:
     """One alarm per episode: after an alarm the CUSUM restarts at 0, and an alarm of the
     same direction whose run began right after the last one (the statistic never fell
     back to 0 in between: the same shift, still there) is the same episode, not a new
     one. A shift that lasts raises one alarm; a false alarm just before a real change
-    does not hide it once the statistic has touched 0."""
+    does not hide it once the statistic has touched 0. With the stream's ``z``, the shift
+    must also have held: a point between the two alarms on the other side of 0 (the
+    shift paused, as when one fault ends and the next begins before the statistic has
+    drained) makes the second alarm a new episode."""
     out: list[detect.Change] = []
     last: dict[int, int] = {}
     for change in changes:
-        if last.get(change.direction) == change.start - 1:
+        before = last.get(change.direction)
+        if before == change.start - 1 and (
+            z is None or bool(np.all(z[before + 1 : change.alarm + 1] * change.direction > 0))
+        ):
             last[change.direction] = change.alarm
             continue
         out.append(change)
@@ -311,6 +339,8 @@ def _threshold(
     k: float,
     seed: int,
     normal: dict[float, float],
+    clip: float | None = None,
+    pooled: np.ndarray | None = None,
 ) -> tuple[float, str]:
     """One stream's calibrated threshold, and how its null streams were made.
 
@@ -319,29 +349,57 @@ def _threshold(
     expected counts; else the standard normal, whose threshold depends on the rate alone
     and is calibrated once per rate (``normal``). Each stream's simulation has its
     own generator, seeded from ``seed`` and the stream's name, so a threshold does not
-    depend on which other streams are watched.
+    depend on which other streams are watched. ``pooled``: the behaviour's standardised
+    reference residuals (:func:`_pooled`), resampled instead of the stream's own.
     """
     name = f"{stream['behaviour'][0]}/{stream['entity'][0]}".encode()
     if reference is not None:
-        start, end = reference
-        ref = stream.filter(pl.col("time").is_between(start, end, closed="left"))["z"]
-        ref = ref.drop_nulls().drop_nans().to_numpy()
+        ref = _reference_z(stream, reference)
         if ref.size >= 4 * NULL_BLOCK and ref.std() > 1e-6:  # a twin exact there has none
             rng = np.random.default_rng([seed, zlib.crc32(name)])
-            null = detect.null_streams(ref, NULL_SIMULATIONS, NULL_POINTS, rng, block=NULL_BLOCK)
             how = f"block bootstrap of {ref.size} reference residuals"
+            if pooled is not None:
+                ref = pooled
+                how = f"block bootstrap of {ref.size} reference residuals of the behaviour"
+            null = detect.null_streams(ref, NULL_SIMULATIONS, NULL_POINTS, rng, block=NULL_BLOCK)
+            null = null if clip is None else np.clip(null, -clip, clip)
             return detect.calibrate(null, k=k, rate=rate, rearm="restart"), how
     if stream["behaviour"][0] in COUNTS:
         rng = np.random.default_rng([seed, zlib.crc32(name), 1])
         null = _count_null(stream, rng)
         if null is not None:
             how = "the twin's count noise around its expected counts"
+            null = null if clip is None else np.clip(null, -clip, clip)
             return detect.calibrate(null, k=k, rate=rate, rearm="restart"), how
     if rate not in normal:
         rng = np.random.default_rng([seed, 0])
         null = rng.standard_normal((NULL_SIMULATIONS, NULL_POINTS))
+        null = null if clip is None else np.clip(null, -clip, clip)
         normal[rate] = detect.calibrate(null, k=k, rate=rate, rearm="restart")
     return normal[rate], "standard normal"
+
+
+def _pooled(points: pl.DataFrame, reference: tuple[datetime, datetime]) -> dict[str, np.ndarray]:
+    """Per behaviour, the reference residuals of its streams that have enough that vary
+    (as :func:`_threshold` asks), each standardised by its own mean and sd, one stream
+    after the other."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for (behaviour, _), stream in _streams(points):
+        ref = _reference_z(stream, reference)
+        if ref.size >= 4 * NULL_BLOCK and ref.std() > 1e-6:
+            parts.setdefault(behaviour, []).append(detect.standardise(ref, ref))
+    return {behaviour: np.concatenate(refs) for behaviour, refs in parts.items()}
+
+
+def _reference_z(stream: pl.DataFrame, reference: tuple[datetime, datetime]) -> np.ndarray:
+    """The stream's finite ``z`` in the reference window. Where its null streams are
+    resampled from them, the stream is watched standardised by their mean and sd, as the
+    null streams are (:func:`orgtwin.fidelity.detect.null_streams`): a twin whose
+    residuals sit a little off 0 there (a median fit of skewed latency) would otherwise
+    raise alarms beyond the budget; a shift is then counted from the reference's level."""
+    start, end = reference
+    ref = stream.filter(pl.col("time").is_between(start, end, closed="left"))["z"]
+    return ref.drop_nulls().drop_nans().to_numpy()
 
 
 def _alarm(

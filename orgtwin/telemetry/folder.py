@@ -119,6 +119,19 @@ class Telemetry:
             tables[name] = frame
         return replace(self, tables=tables)
 
+    def between(self, start: datetime, end: datetime) -> Telemetry:
+        """The same telemetry in ``[start, end)`` (lazily): :meth:`since` ``start``, then
+        each table's rows before ``end`` by its first time column (``customers`` and
+        tables without time are kept as :meth:`since` leaves them)."""
+        at = pl.lit(end, dtype=pl.Datetime("us"))
+        tables = {}
+        for name, frame in self.since(start).tables.items():
+            times = TABLE_RULES[name].times if name in TABLE_RULES else ()
+            if times and name != "customers":
+                frame = frame.filter(pl.col(times[0]).cast(pl.Datetime("us")) < at)
+            tables[name] = frame
+        return replace(self, tables=tables)
+
 
 def read_telemetry(
     folder: str | os.PathLike[str],

@@ -176,6 +176,13 @@ def test_watch_on_the_command_line_writes_the_alarms_and_follows(
     assert main(["watch", str(scenario), str(runs[("plain", SEEDS[0])]), "--out",
                  str(tmp_path / "alarms.csv")]) == 2  # fmt: skip
     assert "--out must be a file ending in .parquet" in capsys.readouterr().err
+    pooled = tmp_path / "pooled.parquet"
+    assert main([*args[:4], str(pooled), *args[5:], "--pool", "--clip", "4"]) == 0
+    capsys.readouterr()
+    found = pl.read_parquet(pooled)  # the slow api is flagged with the options too
+    assert found.filter((pl.col("behaviour") == "latency") & (pl.col("entity") == "api")).height
+    assert main([*args[:5], "--pool"]) == 2
+    assert "--pool calibrates on the reference residuals" in capsys.readouterr().err
 
 
 def test_follow_raises_the_alarm_when_the_file_that_shows_it_arrives(runs: dict, tmp_path: Path):

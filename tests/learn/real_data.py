@@ -39,6 +39,8 @@ from orgtwin.telemetry.folder import Telemetry, read_telemetry
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA = REPO_ROOT.parent / "shared" / "data"
 MAPPINGS = REPO_ROOT / "examples" / "telemetry"
+TWINS = REPO_ROOT / "examples" / "twins"
+"""Base twins of the real data sets (scenario files the learners start from)."""
 NEZHA = "nezha_onlineboutique"
 NEEDS_DROP = {NEZHA}
 """Data sets read with ``drop_bad_rows=True``: Nezha's one-minute trace files overlap, so

@@ -62,3 +62,18 @@ def test_since_keeps_later_rows_and_watches_customers_from_then(tmp_path) -> Non
     (kept,) = later.tables["customers"].collect().rows(named=True)  # 1 left before then
     assert kept["customer"] == "2"
     assert kept["entry_tenure_months"] == pytest.approx(0.5 / DAYS_PER_MONTH)  # half a day in
+
+
+def test_between_keeps_the_rows_of_the_window_only(tmp_path) -> None:
+    from orgtwin.telemetry.folder import read_telemetry, write_telemetry
+
+    days = user_days([(0, 1, False, 60.0), (1, 1, False, 61.0), (2, 1, False, 62.0),
+                      (3, 1, True, 63.0)])  # fmt: skip
+    write_telemetry(tmp_path / "t", {"user_days": days,
+                                     "customers": customers_from_user_days(days)})  # fmt: skip
+    window = read_telemetry(tmp_path / "t").between(
+        dt.datetime(2026, 3, 2), dt.datetime(2026, 3, 4)
+    )
+    kept = window.tables["user_days"].collect()["day"].to_list()
+    assert kept == [D0 + dt.timedelta(days=1), D0 + dt.timedelta(days=2)]
+    assert window.tables["customers"].collect().height == 1  # as since() leaves them

@@ -11,7 +11,8 @@ the alarm was raised) and what production did against what the twin expected. Fo
 alarm whose behaviour has a learner, "Re-learn from the change point" learns that
 behaviour again from the telemetry since the change point and shows the entity's
 parameters before (the twin's) and after (re-learned, with their 95% intervals).
-Nothing is saved.
+Nothing is saved. Under the twin, its scorecard's trust level where one is saved beside
+it (the Validate page replays and scores it).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ BEHAVIOURS = {
     "demand": ("Demand", "segment"),
     "change_failure": ("Change failure", "team"),
     "churn": ("Churn", "segment"),
+    "utilisation": ("Utilisation", "service"),
+    "calls": ("Calls received", "service"),
 }
 """Each watched behaviour in words, and what kind of entity it is watched for."""
 DIRECTION_WORDS = {"up": "higher than the twin", "down": "lower than the twin"}
@@ -78,6 +81,10 @@ def form_section(root_names: list[str], scenarios: list[str]) -> None:
             help="The scenario standing for production (a learned twin, usually): what "
             "the telemetry is held against.",
         )
+    scenarios_root = folders.scenarios_folder()
+    path = folders.scenario_path(scenarios_root, scenario)
+    info = state.scenario_info(path, folders.folder_stamp(scenarios_root))
+    ui.trust_badge(state.saved_scorecard(path, info.name))  # the twin's scorecard, if saved
     telemetry = folders.telemetry_path(root, folder)
     span = state.telemetry_span(str(telemetry), folders.tree_stamp(telemetry))
     first = span[0].date() if span else date.today()
