@@ -5,8 +5,9 @@ default and bounds on the pydantic field, its meaning in the docstring under it 
 reads it as the field's description). :func:`scenario_reference` turns those
 declarations into Markdown: one table per object (``key | type | default | bounds |
 meaning``) and one per intervention kind; :func:`scenario_json_schema` into a JSON
-Schema for editors. Fields the loader sets (``exclude=True``: ``base``, ``source``) are
-left out of both.
+Schema for editors, which fits complete files and files that ``extends:`` a base (their
+specs made partial, by the loader's merge rules). Fields the loader sets
+(``exclude=True``: ``base``, ``source``) are left out of both.
 
 ``docs/scenarios.md`` is this module's output (``python -m orgtwin.scenario.reference``),
 and ``tests/test_docs.py`` checks that the two agree.
@@ -23,6 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
 from orgtwin.scenario.checks import LOADER_FIELDS
 from orgtwin.scenario.interventions import KINDS, InterventionSpec
@@ -41,34 +44,155 @@ EXTENDS = "Path (relative to this file) of a scenario to merge this one over."
 def scenario_json_schema() -> dict[str, Any]:
     """Return the JSON Schema of a scenario file, for editors and external validators.
 
+    One schema fits both kinds of file. A complete scenario (no ``extends``) must declare
+    its organisation (segments, features, services, teams) and give every entry whole. A
+    derived one (with ``extends``) is merged over its base by the loader's rules
+    (:mod:`orgtwin.scenario.load`), so every key is optional there: an entry it gives may
+    be partial (it merges into the base's), a ``null`` deletes a key that has a default
+    or a map entry, and a list replaces the base's list, so list items are whole. Types,
+    bounds, enums and descriptions are the same in both; they come from the specs.
+
     Returns:
-        A JSON-serialisable dict (draft 2020-12): the scenario's fields plus ``extends``,
-        without the fields the loader sets (``base``, ``source``). A file without
-        ``extends`` must declare the organisation (segments, features, services, teams);
-        one with ``extends`` takes what it leaves out from its base; ``name`` defaults to
-        the file's stem.
+        A JSON-serialisable dict (draft 2020-12). ``properties`` names every top-level key
+        (``extends`` plus the scenario's fields, without the loader's ``base`` and
+        ``source``); ``then`` types a complete file, ``else`` a derived one, whose partial
+        specs are the ``$defs`` ending in ``Partial``. ``name`` is never required: it
+        defaults to the file's stem.
 
     Example:
         >>> schema = scenario_json_schema()
         >>> schema["properties"]["extends"]["type"], "source" in schema["properties"]
         ('string', False)
+        >>> schema["else"]["properties"]["teams"]["additionalProperties"]
+        {'$ref': '#/$defs/TeamSpecPartial'}
     """
-    schema = Scenario.model_json_schema(mode="validation")
-    properties = schema.pop("properties")
-    for name in LOADER_FIELDS:
-        properties.pop(name, None)
-    extends = {"type": "string", "title": "Extends", "description": EXTENDS}
-    schema.pop("title", None)
-    required = [key for key in schema.pop("required", []) if key != "name"]
+    whole = Scenario.model_json_schema(mode="validation", schema_generator=_FileSchema)
+    defs = whole.get("$defs", {})
+    fields = {k: v for k, v in whole["properties"].items() if k not in LOADER_FIELDS}
+    required = [key for key in whole.get("required", []) if key != "name"]
+    partial = _Partial(defs)
+    derived = {
+        key: partial.field(value, nullable=key not in required) for key, value in fields.items()
+    }
+    extends = {"type": "string", "minLength": 1, "title": "Extends", "description": EXTENDS}
+    annotations = {key: _annotations(value) for key, value in fields.items()}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "orgtwin scenario",
-        **schema,
-        "properties": {"extends": extends, **properties},
-        # a derived scenario takes its organisation from its base; a file's name is its stem
+        "description": _DESCRIPTION,
+        "type": "object",
+        "properties": {"extends": extends, **annotations},  # every key, for completion
+        "additionalProperties": False,
         "if": {"not": {"required": ["extends"]}},
-        "then": {"required": required},
+        "then": {"required": required, "properties": fields},
+        "else": {"properties": derived},
+        "$defs": {**defs, **partial.defs},
     }
+
+
+_DESCRIPTION = (
+    "An orgtwin scenario. A complete one declares segments, features, services and teams; "
+    "one that names a base in `extends` gives only what it changes: every key is optional, "
+    "an entry given merges into the base's, null deletes a key or an entry, lists replace."
+)
+_TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?)?$"
+)
+"""A time as pydantic reads it from text: a date, then optionally a time and a zone."""
+
+
+class _FileSchema(GenerateJsonSchema):
+    """Pydantic's JSON Schema, with a time spelt as a scenario file may spell it.
+
+    JSON Schema's ``date-time`` format wants a zone (editors mark ``2026-01-05T00:00:00``
+    red); the loader also takes a bare date or a time without one.
+    """
+
+    def datetime_schema(self, schema: core_schema.DatetimeSchema) -> JsonSchemaValue:
+        return {"type": "string", "pattern": _TIME_PATTERN}
+
+
+def _annotations(schema: dict[str, Any]) -> dict[str, Any]:
+    """A field's title and description alone (its type is in ``then`` and ``else``)."""
+    return {key: schema[key] for key in ("title", "description") if key in schema}
+
+
+class _Partial:
+    """Turns the JSON Schema of a field into the schema of what a derived file may give.
+
+    A spec becomes its ``…Partial`` definition (in :attr:`defs`): no key required, an
+    optional key may be ``null``, and the spec itself may be ``null`` (which deletes it).
+    A map's entries become partial and may be ``null``. Scalars and lists stay as they are:
+    the file's value replaces the base's.
+    """
+
+    def __init__(self, defs: dict[str, Any]) -> None:
+        self.whole = defs
+        self.defs: dict[str, Any] = {}
+
+    def field(self, schema: dict[str, Any], *, nullable: bool) -> dict[str, Any]:
+        """The partial schema of a field; ``nullable``: ``null`` may delete the field."""
+        found = self.value(schema)
+        if nullable:
+            return _nullable(found)
+        return {**found, "type": "object"} if _is_partial(found) else found  # never null
+
+    def value(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """The partial schema of a value: a spec or a map merges, anything else replaces."""
+        if "$ref" in schema:
+            name = schema["$ref"].rsplit("/", 1)[-1]
+            if "properties" not in self.whole.get(name, {}):
+                return schema  # an enum or other plain definition
+            return {**schema, "$ref": f"#/$defs/{self.spec(name)}"}
+        if schema.get("type") == "object" and isinstance(schema.get("additionalProperties"), dict):
+            entries = _nullable(self.value(schema["additionalProperties"]))
+            return {**schema, "additionalProperties": entries}
+        if "anyOf" in schema:
+            return {**schema, "anyOf": [self.value(option) for option in schema["anyOf"]]}
+        return schema
+
+    def spec(self, name: str) -> str:
+        """The name of the partial definition of spec ``name``, made on first use."""
+        partial = f"{name}Partial"
+        if partial not in self.defs:
+            self.defs[partial] = {}  # claimed first: a spec may nest itself
+            whole = self.whole[name]
+            required = set(whole.get("required", ()))
+            fields = {
+                key: self.field(value, nullable=key not in required)
+                for key, value in whole["properties"].items()
+            }
+            kept = {k: v for k, v in whole.items() if k not in ("required", "properties", "type")}
+            title = f"{whole.get('title', name)} (partial)"
+            self.defs[partial] = {**kept, "title": title, "type": ["object", "null"]}
+            self.defs[partial]["properties"] = fields
+        return partial
+
+
+def _is_partial(schema: dict[str, Any]) -> bool:
+    """Whether ``schema`` refers to a partial spec (which accepts ``null`` itself)."""
+    return str(schema.get("$ref", "")).endswith("Partial")
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` that also accepts ``null`` (a partial spec accepts it already)."""
+    if _is_partial(schema):
+        return schema
+    if "$ref" in schema or ("type" not in schema and "anyOf" not in schema):
+        kept = {k: v for k, v in schema.items() if k in ("title", "description", "default")}
+        rest = {k: v for k, v in schema.items() if k not in kept}
+        return {**kept, "anyOf": [rest, {"type": "null"}]}
+    found = dict(schema)
+    if "anyOf" in found and {"type": "null"} not in found["anyOf"]:
+        found["anyOf"] = [*found["anyOf"], {"type": "null"}]
+    if isinstance(found.get("type"), str):
+        found["type"] = [found["type"], "null"]
+    if "enum" in found:
+        found["enum"] = [*found["enum"], None]
+    if "const" in found:
+        found["enum"] = [found.pop("const"), None]
+    return found
 
 
 def scenario_reference() -> str:
