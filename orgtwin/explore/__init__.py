@@ -3,12 +3,17 @@
 - :mod:`~orgtwin.explore.exploration`: run base and change, compare, trace the ripple;
 - :mod:`~orgtwin.explore.controls`: the knobs a scenario offers a page;
 - :mod:`~orgtwin.explore.ripple`: where a change landed, and the chain that carried it;
+- :mod:`~orgtwin.explore.chain`: the chain of a ripple, traced along the mechanisms;
+- :mod:`~orgtwin.explore.mechanisms`: the model's causal graph of figures the chain follows;
+- :mod:`~orgtwin.explore.drill`: what moved at one link of the chain or node of the graph;
 - :mod:`~orgtwin.explore.figures`: KPI cards and time series with bands across seeds.
 
 May import every lower stage, up to :mod:`orgtwin.sweeps`.
 """
 
+from orgtwin.explore.chain import chain_sentence
 from orgtwin.explore.controls import Control, apply_controls, controls
+from orgtwin.explore.drill import Drill, drill
 from orgtwin.explore.exploration import (
     MAX_DAYS,
     MAX_SEEDS,
@@ -27,11 +32,14 @@ __all__ = [
     "MAX_DAYS",
     "MAX_SEEDS",
     "Control",
+    "Drill",
     "Exploration",
     "Ripple",
     "apply_controls",
+    "chain_sentence",
     "check_bounds",
     "controls",
+    "drill",
     "explore",
     "explore_from",
     "kpi_cards",

@@ -41,7 +41,7 @@ import polars as pl
 
 from orgtwin.errors import ExploreError, whole_number
 from orgtwin.explore.controls import apply_controls, controls
-from orgtwin.explore.ripple import Ripple, ripple
+from orgtwin.explore.ripple import Ripple, levers_of, ripple
 from orgtwin.runs.comparison import compare
 from orgtwin.runs.results import RunSet
 from orgtwin.runs.runner import ScenarioLike, as_scenario, base_of, run
@@ -250,7 +250,8 @@ def explore_from(
     changed = apply_controls(scenario, values)
     comparison = compare(base, change)
     cause = _cause(scenario, values)
-    traced = ripple(base, change, changed, comparison=comparison, cause=cause)
+    levers = [*levers_of(changed), *values]  # the interventions, and the controls moved
+    traced = ripple(base, change, changed, comparison=comparison, cause=cause, levers=levers)
     return Exploration(
         scenario_name=scenario.name,
         base_name=base.scenario,

@@ -1,4 +1,4 @@
-"""The ripple: where a change landed in the organisation, and the chain that carried it.
+"""The ripple: where a change landed in the organisation, and the mechanism that carried it.
 
 :func:`ripple` takes the runs of a base and of a change (the same seeds, so runs pair up)
 and returns a :class:`Ripple`:
@@ -10,32 +10,45 @@ and returns a :class:`Ripple`:
   when the figure did not move beyond noise;
 - ``edges``: who depends on whom: a segment ``uses`` the entry services of its features,
   a service ``calls`` another and ``depends`` on vendors, a team ``owns`` services;
-- ``chain`` and ``sentence``: the largest effects in causal order (:data:`STAGES`, the
-  order of DESIGN.md: the intervention, then process, incidents, pages, fatigue,
-  restore time and attrition, delivery, errors and latency, users, money), keeping only
-  figures whose interval excludes zero and that moved by at least ``min_rel_change``::
+- ``chain`` and ``sentence``: the mechanism that carried the change, step by step along
+  the model's causal graph of figures (:mod:`orgtwin.explore.mechanisms`): from what the
+  lever moves first to what that moves, and so on. A figure joins the chain only when
+  its paired interval excludes zero, it moved by at least ``min_rel_change``, and it is
+  downstream of a figure of the step before along a mechanism (in that mechanism's
+  direction). The links of one step are separated by commas, the ones that lead on
+  written last::
 
-      weekly approval board → batch size ×3.1 → lead time ×4.2 → change failure +7.2 pts
-      → pages +35% → fatigue ↑ → restore time +20% → churn +0.10 pts
+      approval board every 2 weeks → lead time ×4.2, batch size ×3.1, deploys -80%
+      → change failure +7.2 pts, pages +35% → off-hours pages +40% → fatigue ↑
 
-Changes of percentages are in percentage points (``pts``), ratios above 2 as ``×N``,
-figures on a 0–1 scale (fatigue) as ``↑``/``↓``, the rest in percent. Pure polars and
-numpy: no UI library is imported here.
+- ``notes``: large moves no such chain reaches, said as such ("lead time +20%, but no
+  path of the model leads there from the price: read it as noise"), never joined to it.
+
+The chain is traced by :mod:`orgtwin.explore.chain` from the figures this module
+compares (KPIs, the batch size and a few series figures, :attr:`Ripple.figures`);
+:func:`orgtwin.explore.drill.drill` says what moved at one figure or node: which teams'
+pages, which services' errors, which incidents. Pure polars and numpy: no UI library is
+imported here.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import polars as pl
 
+from orgtwin.explore import mechanisms
+from orgtwin.explore.chain import ChainStep, trace
+from orgtwin.explore.controls import controls
 from orgtwin.runs import metrics, stats
 from orgtwin.runs.comparison import compare
 from orgtwin.runs.results import RunSet
 from orgtwin.scenario.spec import Scenario
+from orgtwin.telemetry import series as series_metrics
 from orgtwin.units import HOURS_PER_DAY
 
 NodeKind = Literal["segment", "team", "service", "vendor"]
@@ -73,52 +86,6 @@ a team out), error rates."""
 IMPACT_SCALE = 2.0
 """``impact = ±tanh(IMPACT_SCALE × relative change)``: 10% → 0.20, 50% → 0.76."""
 
-STAGES: tuple[tuple[str, int, tuple[tuple[str, str], ...]], ...] = (
-    ("process", 3, (("batch_size", "batch size"), ("lead_time_hours", "lead time"),
-                    ("change_failure_rate_pct", "change failure"))),
-    ("incidents", 1, (("incidents", "incidents"),)),
-    ("pages", 2, (("pages", "pages"), ("off_hours_pages", "off-hours pages"),
-                  ("pages_per_oncall_engineer", "pages per on-call engineer"))),
-    ("fatigue", 1, (("fatigue", "fatigue"),)),
-    ("people", 1, (("time_to_restore_hours", "restore time"), ("attrition", "attrition"))),
-    ("delivery", 1, (("deploy_frequency_per_day", "deploys"),
-                     ("feature_throughput_per_week", "feature throughput"))),
-    ("service", 1, (("error_budget_used", "errors"), ("latency_p95_ms", "p95 latency"),
-                    ("tickets", "tickets"))),
-    ("users", 1, (("churn_rate_monthly_pct", "churn"), ("users", "users"))),
-    ("money", 2, (("revenue_usd", "revenue"), ("infra_cost_usd", "infra cost"),
-                  ("vendor_cost_usd", "vendor cost"))),
-)  # fmt: skip
-"""Causal stages in order: (name, most links kept, ((figure, words), …)). A stage keeps
-its largest moves (by relative size), in the order listed; a move alike (within 5%) an
-earlier one of its stage is left out."""
-NOTHING_MOVED = "Nothing moved beyond noise."
-
-
-@dataclass(frozen=True)
-class ChainStep:
-    """One link of the chain of effects.
-
-    Attributes:
-        key: ``"cause"`` for the first step, else the figure (a KPI or ``batch_size``).
-        label: the figure in words (``"change failure"``), or the change itself.
-        text: the link as written in the sentence (``"change failure +7.2 pts"``).
-        base: the figure's mean over the base's seeds (None for the cause).
-        change: its mean over the change's seeds.
-        delta: ``change - base``.
-        rel_change: ``delta / |base|`` (None when base is 0).
-        better: whether the move is good (None when neither or for the cause).
-    """
-
-    key: str
-    label: str
-    text: str
-    base: float | None = None
-    change: float | None = None
-    delta: float | None = None
-    rel_change: float | None = None
-    better: bool | None = None
-
 
 @dataclass(frozen=True, eq=False)
 class Ripple:
@@ -131,14 +98,24 @@ class Ripple:
             (-1 worst .. +1 best; 0 unless significant) and ``significant``.
         edges: columns ``source``, ``target`` (node ids), ``kind`` (``uses``,
             ``calls``, ``depends``, ``owns``) and ``label`` (the features of a ``uses``).
-        chain: the links of the chain, the change first; empty when nothing moved.
-        sentence: the chain in words, ``" → "`` between links.
+        chain: the links of the chain, the change first, then step by step; empty when
+            nothing the change moves first moved beyond noise.
+        sentence: the chain in words: ``" → "`` between steps, ``", "`` between the
+            links of one step.
+        unexplained: material moves no chain reaches, largest first (``via`` None).
+        notes: the largest of those in words, each saying why it is not in the chain.
+        figures: every figure of the chain's graph, base against change (``key``,
+            ``words``, ``unit``, ``base``, ``change``, ``delta``, ``ci_low``, ``ci_high``,
+            ``rel_change``, ``significant``).
     """
 
     nodes: pl.DataFrame
     edges: pl.DataFrame
     chain: list[ChainStep]
     sentence: str
+    unexplained: list[ChainStep] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    figures: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def ripple(
@@ -149,7 +126,8 @@ def ripple(
     comparison: pl.DataFrame | None = None,
     cause: str | None = None,
     confidence: float = 0.95,
-    min_rel_change: float = 0.005,
+    min_rel_change: float = 0.002,
+    levers: Sequence[str] | None = None,
 ) -> Ripple:
     """Trace where a change landed: the graph coloured by impact, and the chain of effects.
 
@@ -161,7 +139,10 @@ def ripple(
         cause: the change in words for the chain's first link (default: the scenario's
             interventions in words, see :func:`intervention_words`).
         confidence: coverage of the intervals, 0..1 exclusive.
-        min_rel_change: smallest relative move a chain link needs (0.005 = 0.5%).
+        min_rel_change: smallest relative move a chain link needs (0.002 = 0.2%).
+        levers: what was moved: intervention kinds or control paths
+            (``segments.pro_us.price_usd_month``); default: the scenario's interventions
+            and the controls ``cause`` names (see :func:`levers_of`).
 
     Returns:
         The :class:`Ripple`.
@@ -169,16 +150,39 @@ def ripple(
     stats.check_confidence(confidence)
     if comparison is None:
         comparison = compare(base, change, confidence=confidence)
-    figures = _kpi_figures(comparison)
-    figures["batch_size"] = _batch_size(base, change, confidence)
-    chain = _chain(figures, cause or intervention_words(scenario), min_rel_change)
-    sentence = " → ".join(step.text for step in chain) if chain else NOTHING_MOVED
+    table = _figure_frame(_figures(base, change, comparison, confidence))
+    cause = cause or intervention_words(scenario)
+    moved = levers_of(scenario, cause) if levers is None else [_lever(scenario, x) for x in levers]
+    traced = trace(table, cause, moved, min_rel_change=min_rel_change)
     return Ripple(
         nodes=_nodes(base, change, scenario, confidence),
         edges=edges(scenario),
-        chain=chain,
-        sentence=sentence,
+        chain=traced.chain,
+        sentence=traced.sentence,
+        unexplained=traced.unexplained,
+        notes=traced.notes,
+        figures=table,
     )
+
+
+def levers_of(scenario: Scenario, cause: str | None = None) -> list[str]:
+    """What a changed scenario moved: its interventions' kinds, then the levers of the
+    controls whose labels ``cause`` names (``"Price (segment pro_us) 12 → 15"``)."""
+    found = [iv.kind for iv in scenario.interventions]
+    if cause:
+        found += [_lever(scenario, c.path) for c in controls(scenario) if c.label in cause]
+    return list(dict.fromkeys(x for x in found if x))
+
+
+def _lever(scenario: Scenario, lever: str) -> str:
+    """An intervention kind or a control path as a lever of :data:`mechanisms.LEVERS`."""
+    if lever in mechanisms.LEVERS:
+        return lever
+    if lever.startswith("interventions["):
+        index = int(lever[len("interventions[") : lever.index("]")])
+        if index < len(scenario.interventions):
+            return scenario.interventions[index].kind
+    return mechanisms.lever_of(lever) or lever
 
 
 # --------------------------------------------------------------------------- graph
@@ -200,13 +204,16 @@ def node_ids(scenario: Scenario) -> list[tuple[str, NodeKind, str]]:
 def edges(scenario: Scenario) -> pl.DataFrame:
     """Who depends on whom in ``scenario``: ``source``, ``target``, ``kind``, ``label``.
 
-    A vendor swap's replacement counts as a dependency of the services that call the
-    vendor it replaces.
+    A segment uses the features it lists that are launched, and every feature a
+    ``feature_launch`` launches (the launch gives it to every segment); a vendor swap's
+    replacement counts as a dependency of the services that call the vendor it replaces.
     """
     rows: list[tuple[str, str, str, str]] = []
+    launches = [iv.feature for iv in scenario.interventions if iv.kind == "feature_launch"]
     for name, segment in scenario.segments.items():
         entries: dict[str, list[str]] = {}
-        for feature in segment.features:
+        used = [f for f in segment.features if scenario.features[f].launched or f in launches]
+        for feature in dict.fromkeys([*used, *launches]):
             entries.setdefault(scenario.features[feature].entry, []).append(feature)
         rows += [
             (f"segment:{name}", f"service:{entry}", "uses", ", ".join(features))
@@ -230,7 +237,7 @@ def _nodes(base: RunSet, change: RunSet, scenario: Scenario, confidence: float) 
     for node_id, kind, name in node_ids(scenario):
         spec = NODE_FIGURES[kind]
         a, b = (by_seed[side].get((kind, name), {}) for side in ("base", "change"))
-        moved = _moved(a, b, confidence)
+        moved = paired_move(a, b, confidence)
         impact = 0.0
         if moved.significant and moved.delta is not None and moved.base is not None:
             rel = moved.delta / max(abs(moved.base), spec.floor)
@@ -279,7 +286,9 @@ def _entity_figures(runset: RunSet) -> dict[tuple[str, str], dict[int, float]]:
 # --------------------------------------------------------------------------- moves
 
 
-class _Move(NamedTuple):
+class Move(NamedTuple):
+    """A figure base against change: means over seeds, the change, its interval."""
+
     base: float | None
     change: float | None
     delta: float | None
@@ -289,12 +298,13 @@ class _Move(NamedTuple):
     significant: bool
 
 
-def _moved(base: dict[int, float], change: dict[int, float], confidence: float) -> _Move:
-    """Means and the interval of their difference: paired by seed when the seeds agree."""
+def paired_move(base: dict[int, float], change: dict[int, float], confidence: float) -> Move:
+    """Means and the interval of their difference: paired by seed when the seeds agree
+    (else Welch's); ``significant`` when the interval excludes zero."""
     a = np.array([v for v in base.values() if math.isfinite(v)])
     b = np.array([v for v in change.values() if math.isfinite(v)])
     if a.size == 0 or b.size == 0:
-        return _Move(None, None, None, None, None, None, False)
+        return Move(None, None, None, None, None, None, False)
     common = sorted(set(base) & set(change))
     if common and set(base) == set(change):
         diffs = np.array([change[s] - base[s] for s in common])
@@ -304,11 +314,11 @@ def _moved(base: dict[int, float], change: dict[int, float], confidence: float) 
     base_mean, change_mean = float(a.mean()), float(b.mean())
     delta = change_mean - base_mean
     if abs(delta) <= 1e-12 * max(abs(base_mean), abs(change_mean)):
-        return _Move(base_mean, change_mean, 0.0, None, None, 0.0 if base_mean else None, False)
+        return Move(base_mean, change_mean, 0.0, None, None, 0.0 if base_mean else None, False)
     low, high = (None, None) if half is None else (delta - half, delta + half)
     significant = low is not None and high is not None and not low <= 0.0 <= high
     rel = delta / abs(base_mean) if base_mean else None
-    return _Move(base_mean, change_mean, delta, low, high, rel, significant)
+    return Move(base_mean, change_mean, delta, low, high, rel, significant)
 
 
 def _batch_size(base: RunSet, change: RunSet, confidence: float) -> dict[str, Any]:
@@ -318,7 +328,7 @@ def _batch_size(base: RunSet, change: RunSet, confidence: float) -> dict[str, An
         deploys = runset.events("deploys")
         per_seed = deploys.group_by("seed").agg(pl.col("batch_size").cast(pl.Float64).mean())
         sides.append(dict(zip(per_seed["seed"], per_seed["batch_size"], strict=True)))
-    moved = _moved(sides[0], sides[1], confidence)
+    moved = paired_move(sides[0], sides[1], confidence)
     return {"unit": "changes", "higher_is_better": None, **moved._asdict()}
 
 
@@ -335,77 +345,67 @@ def _kpi_figures(comparison: pl.DataFrame) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _figures(
+    base: RunSet, change: RunSet, comparison: pl.DataFrame, confidence: float
+) -> dict[str, dict[str, Any]]:
+    """Every figure of :data:`mechanisms.FIGURES` that the runs give, base against change."""
+    kpis = _kpi_figures(comparison)
+    out = {f.key: kpis[f.key] for f in mechanisms.FIGURES if f.key in kpis}
+    out["batch_size"] = _batch_size(base, change, confidence)
+    wanted = {f.key: f.series for f in mechanisms.FIGURES if f.series is not None}
+    sides = [_series_totals(runset, wanted) for runset in (base, change)]
+    for key, (entity_type, metric) in wanted.items():
+        declared = series_metrics.metric(entity_type, metric)
+        moved = paired_move(sides[0].get(key, {}), sides[1].get(key, {}), confidence)
+        out[key] = {"unit": declared.unit, "higher_is_better": mechanisms.BETTER.get(key),
+                    **moved._asdict()}  # fmt: skip
+    return out
+
+
+def _series_totals(
+    runset: RunSet, wanted: dict[str, tuple[str, str]]
+) -> dict[str, dict[int, float]]:
+    """Figure -> seed -> its total over the run (accruing metrics) or mean (gauges),
+    summed over entities: the mean over ticks of the per-tick sum, times the run's hours
+    for a metric that accrues (the series may be daily means: the total is the same)."""
+    pairs = {(e, m) for e, m in wanted.values()}
+    chosen = pl.any_horizontal(
+        [(pl.col("entity_type") == e) & (pl.col("metric") == m) for e, m in sorted(pairs)]
+    )
+    frame = (
+        runset.series.lazy()
+        .filter(chosen)
+        .select("seed", "tick", pl.col("entity_type", "metric").cast(pl.String), "value")
+        .group_by("seed", "entity_type", "metric", "tick")
+        .agg(pl.col("value").sum())
+        .group_by("seed", "entity_type", "metric")
+        .agg(pl.col("value").mean())
+        .collect()
+    )
+    hours = runset.days * HOURS_PER_DAY
+    means = {(e, m, seed): v for seed, e, m, v in frame.iter_rows()}
+    out: dict[str, dict[int, float]] = {}
+    for key, (e, m) in wanted.items():
+        scale = hours if series_metrics.metric(e, m).accrues else 1.0
+        out[key] = {seed: means.get((e, m, seed), 0.0) * scale for seed in runset.seeds}
+    return out
+
+
+def _figure_frame(figures: dict[str, dict[str, Any]]) -> pl.DataFrame:
+    """The figures as a table (:attr:`Ripple.figures`), in causal order."""
+    rows = [
+        {"key": key, "words": mechanisms.WORDS[key], "unit": f["unit"], "base": f["base"],
+         "change": f["change"], "delta": f["delta"], "ci_low": f["low"], "ci_high": f["high"],
+         "rel_change": f["rel"], "significant": bool(f["significant"])}
+        for key, f in sorted(figures.items(), key=lambda kv: mechanisms.ORDER[kv[0]])
+    ]  # fmt: skip
+    schema = {"key": pl.String, "words": pl.String, "unit": pl.String}
+    schema |= {c: pl.Float64 for c in ("base", "change", "delta", "ci_low", "ci_high")}
+    schema |= {"rel_change": pl.Float64, "significant": pl.Boolean}
+    return pl.DataFrame(rows, schema=schema)
+
+
 # --------------------------------------------------------------------------- chain
-
-
-def _chain(
-    figures: dict[str, dict[str, Any]], cause: str, min_rel_change: float
-) -> list[ChainStep]:
-    """The links that moved, in causal order: per stage its largest distinct moves."""
-    links: list[tuple[str, str]] = []
-    for _, keep, members in STAGES:
-        moved: list[tuple[str, str]] = []
-        for key, words in members:  # a move alike an earlier one of its stage adds nothing
-            figure = figures.get(key)
-            if figure is None or not _material(figure, min_rel_change):
-                continue
-            if not any(_alike(figure, figures[k]) for k, _ in moved):
-                moved.append((key, words))
-        largest = sorted(moved, key=lambda m: -_size(figures[m[0]]))[:keep]
-        links += [link for link in moved if link in largest]
-    steps = [_step(key, words, figures[key]) for key, words in links]
-    return [ChainStep("cause", cause, cause), *steps] if steps else []
-
-
-def _alike(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two figures moved by the same proportion (one adds nothing to the other)."""
-    if a["rel"] is None or b["rel"] is None:
-        return False
-    return abs(a["rel"] - b["rel"]) <= 0.05 * max(abs(a["rel"]), abs(b["rel"]))
-
-
-def _material(figure: dict[str, Any], min_rel_change: float) -> bool:
-    if not figure["significant"] or figure["delta"] is None:
-        return False
-    return figure["rel"] is None or abs(figure["rel"]) >= min_rel_change
-
-
-def _size(figure: dict[str, Any]) -> float:
-    return math.inf if figure["rel"] is None else abs(figure["rel"])
-
-
-def _step(key: str, words: str, figure: dict[str, Any]) -> ChainStep:
-    good = figure["higher_is_better"]
-    better = None if good is None else (figure["delta"] > 0) == good
-    return ChainStep(
-        key, words, f"{words} {format_move(figure['base'], figure['change'], figure['unit'])}",
-        base=figure["base"], change=figure["change"], delta=figure["delta"],
-        rel_change=figure["rel"], better=better,
-    )  # fmt: skip
-
-
-def format_move(base: float, change: float, unit: str) -> str:
-    """A move from ``base`` to ``change`` as a chain link writes it.
-
-    Example:
-        >>> format_move(3.0, 10.2, "%"), format_move(2.0, 6.2, "changes")
-        ('+7.2 pts', '×3.1')
-        >>> format_move(100.0, 140.0, "pages"), format_move(0.1, 0.2, "0-1")
-        ('+40%', '↑')
-    """
-    delta = change - base
-    if unit == "%":
-        digits = 1 if abs(delta) >= 1 else 2 if abs(delta) >= 0.01 else 3
-        return f"{delta:+.{digits}f} pts"
-    if unit == "0-1":
-        return "↑" if delta > 0 else "↓"
-    if base == 0:
-        return f"{delta:+.3g}"
-    ratio = change / base
-    if ratio > 2:
-        return f"×{ratio:.1f}" if ratio < 10 else f"×{ratio:.0f}"
-    percent = 100.0 * delta / abs(base)
-    return f"{percent:+.0f}%" if abs(percent) >= 10 else f"{percent:+.1f}%"
 
 
 # --------------------------------------------------------------------------- words

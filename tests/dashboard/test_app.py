@@ -72,9 +72,20 @@ def test_explore_price_increase_raises_revenue_and_draws_the_ripple(results_dir:
     n_nodes = len(sc.segments) + len(sc.teams) + len(sc.services) + len(sc.vendors)
     assert n_nodes == 32
     assert re.search(rf"Ripple graph: {n_nodes} nodes, \d+ links", captions), captions
-    assert "revenue +" in texts(at.markdown)  # the chain of effects, in words
+    chain = texts(at.markdown)  # the mechanism that carried the change, in words
+    assert "**How the change travelled:** price \\$12 → \\$15 → " in chain, chain
+    assert "revenue +" in chain and "sign-ups" in chain
     downloads = [d.proto.label for d in at.get("download_button")]
     assert {"Comparison (CSV)", "Comparison (Parquet)", "Ripple chart (HTML)"} <= set(downloads)
+
+    drill = at.selectbox(key="explore-ripple-drill")  # what moved at one link: by segment
+    assert drill.value is None
+    assert any(o.startswith("revenue +") and o.endswith("(in the chain)") for o in drill.options)
+    drill.set_value("revenue_usd").run()
+    assert not at.exception and not at.error, texts(at.error)
+    shown = texts(at.markdown)
+    assert "**Revenue, by segment.** revenue: 2 of " in shown, shown
+    assert "pro_us +" in shown and "pro_eu +" in shown
 
 
 def test_explore_a_lever_moves_the_kpis(results_dir: Path):
@@ -190,6 +201,11 @@ def test_sweeps_open_a_results_folder(small_sweep: Path):
     importance = next(d.value for d in at.dataframe if "importance" in d.value.columns)
     assert set(importance["lever"]) == {"teams.*.oncall_size", "services.*.spot_share"}
     assert at.success  # the discovery's sentence
+    # the default condition splits the runs: it holds in some and not in others
+    condition = at.text_input(key="sweeps-condition").value
+    runs = orgtwin.SweepResult.load(small_sweep).runs
+    held = runs.filter(orgtwin.sweeps.parse_condition(condition)).height
+    assert 0 < held < runs.height, condition
 
     at.text_input(key="sweeps-condition").set_value("availability_pct << 2").run()
     assert not at.exception, at.exception

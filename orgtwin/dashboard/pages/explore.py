@@ -209,10 +209,16 @@ def series_charts(request: state.Request, stamp: int) -> dict[str, Any]:
 
 
 def ripple_section(found: explore.Exploration) -> Any:
-    """The ripple: the chain of largest effects in words, and the graph."""
+    """The ripple: the mechanism that carried the change, in words; the moves it does not
+    reach; the graph; and a drill into any link or node."""
     ripple = found.ripple
     st.subheader("Ripple")
-    st.markdown(f"**Chain of largest effects:** {chain_words(ripple)}")
+    st.markdown(f"**How the change travelled:** {chain_words(ripple)}")
+    for note in ripple.notes:
+        st.caption(f"Not in the chain: {plain(note)}")
+    if len(ripple.chain) > 1:
+        with st.expander("Why each link follows"):
+            st.dataframe(chain_table(ripple), hide_index=True, width="stretch")
     chart = charts.ripple_chart(ripple.nodes, ripple.edges)
     st.altair_chart(chart, width="stretch")
     st.caption(
@@ -221,19 +227,70 @@ def ripple_section(found: explore.Exploration) -> Any:
     )
     with st.expander("Every node"):
         st.dataframe(ripple.nodes, hide_index=True, width="stretch")
+    drill_section(found)
     return chart
 
 
 def chain_words(ripple: Any) -> str:
     """The chain as Markdown, each link green when better and red when worse."""
     if not ripple.chain:
-        return ripple.sentence
+        return plain(ripple.sentence)
     colour = {True: "green", False: "red", None: "gray"}
-    links = [
-        step.text if step.key == "cause" else f":{colour[step.better]}[{step.text}]"
-        for step in ripple.chain
+
+    def write(step: Any) -> str:
+        text = plain(step.text)
+        return text if step.key == "cause" else f":{colour[step.better]}[{text}]"
+
+    return explore.chain_sentence(ripple.chain, write=write)
+
+
+def plain(text: str) -> str:
+    """Text for Markdown with its dollar signs kept as such (``$12 → $15`` is not maths)."""
+    return text.replace("$", "\\$")
+
+
+def chain_table(ripple: Any) -> list[dict[str, str]]:
+    """Each link of the chain, the link it follows from and the mechanism between them."""
+    words = {step.key: step.text for step in ripple.chain}
+    return [
+        {"link": step.text, "follows from": words.get(step.via, ""), "how": step.how}
+        for step in ripple.chain[1:]
     ]
-    return " → ".join(links)
+
+
+def drill_options(ripple: Any) -> dict[str, str]:
+    """What a lead can drill into: the chain's links, the moves it does not reach, and
+    the nodes that moved; key -> label."""
+    options = {step.key: f"{step.text} (in the chain)" for step in ripple.chain[1:]}
+    options |= {step.key: f"{step.text} (not in the chain)" for step in ripple.unexplained}
+    moved = ripple.nodes.filter(ripple.nodes["significant"]).sort("impact")
+    options |= {row["id"]: f"{row['kind']} {row['name']}" for row in moved.iter_rows(named=True)}
+    return options
+
+
+def drill_section(found: explore.Exploration) -> None:
+    """Drill into a link of the chain or a node: which entities carried the move."""
+    options = drill_options(found.ripple)
+    if not options:
+        return
+    key = st.selectbox(
+        "Drill into",
+        list(options),
+        index=None,
+        format_func=options.__getitem__,
+        key="explore-ripple-drill",
+        placeholder="Pick a link of the chain or a node that moved",
+        help="Which teams, services or segments carried the move, each with its 95% "
+        "interval over seeds, and the events behind it.",
+    )
+    if key is None:
+        return
+    found_drill = explore.drill(found.base, found.change, key)
+    st.markdown(f"**{found_drill.title.capitalize()}.** {plain(found_drill.words)}")
+    st.dataframe(found_drill.rows, hide_index=True, width="stretch")
+    if found_drill.events.height:
+        with st.expander(f"The events behind it ({found_drill.events.height} shown)"):
+            st.dataframe(found_drill.events, hide_index=True, width="stretch")
 
 
 def results(request: state.Request, stamp: int) -> None:
