@@ -3,9 +3,10 @@
 - :mod:`~orgtwin.sweeps.api`: :func:`sweep` and :class:`SweepResult`;
 - :mod:`~orgtwin.sweeps.design`: grids and Latin hypercubes of lever values;
 - :mod:`~orgtwin.sweeps.executors`: one chunk of runs, and the serial and Ray back ends;
+- :mod:`~orgtwin.sweeps.choice`: which back end ``runner="auto"`` picks, and why;
 - :mod:`~orgtwin.sweeps.store`: the results folder (manifest, design, Parquet shards);
 - :mod:`~orgtwin.sweeps.analysis`: lever effects and importance, the text report;
-- :mod:`~orgtwin.sweeps.discovery`: PRIM scenario discovery.
+- :mod:`~orgtwin.sweeps.discovery`: PRIM scenario discovery, and a default condition for it.
 
 Ray is imported only inside the Ray back end, and scikit-learn only by the analysis, which
 this package loads on first use (``orgtwin.sweeps.lever_importance``), so that importing
@@ -24,6 +25,7 @@ from orgtwin.sweeps.design import check_levers, grid_size, make_design
 
 _ANALYSIS = (
     "MIN_IMPORTANCE_RUNS",
+    "default_condition",
     "discover",
     "format_sweep_report",
     "lever_effects",

@@ -34,6 +34,7 @@ from orgtwin.runs import metrics, stats
 from orgtwin.sweeps.discovery import (
     Discovery,
     Limit,
+    default_condition,
     discover,
     is_categorical,
     parse_condition,
@@ -50,6 +51,7 @@ __all__ = [
     "TEST_SHARE",
     "Discovery",
     "Limit",
+    "default_condition",
     "discover",
     "format_sweep_report",
     "lever_effects",

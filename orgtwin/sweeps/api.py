@@ -6,10 +6,11 @@ results to a Parquet dataset (:mod:`orgtwin.sweeps.store`). :class:`SweepResult`
 back: ``.runs`` (one row per run) and ``.series()`` (a lazy scan of the per-tick data).
 
 How the work runs (:mod:`orgtwin.sweeps.executors`): the first missing run is a *pilot*
-that times a run; with ``runner="auto"`` it runs in this process and picks the back end:
-sweeps estimated under :data:`SERIAL_BELOW_S` run serially here, larger ones on Ray (a
-local Ray sized to the machine, or the cluster at ``address`` / ``RAY_ADDRESS``). The
-rest is cut into chunks of about a second of work
+that times a run; with ``runner="auto"`` it runs in this process and picks the back end
+expected to finish first (:func:`~orgtwin.sweeps.choice.choose_runner`): serially here,
+unless the work left is large enough that Ray, start-up included, should be faster (a
+local Ray sized to the machine, or the cluster of ``RAY_ADDRESS``). A cluster given as
+``address`` always runs on Ray. The rest is cut into chunks of about a second of work
 (:func:`~orgtwin.sweeps.executors.chunk_size`). Either way the rows are the same: seeds
 are derived, never drawn, and a run depends only on its point and seed.
 """
@@ -37,6 +38,7 @@ from orgtwin.runs.runner import ScenarioLike, as_scenario, derive_seed, setting_
 from orgtwin.scenario.levers import Lever, parse_levers
 from orgtwin.scenario.load import check_timing
 from orgtwin.scenario.spec import Scenario
+from orgtwin.sweeps.choice import RAY_CONNECT_S, RAY_START_S, choose_runner
 from orgtwin.sweeps.design import Design, make_design, validate_design
 from orgtwin.sweeps.executors import (
     MAX_RETRIES,
@@ -61,8 +63,6 @@ since the call began, estimated seconds left (None until a run has finished)."""
 
 MAX_RUNS = 1_000_000
 """Most runs (points × seeds) one sweep may have."""
-SERIAL_BELOW_S = 3.0
-"""``runner="auto"`` runs serially when the estimated work left is under this, s."""
 
 
 @dataclass(frozen=True)
@@ -139,12 +139,13 @@ def sweep(
         seed: base seed of the runs and of the design (default: the scenario's).
         out: results folder (default: a new folder under the system's temp folder).
         address: a Ray cluster (``"auto"``, ``"host:port"``, ``"ray://host:port"`` — the
-            last needs ``ray[client]``); when given, the sweep runs on Ray. Without it,
+            last needs ``ray[client]``); when given, the sweep always runs on Ray. Without it,
             Ray (when used) is the cluster of ``RAY_ADDRESS`` if set, else a local Ray
             sized to the machine. A cluster's nodes need orgtwin installed; results come
             back to this process, which alone writes ``out``.
-        runner: ``"auto"`` (serial when the work left is estimated under
-            :data:`SERIAL_BELOW_S` s, else Ray), ``"serial"`` or ``"ray"``.
+        runner: ``"auto"`` (serial unless Ray, start-up included, is expected to finish
+            the work left sooner: :func:`~orgtwin.sweeps.choice.choose_runner`),
+            ``"serial"`` or ``"ray"``.
         workers: Ray workers (default: the machine's cores, or the cluster's CPUs).
         series: per-run series to keep: ``"none"``, ``"daily"`` (each value's mean over
             the day's hours) or ``"hourly"`` (every tick).
@@ -188,12 +189,13 @@ def sweep(
         missing = _missing(store, plan)
         tracker = _Tracker(progress, plan.total, done=plan.total - missing.size)
         try:
-            runner_used, n_workers = _execute(plan, store, missing, tracker, runner=runner,
-                                              address=address, workers=workers)  # fmt: skip
+            used = _execute(plan, store, missing, tracker, runner=runner, address=address,
+                            workers=workers)  # fmt: skip
         except KeyboardInterrupt:
             raise SweepInterrupted(str(store.out), tracker.done, plan.total) from None
     return SweepResult(store.out, plan.levers, plan.design, store.manifest, n_ran=tracker.session,
-                       runner=runner_used, workers=n_workers, wall_s=tracker.elapsed,
+                       runner=used.runner, workers=used.workers, why=used.why,
+                       wall_s=tracker.elapsed,
                        quarantined=tuple(store.quarantined))  # fmt: skip
 
 
@@ -302,19 +304,20 @@ def _execute(
     runner: Runner,
     address: str | None,
     workers: int | None,
-) -> tuple[str, int]:
-    """Run the pilot, pick the back end, run the rest; return the back end's name, workers.
+) -> _Used:
+    """Run the pilot, pick the back end, run the rest; return the back end used and why.
 
     The pilot (the first missing run) times a run. It runs here when it decides the back
     end (``runner="auto"``); when Ray is certain, the first run of each worker is a pilot
     (no worker waits, and no simulation runs in the driver's memory).
     """
     if missing.size == 0:
-        return "none", 0
+        return _Used("none", 0, "every run was already saved")
     payload = plan.scenario.model_dump(mode="json")
     save = _Saver(plan, store, tracker)
     run = {"days": plan.days, "series": plan.series, "on_chunk": save}
     ray_certain = runner == "ray" or address is not None
+    why = f"ray: a cluster was given ({address})" if address is not None else "ray: asked for"
     if ray_certain:
         backend: SerialBackend | RayBackend = RayBackend(address=address, workers=workers)
         rest = missing
@@ -323,8 +326,8 @@ def _execute(
             serial.run(payload, [[plan.unit(missing[0])]], **run)
         rest = missing[1:]
         if rest.size == 0:
-            return "serial", 1
-        backend = _backend(runner, workers, estimate_s=(save.run_s or 0.0) * rest.size)
+            return _Used("serial", 1, "serial: a single run")
+        backend, why = _backend(runner, workers, n_runs=int(rest.size), run_s=save.run_s or 0.0)
     with backend:
         lost = None
         if ray_certain:  # one run per worker first: the pilots, with no worker idle
@@ -339,14 +342,28 @@ def _execute(
             f"{MAX_RETRIES + 1} times (last: {lost.last_error}); the other runs are saved "
             f"in {store.out} (rerun the same sweep to retry the missing ones)"
         )
-    return backend.name, backend.workers
+    return _Used(backend.name, backend.workers, why)
 
 
-def _backend(runner: Runner, workers: int | None, *, estimate_s: float
-             ) -> SerialBackend | RayBackend:  # fmt: skip
-    """The back end of ``runner="auto"`` or ``"serial"`` (no address) after the pilot."""
-    if runner == "serial" or estimate_s < SERIAL_BELOW_S:
-        return SerialBackend()
+@dataclass(frozen=True)
+class _Used:
+    """The back end that ran a sweep's runs, its workers, and why it was picked."""
+
+    runner: str
+    workers: int
+    why: str
+
+
+def _backend(runner: Runner, workers: int | None, *, n_runs: int, run_s: float
+             ) -> tuple[SerialBackend | RayBackend, str]:  # fmt: skip
+    """The back end of ``runner="auto"`` or ``"serial"`` (no address) after the pilot, and why."""
+    if runner == "serial":
+        return SerialBackend(), "serial: asked for"
+    cluster = bool(os.environ.get("RAY_ADDRESS"))
+    choice = choose_runner(n_runs=n_runs, run_s=run_s, workers=None if cluster else workers,
+                           start_s=RAY_CONNECT_S if cluster else RAY_START_S)  # fmt: skip
+    if choice.runner == "serial":
+        return SerialBackend(), choice.reason
     if importlib.util.find_spec("ray") is None:
         warnings.warn(
             "Ray is not installed, so this sweep runs serially "
@@ -354,8 +371,8 @@ def _backend(runner: Runner, workers: int | None, *, estimate_s: float
             RuntimeWarning,
             stacklevel=4,
         )
-        return SerialBackend()
-    return RayBackend(workers=workers)
+        return SerialBackend(), "serial: Ray is not installed"
+    return RayBackend(workers=workers), choice.reason
 
 
 def _with_levers(runs: pl.DataFrame, plan: _Plan) -> pl.DataFrame:
@@ -395,6 +412,8 @@ class SweepResult:
         n_ran: runs this call ran (0 when every run was already saved).
         runner: back end that ran them: ``"serial"``, ``"ray"``, or ``"none"``.
         workers: workers that ran them.
+        why: why that back end: asked for, or ``runner="auto"``'s estimates
+            (:class:`~orgtwin.sweeps.choice.RunnerChoice`).
         wall_s: wall time of the call, s.
         quarantined: files the call's repair moved into ``out/quarantine/``.
 
@@ -418,6 +437,7 @@ class SweepResult:
     n_ran: int = 0
     runner: str = "none"
     workers: int = 0
+    why: str = ""
     wall_s: float = 0.0
     quarantined: tuple[Path, ...] = ()
 

@@ -41,6 +41,7 @@ import numpy as np
 import polars as pl
 
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
+from orgtwin.runs.metrics import KPIS
 
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
@@ -86,6 +87,59 @@ def parse_condition(text: str, *, columns: Sequence[str] | None = None) -> pl.Ex
             )
         terms.append(_OPERATORS[op](pl.col(name), float(number)))
     return pl.all_horizontal(terms)
+
+
+SLO_MISSED = "error_budget_used > 1"
+"""The condition that a run missed its SLO: it used more than its whole error budget."""
+
+
+def default_condition(runs: pl.DataFrame, *, kpi: str = "availability_pct") -> str:
+    """A condition to start discovery from that holds in some runs and not in others.
+
+    Missing the SLO (:data:`SLO_MISSED`) when some successful runs miss it and others do
+    not. Otherwise (every run meets its SLO, or none does) ``kpi`` on the bad side of its
+    median over the runs: below it when higher is better, above it otherwise (or at it,
+    when ties leave no run strictly beyond the median), so that about half the runs hold.
+    A condition that holds everywhere or nowhere has no lever ranges to find.
+
+    Args:
+        runs: a sweep's runs (see :attr:`orgtwin.sweeps.SweepResult.runs`).
+        kpi: the KPI of the fallback condition.
+
+    Returns:
+        The condition, as :func:`parse_condition` reads it; :data:`SLO_MISSED` when no
+        condition on ``kpi`` splits the runs either.
+
+    Example:
+        >>> runs = pl.DataFrame({"error_budget_used": [0.4, 1.3, 0.8],
+        ...                      "availability_pct": [99.96, 99.87, 99.92]})
+        >>> default_condition(runs)
+        'error_budget_used > 1'
+        >>> default_condition(runs.with_columns(error_budget_used=pl.lit(0.5)))
+        'availability_pct < 99.92'
+    """
+    ok = runs.filter(pl.col("error").is_null()) if "error" in runs.columns else runs
+    if _splits(ok, SLO_MISSED):
+        return SLO_MISSED
+    values = ok[kpi].drop_nulls() if kpi in ok.columns else pl.Series([], dtype=pl.Float64)
+    if values.n_unique() < 2:
+        return SLO_MISSED
+    bad = "<" if KPIS[kpi].higher_is_better is not False else ">"
+    median = f"{float(values.median()):.6g}"  # type: ignore[arg-type]
+    for op in (bad, bad + "="):
+        condition = f"{kpi} {op} {median}"
+        if _splits(ok, condition):
+            return condition
+    return SLO_MISSED
+
+
+def _splits(runs: pl.DataFrame, condition: str) -> bool:
+    """Whether ``condition`` holds in some of ``runs`` and not in others."""
+    name = condition.split()[0]
+    if name not in runs.columns:
+        return False
+    held = runs.select(parse_condition(condition).fill_null(False).sum()).item()
+    return 0 < held < runs.height
 
 
 class Limit(NamedTuple):

@@ -18,7 +18,13 @@ import polars as pl
 import pytest
 
 from orgtwin.errors import OrgTwinError, ResultsError
-from orgtwin.sweeps.discovery import Discovery, discover, parse_condition
+from orgtwin.sweeps.discovery import (
+    SLO_MISSED,
+    Discovery,
+    default_condition,
+    discover,
+    parse_condition,
+)
 
 POLICY = "teams.web.deploy_policy.kind"
 BREAKS = "availability_pct < 99.9"
@@ -177,3 +183,27 @@ def test_condition_names_must_be_columns_and_expressions_work_too(slo_sweep: Any
 def test_discovery_options_are_checked(slo_sweep: Any, option: str, value: float):
     with pytest.raises(ResultsError, match=f"{option} must be"):
         discover(slo_sweep(), [slo_sweep.oncall], condition=BREAKS, **{option: value})
+
+
+def _held(runs: pl.DataFrame, condition: str) -> int:
+    return runs.filter(parse_condition(condition)).height
+
+
+def test_the_default_condition_splits_the_runs():
+    budget = [0.3, 0.6, 1.4, 0.8, 1.1, 0.5]
+    runs = pl.DataFrame({
+        "error_budget_used": budget,
+        "availability_pct": [100.0 - 0.1 * b for b in budget],
+        "pages": [3.0, 5.0, 9.0, 4.0, 8.0, 4.0],
+        "error": [None] * 6,
+    })  # fmt: skip
+    assert default_condition(runs) == SLO_MISSED and _held(runs, SLO_MISSED) == 2
+    met = runs.with_columns(error_budget_used=pl.lit(0.5))  # every run meets its SLO
+    worse = default_condition(met)  # the worse half of availability
+    assert worse.startswith("availability_pct < ") and _held(met, worse) == 3
+    pages = default_condition(met, kpi="pages")  # lower is better: the upper half
+    assert pages.startswith("pages > ") and 0 < _held(met, pages) < met.height
+    ties = met.with_columns(pages=pl.Series([1.0, 4.0, 4.0, 4.0, 4.0, 4.0]))
+    assert default_condition(ties, kpi="pages") == "pages >= 4"  # nothing above the median
+    same = met.with_columns(pages=pl.lit(4.0))  # no condition on pages splits the runs
+    assert default_condition(same, kpi="pages") == SLO_MISSED

@@ -18,7 +18,6 @@ MAX_RUNS = 500
 """Most runs (grid points × seeds) a sweep launched from the dashboard may have."""
 MAX_SEEDS, MAX_DAYS, MIN_DAYS = 8, 90, 7
 MAX_LEVERS = 2
-DEFAULT_CONDITION = "availability_pct < 99.9"
 OPENED = "sweeps-open"
 LAUNCHED = "sweeps-launched"
 
@@ -82,7 +81,7 @@ def show_sweep(out: str, stamp: int, name: str) -> None:
         effects = state.sweep_effects(out, stamp)
         st.dataframe(effects, hide_index=True, width="stretch")
         files.table("lever effects", effects)
-    discovery_section(out, stamp, files)
+    discovery_section(out, stamp, sweeps.default_condition(runs, kpi=kpi), files)
     files.render()
 
 
@@ -136,14 +135,18 @@ def importance_section(out: str, stamp: int, kpi: str, n_ok: int, files: ui.Down
         files.chart(f"{kpi} lever importance", chart)
 
 
-def discovery_section(out: str, stamp: int, files: ui.Downloads) -> None:
+def discovery_section(out: str, stamp: int, default: str, files: ui.Downloads) -> None:
+    """Where a condition holds; ``default`` holds in some runs and not in others (missing
+    the SLO, else the KPI's worse half: :func:`orgtwin.sweeps.default_condition`)."""
     st.markdown("**Discovered conditions**: where in the lever space does a condition hold?")
     condition = st.text_input(
         "Condition",
-        value=DEFAULT_CONDITION,
+        value=default,
         key="sweeps-condition",
         help="Clauses `<kpi> <op> <number>` joined by `and`, e.g. "
-        "`availability_pct < 99.9 and pages > 40`; op is one of < <= > >= == !=.",
+        "`availability_pct < 99.9 and pages > 40`; op is one of < <= > >= == !=. "
+        "The default holds in some runs and not others: missing the SLO "
+        "(`error_budget_used > 1`) where some runs miss it, else the KPI's worse half.",
     )
     with ui.guarded("the discovery"):
         sentence, rules, trajectory = state.sweep_discovery(out, stamp, condition.strip())
