@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=_seeds, help="number of seeds (default: the scenario's)")
     run.add_argument("--seed", type=_seed, help="base seed (default: the scenario's)")
     run.add_argument(
+        "--horizon-days", type=_days, metavar="N",
+        help="days the verdict answers for; beyond the run's days the margin is projected "
+        "(default: the run's days)",
+    )  # fmt: skip
+    run.add_argument(
         "--out", type=Path, metavar="DIR",
         help="write summary.parquet, series.parquet and one Parquet file per event table "
         "(the base scenario's under DIR/base/) into DIR, a new or empty folder",
@@ -111,7 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest estimated peak memory accepted, MiB (default: half the memory "
         "available now)",
     )  # fmt: skip
-    commands.add_parser("schema", help="print the JSON Schema of scenario files")
+    commands.add_parser(
+        "schema",
+        help="print the JSON Schema of scenario files, for editors",
+        description="Print the JSON Schema (draft 2020-12) of scenario files: one schema for "
+        "complete files and for files that extend a base (every key optional there, null "
+        "deletes). Save it and point an editor at it; see docs/scenarios.md.",
+    )
     _add_learning_parsers(commands)
     _add_watch_parser(commands)
     _add_validate_parser(commands)
@@ -301,7 +312,7 @@ def _add_sweep_parser(commands: argparse._SubParsersAction) -> None:
         "--runner",
         choices=("auto", "serial", "ray"),
         default="auto",
-        help="auto: serial for sweeps of a few seconds, else Ray",
+        help="auto: Ray only when it should finish sooner than serial, its start-up included",
     )
     sweep.add_argument(
         "--series",
@@ -347,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from orgtwin import base_of, compare, load_scenario, run
+    from orgtwin.errors import RunError
+    from orgtwin.explore.verdict import verdict
     from orgtwin.runs import report
     from orgtwin.runs.results import check_results_folder, save_results
     from orgtwin.scenario import check_timing
@@ -356,6 +369,9 @@ def _run(args: argparse.Namespace) -> int:
     seeds = args.seeds or scenario.seeds
     seed = scenario.seed if args.seed is None else args.seed
     check_timing(scenario, days)
+    horizon = days if args.horizon_days is None else args.horizon_days
+    if horizon < days:
+        raise RunError(f"--horizon-days must be at least the run's {days} days, got {horizon}")
     if args.out is not None:
         check_results_folder(args.out, overwrite=args.overwrite)
     base = base_of(scenario)
@@ -366,6 +382,7 @@ def _run(args: argparse.Namespace) -> int:
         _progress(f"running its base {base.name} with the same seeds")
         base_runs = run(base, days=days, seeds=seeds, seed=seed)
         table = compare(base_runs, change)
+        print(verdict(base_runs, change, scenario, horizon_days=horizon), end="\n\n")
         print(report.format_comparison(table, base_name=base.name, change_name=scenario.name,
                                        seeds=seeds, days=days))  # fmt: skip
         _print_trust(args.scenario, scenario.name)
@@ -436,8 +453,8 @@ def _sweep(args: argparse.Namespace) -> int:
     else:
         how = "serially" if result.runner == "serial" else f"on Ray ({result.workers} workers)"
         _progress(
-            f"ran {result.n_ran:,} of {total:,} runs {how} in {result.wall_s:.1f} s; "
-            f"results in {result.out}/"
+            f"ran {result.n_ran:,} of {total:,} runs {how} in {result.wall_s:.1f} s "
+            f"({result.why}); results in {result.out}/"
         )
     if result.failed.height:
         _progress(f"{result.failed.height:,} runs raised an error (see the error column)")

@@ -6,7 +6,8 @@
 - :mod:`~orgtwin.explore.chain`: the chain of a ripple, traced along the mechanisms;
 - :mod:`~orgtwin.explore.mechanisms`: the model's causal graph of figures the chain follows;
 - :mod:`~orgtwin.explore.drill`: what moved at one link of the chain or node of the graph;
-- :mod:`~orgtwin.explore.figures`: KPI cards and time series with bands across seeds.
+- :mod:`~orgtwin.explore.figures`: KPI cards and time series with bands across seeds;
+- :mod:`~orgtwin.explore.verdict`: the paragraph that answers the scenario's question.
 
 May import every lower stage, up to :mod:`orgtwin.sweeps`.
 """
@@ -26,6 +27,7 @@ from orgtwin.explore.exploration import (
 )
 from orgtwin.explore.figures import HEADLINE_KPIS, kpi_cards, series_bands
 from orgtwin.explore.ripple import Ripple, ripple
+from orgtwin.explore.verdict import verdict
 
 __all__ = [
     "HEADLINE_KPIS",
@@ -47,4 +49,5 @@ __all__ = [
     "run_base",
     "run_change",
     "series_bands",
+    "verdict",
 ]

@@ -9,7 +9,9 @@ counts and sums of nothing are ``0``. The uncertainty of a KPI's mean across see
 
 KPIs read the per-tick series (its metrics are declared in
 :data:`orgtwin.telemetry.series.SERIES_METRICS`) and the event tables.
-Incidents, pages and the DORA metrics come from the event tables, not the series.
+Incidents, pages and the DORA metrics come from the event tables, not the series. The
+KPIs in money beyond revenue and infrastructure and vendor cost (people, lifetime value,
+run rates) are :mod:`orgtwin.runs.costs`' job.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import NamedTuple
 
 import polars as pl
 
-from orgtwin.errors import ResultsError, TelemetryError
+from orgtwin.errors import ResultsError, ScenarioError, TelemetryError, did_you_mean
+from orgtwin.runs.costs import SERIES_READ, lifetime_value, whole_cost
+from orgtwin.scenario.spec import CostSpec, Scenario
 from orgtwin.units import DAYS_PER_WEEK, SECONDS_PER_HOUR
 
 CHURN_PERIOD_DAYS = 30
@@ -60,6 +64,21 @@ KPIS: dict[str, Kpi] = {
     "infra_cost_usd": Kpi("USD", False, "Infrastructure cost: service replica cost"),
     "vendor_cost_usd": Kpi("USD", False, "Vendor cost: cost of calls to third parties"),
     "margin_usd": Kpi("USD", True, "Margin: revenue less infrastructure and vendor cost"),
+    "people_cost_usd": Kpi(
+        "USD", False, "People cost: unplanned work at the hourly cost, plus replacing leavers"
+    ),
+    "margin_after_people_usd": Kpi(
+        "USD", True, "Margin after people cost: revenue less infrastructure, vendor and people cost"
+    ),
+    "margin_per_day_end_usd": Kpi(
+        "USD", True, "Margin per day at the end: margin after people cost a day, last 7 days"
+    ),
+    "customer_lifetime_value_usd": Kpi(
+        "USD", True, "Customer lifetime value: paying users x margin per user-month / churn"
+    ),
+    "user_growth_monthly_pct": Kpi(
+        "%", True, "User growth: net change of active users per 30 days, last 30 days"
+    ),
     "availability_pct": Kpi(
         "%", True, "Availability: share of feature requests served without error"
     ),
@@ -80,6 +99,11 @@ KPIS: dict[str, Kpi] = {
         "0-1", False, "Fatigue: headcount-weighted mean engineer fatigue (1 is exhausted)"
     ),
     "attrition": Kpi("engineers", False, "Attrition: engineers who left"),
+    "unplanned_hours": Kpi(
+        "engineer-hours",
+        False,
+        "Unplanned work: engineer-hours on toil, incident response and pages",
+    ),
     "tickets": Kpi("tickets", False, "Support tickets: tickets raised by users"),
     "feature_throughput_per_week": Kpi(
         "changes/week", True, "Feature throughput: changes shipped per week"
@@ -105,6 +129,7 @@ def summarise(
     start: datetime,
     days: int,
     slo_availability: float,
+    costs: CostSpec | None = None,
 ) -> dict[str, float]:
     """Compute every KPI of :data:`KPIS` for one run.
 
@@ -114,6 +139,9 @@ def summarise(
         start: wall time of tick 0.
         days: length of the run, days.
         slo_availability: the availability target, a fraction (``0.999``).
+        costs: what engineers' time and turnover cost (the defaults of
+            :class:`~orgtwin.scenario.spec.CostSpec` when None); see
+            :mod:`orgtwin.runs.costs`.
 
     Returns:
         KPI name -> value, in the order of :data:`KPIS`; undefined ratios are ``NaN``.
@@ -131,7 +159,47 @@ def summarise(
     incidents = _within(events["incidents"], start, days)
     out |= _people(series, sums, incidents, events["pages"], days=days)
     out |= dora(events["deploys"], incidents, days=days)
+    costs = CostSpec() if costs is None else costs
+    out |= whole_cost(series, events["incidents"], start=start, days=days, costs=costs)
+    out["customer_lifetime_value_usd"] = lifetime_value(series, days=days, costs=costs)
     return {name: float(out[name]) for name in KPIS}
+
+
+def check_decides(scenario: Scenario) -> list[str]:
+    """The KPIs a scenario's ``decides`` names, if each is a KPI of :data:`KPIS`.
+
+    The scenario format cannot know the KPIs (they are declared a stage above it), so
+    :func:`orgtwin.run` checks them here before anything runs.
+
+    Args:
+        scenario: the scenario.
+
+    Returns:
+        ``scenario.decides``, as a list.
+
+    Raises:
+        ScenarioError: a name is not a KPI; every such name is listed, each with a hint.
+
+    Example:
+        >>> from orgtwin import load_scenario
+        >>> check_decides(load_scenario("scenarios/price_increase.yaml"))[0]
+        'margin_after_people_usd'
+    """
+    problems = [
+        ScenarioError(
+            scenario.source,
+            f"decides[{i}]",
+            f"must be a KPI name, got {name!r}",
+            did_you_mean(name, KPIS) or "the KPIs are listed in docs/telemetry.md",
+        )
+        for i, name in enumerate(scenario.decides)
+        if name not in KPIS
+    ]
+    if problems:
+        first = problems[0]
+        first.errors = problems
+        raise first
+    return list(scenario.decides)
 
 
 def dora(deploys: pl.DataFrame, incidents: pl.DataFrame, *, days: int) -> dict[str, float]:
@@ -180,6 +248,7 @@ _SERIES_METRICS = [
     "cost_usd",  # service, vendor
     "requests", "errors", "latency_p95_ms",  # feature
     "headcount", "oncall_size", "fatigue", "left", "changes_shipped",  # team
+    *SERIES_READ,  # the whole cost (orgtwin.runs.costs)
 ]  # fmt: skip
 
 

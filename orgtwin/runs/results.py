@@ -21,7 +21,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import polars as pl
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
 from orgtwin.runs import metrics, stats
 from orgtwin.runs.stats import interval
+from orgtwin.scenario.spec import CostSpec
 from orgtwin.telemetry import schemas as tables
 
 RUN_COLUMNS: dict[str, pl.DataType] = {
@@ -68,6 +69,7 @@ class RunResult:
         slo_latency_p95_ms: the p95 latency target, ms.
         series: per-tick values, schema :data:`orgtwin.telemetry.schemas.SERIES`.
         events: every table of :data:`orgtwin.telemetry.schemas.EVENT_TABLES`, in its schema.
+        costs: what engineers' time and turnover cost, for the KPIs in money.
     """
 
     scenario: str
@@ -79,6 +81,7 @@ class RunResult:
     slo_latency_p95_ms: float
     series: pl.DataFrame
     events: dict[str, pl.DataFrame]
+    costs: CostSpec = field(default_factory=CostSpec)
 
     def __post_init__(self) -> None:
         missing = [name for name in tables.EVENT_TABLES if name not in self.events]
@@ -97,7 +100,7 @@ class RunResult:
         """Every KPI of the run (see :func:`orgtwin.runs.metrics.summarise`)."""
         return metrics.summarise(
             self.series, self.events, start=self.start, days=self.days,
-            slo_availability=self.slo_availability,
+            slo_availability=self.slo_availability, costs=self.costs,
         )  # fmt: skip
 
 

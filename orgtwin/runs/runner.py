@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orgtwin.errors import RunError, whole_number
+from orgtwin.runs.metrics import check_decides
 from orgtwin.runs.pool import ShippedScenario, check_workers, run_in_pool, ship, unship
 from orgtwin.runs.results import RunResult, RunSet
 from orgtwin.scenario.load import check_timing, load_scenario
@@ -140,6 +141,7 @@ def simulate(
         slo_latency_p95_ms=sc.slo.latency_p95_ms,
         series=world.recorder.to_frame(),
         events=world.events.tables(world.recorder, only=tables),
+        costs=sc.costs,
     )
     if series == "daily":
         return SummarisedRun.of(result, series=world.recorder.daily_frame())
@@ -182,6 +184,8 @@ def run(
         RunError: ``days``, ``seeds`` or ``seed`` is out of the bounds a scenario's fields
             declare (:func:`setting_bounds`), or ``workers`` is not a whole number between
             1 and :data:`~orgtwin.runs.pool.MAX_WORKERS`; nothing has run yet.
+        ScenarioError: the scenario's ``decides`` names something that is not a KPI
+            (:func:`~orgtwin.runs.metrics.check_decides`); nothing has run yet.
 
     Example:
         >>> import orgtwin
@@ -193,6 +197,7 @@ def run(
         144
     """
     sc = as_scenario(scenario)
+    check_decides(sc)
     days = sc.days if days is None else check_setting("days", days)
     n = sc.seeds if seeds is None else check_setting("seeds", seeds)
     base = sc.seed if seed is None else check_setting("seed", seed)

@@ -33,6 +33,8 @@ MAX_DAYS = 3650
 """Longest run, days (ten years)."""
 MAX_ENTITIES = 1000
 """Most entries of each kind: segments, features, services, vendors, teams, interventions."""
+MAX_DECIDING = 10
+"""Most KPIs a scenario's ``decides`` may name."""
 
 
 class SloSpec(Spec):
@@ -42,6 +44,27 @@ class SloSpec(Spec):
     """Share of requests that must succeed (0.999 = three nines)."""
     latency_p95_ms: Milliseconds = 1000.0
     """p95 latency objective of the features, ms."""
+
+
+class CostSpec(Spec):
+    """What engineers' time and turnover cost, and how future margin is discounted.
+
+    The KPIs that put people in money (``people_cost_usd``, ``margin_after_people_usd``)
+    and the customer lifetime value read these settings; the simulation does not.
+    """
+
+    engineer_cost_usd_hour: Annotated[Number, Field(ge=0.0, le=10_000.0)] = 100.0
+    """Loaded cost of one engineer-hour (salary, benefits, overhead), USD: 100 is about
+    200,000 USD a year over 2,000 working hours."""
+    hours_per_page: Annotated[Number, Field(ge=0.0, le=24.0)] = 1.0
+    """Engineer-hours a page costs beyond working the incident: waking or breaking off,
+    triage, hand-over and lost focus."""
+    replacement_cost_usd: Annotated[Number, Field(ge=0.0, le=10_000_000.0)] = 50_000.0
+    """Cost of replacing an engineer who leaves (recruiting, onboarding, months of
+    ramp-up), USD."""
+    discount_rate_yearly: Annotated[Number, Field(ge=0.0, le=1.0)] = 0.10
+    """Yearly rate at which future margin is discounted in customer lifetime value (0.10:
+    a dollar a year from now is worth 91 cents today)."""
 
 
 class TelemetrySpec(Spec):
@@ -65,6 +88,12 @@ class Scenario(Spec):
     """Short name of the scenario, used in reports and run ids."""
     description: str = ""
     """What the scenario holds, in plain words."""
+    question: Annotated[str, Field(max_length=1000)] = ""
+    """What the scenario asks, in a lead's words ("Does the extra revenue of a higher Pro
+    price outweigh the users we lose?"); the verdict of a comparison answers it."""
+    decides: Annotated[list[Name], Field(max_length=MAX_DECIDING)] = []
+    """The KPIs that answer the question, most important first (names from
+    ``orgtwin.KPIS``, checked when the scenario runs); the verdict leads with them."""
     start: Start = datetime(2026, 1, 5)
     """Wall time of the first hour (UTC; a time zone is converted to UTC); the hour-of-week
     profiles follow it."""
@@ -77,6 +106,8 @@ class Scenario(Spec):
     """Seeds a run uses by default (override with --seeds)."""
     slo: SloSpec = SloSpec()
     """Service-level objectives."""
+    costs: CostSpec = CostSpec()
+    """What engineers' time and turnover cost (for the KPIs in money, not the simulation)."""
     telemetry: TelemetrySpec = TelemetrySpec()
     """What a run records beyond KPIs."""
     segments: Annotated[dict[Name, SegmentSpec], Field(max_length=MAX_ENTITIES)]
@@ -101,4 +132,12 @@ class Scenario(Spec):
     def _not_empty(cls, value: dict) -> dict:
         if not value:
             raise ValueError("must declare at least one entry")
+        return value
+
+    @field_validator("decides")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"must name each KPI once, got {', '.join(repeated)} more than once")
         return value

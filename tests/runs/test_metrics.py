@@ -286,10 +286,13 @@ def test_kpi_table_declares_every_kpi_in_summary_order() -> None:
     assert list(metrics.KPIS) == [
         "users", "users_start", "churned", "acquired", "churn_rate_monthly_pct",
         "revenue_usd", "infra_cost_usd", "vendor_cost_usd", "margin_usd",
+        "people_cost_usd", "margin_after_people_usd", "margin_per_day_end_usd",
+        "customer_lifetime_value_usd", "user_growth_monthly_pct",
         "availability_pct", "error_budget_used", "latency_p95_ms", "incidents",
         "mttr_hours", "pages", "off_hours_pages", "pages_per_oncall_engineer", "fatigue",
-        "attrition", "tickets", "feature_throughput_per_week", "deploy_frequency_per_day",
-        "lead_time_hours", "change_failure_rate_pct", "time_to_restore_hours",
+        "attrition", "unplanned_hours", "tickets", "feature_throughput_per_week",
+        "deploy_frequency_per_day", "lead_time_hours", "change_failure_rate_pct",
+        "time_to_restore_hours",
     ]  # fmt: skip
     assert metrics.KPIS["lead_time_hours"].label == "Lead time for changes"
     assert metrics.KPIS["lead_time_hours"].higher_is_better is False

@@ -46,7 +46,7 @@ RUN_SETTINGS = ("days", "seed", "seeds", "start")
 UNDEFINED_WHEN_EMPTY = {
     "churn_rate_monthly_pct", "availability_pct", "error_budget_used", "latency_p95_ms",
     "mttr_hours", "pages_per_oncall_engineer", "fatigue", "lead_time_hours",
-    "change_failure_rate_pct", "time_to_restore_hours",
+    "change_failure_rate_pct", "time_to_restore_hours", "user_growth_monthly_pct",
 }  # fmt: skip
 """KPIs that are NaN when nothing defines them (no users, no deploys, no incidents…)."""
 MAX_USERS = 3000
