@@ -146,7 +146,11 @@ def _range(low: float | None, high: float | None, unit: str, *, signed: bool) ->
 
 
 def _relative(fraction: float) -> str:
+    """A relative change in percent: two significant figures below 1% (``0.042%``, not
+    ``0.0%``), one decimal below 10%, whole percent above."""
     percent = 100.0 * fraction
+    if 0 < percent < 1:
+        return f"{percent:.2g}%"
     return f"{percent:,.1f}%" if percent < 10 else f"{percent:,.0f}%"
 
 
