@@ -188,6 +188,20 @@ def with_unit(text: str, unit: str) -> str:
     return f"{text} {unit}"
 
 
+def in_sentence(label: str) -> str:
+    """A label as it reads inside a sentence: its first letter lower case, unless the label
+    starts with an acronym or a name (``"Spot share"`` → ``"spot share"``, ``"UTC offset"``
+    stays).
+
+    Example:
+        >>> in_sentence("On-call size (every team)"), in_sentence("SLO error budget used")
+        ('on-call size (every team)', 'SLO error budget used')
+    """
+    if len(label) > 1 and label[1].isupper():
+        return label
+    return label[:1].lower() + label[1:]
+
+
 def format_table(
     headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Collection[int] = ()
 ) -> str:

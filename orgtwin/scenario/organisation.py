@@ -243,8 +243,8 @@ class DeployPolicySpec(Spec):
     """When a team ships: every hour, in fixed batches, or after an approval board meets."""
 
     kind: Literal["continuous", "batched", "approval_board"] = "continuous"
-    """``continuous`` (every working hour), ``batched`` (every ``every_hours``) or
-    ``approval_board`` (after the board meets, every ``every_hours``)."""
+    """``continuous`` (every working hour), ``batched`` (in batches, one per deploy interval
+    ``every_hours``) or ``approval_board`` (after the board meets, once per interval)."""
     every_hours: Annotated[Whole, Field(ge=1, le=24 * 90)] = 24
     """Batch interval for ``batched``; meeting cadence for ``approval_board``."""
     working_hours_only: Flag = True

@@ -20,20 +20,35 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from orgtwin.scenario.levers import LeverOption, lever_label, lever_options
 from orgtwin.sweeps.api import SweepResult, sweep
 from orgtwin.sweeps.design import check_levers, grid_size, make_design
 
 _ANALYSIS = (
     "MIN_IMPORTANCE_RUNS",
+    "MIN_SURROGATE_R2",
     "default_condition",
     "discover",
+    "effects_in_words",
     "format_sweep_report",
+    "importance_sentence",
+    "is_conclusive",
     "lever_effects",
     "lever_importance",
     "parse_condition",
 )
 
-__all__ = ["SweepResult", "check_levers", "grid_size", "make_design", "sweep", *_ANALYSIS]
+__all__ = [
+    "LeverOption",
+    "SweepResult",
+    "check_levers",
+    "grid_size",
+    "lever_label",
+    "lever_options",
+    "make_design",
+    "sweep",
+    *_ANALYSIS,
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,16 @@ boolean levers are categorical.
 - :func:`lever_effects`: per lever and KPI, the change of the mean KPI from the lever's
   lowest to its highest level (Welch interval) and the standardised slope of a joint OLS fit.
 - :func:`lever_importance`: permutation importance of each lever in a random-forest surrogate.
-- :func:`format_sweep_report`: both, and optionally a discovered box, as plain text for the CLI.
+- :func:`importance_sentence`: the ranking in one sentence ("Spot share (every service)
+  matters most for availability; on-call size (every team) barely matters"), or
+  "inconclusive" when the surrogate explains less than :data:`MIN_SURROGATE_R2` of the
+  held-out variance.
+- :func:`effects_in_words`: the effects table with labels and formatted numbers, for people.
+- :func:`format_sweep_report`: all of it, and optionally a discovered box, as plain text
+  for the CLI.
+
+Levers are named in words by :func:`orgtwin.scenario.levers.lever_label`, KPIs by
+:attr:`orgtwin.runs.metrics.Kpi.label`; raw paths stay in the tables for downloads.
 
 Scenario discovery (PRIM: a box of lever ranges where a condition on the KPIs such as
 ``"availability_pct < 99.9"`` mostly holds) lives in :mod:`orgtwin.sweeps.discovery`;
@@ -31,6 +40,7 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
 from orgtwin.runs import metrics, stats
+from orgtwin.scenario.levers import lever_label
 from orgtwin.sweeps.discovery import (
     Discovery,
     Limit,
@@ -40,7 +50,7 @@ from orgtwin.sweeps.discovery import (
     parse_condition,
     successful_runs,
 )
-from orgtwin.units import format_delta, format_table, format_value
+from orgtwin.units import format_delta, format_table, format_value, in_sentence, with_unit
 
 __all__ = [
     "BIN_SHARE",
@@ -48,12 +58,16 @@ __all__ = [
     "MAIN_KPIS",
     "MAX_LEVELS",
     "MIN_IMPORTANCE_RUNS",
+    "MIN_SURROGATE_R2",
     "TEST_SHARE",
     "Discovery",
     "Limit",
     "default_condition",
     "discover",
+    "effects_in_words",
     "format_sweep_report",
+    "importance_sentence",
+    "is_conclusive",
     "lever_effects",
     "lever_importance",
     "parse_condition",
@@ -72,6 +86,12 @@ MIN_IMPORTANCE_RUNS = 10
 """Fewest successful runs :func:`lever_importance` ranks levers on."""
 TEST_SHARE = 0.25
 """Share of the sweep's points held out to score the importance surrogate."""
+MIN_SURROGATE_R2 = 0.3
+"""Least held-out R² of the surrogate for its ranking to be said: below it the levers
+explain less than 30% of the KPI's variance between held-out runs, the rest is seed noise
+or interactions the forest missed, and shuffling a lever mostly measures that noise."""
+BARELY = 0.1
+"""A lever whose importance is below this share of the top lever's "barely matters"."""
 
 EFFECTS: dict[str, pl.DataType] = {
     "lever": pl.String(),
@@ -290,6 +310,52 @@ def lever_importance(
     )
 
 
+def is_conclusive(ranks: pl.DataFrame) -> bool:
+    """Whether a lever ranking may be said: its surrogate's held-out R² is at least
+    :data:`MIN_SURROGATE_R2` and shuffling the top lever hurts the surrogate."""
+    r2, top = ranks["surrogate_r2"][0], ranks["importance_mean"][0]
+    return r2 is not None and r2 >= MIN_SURROGATE_R2 and top > 0.0
+
+
+def importance_sentence(ranks: pl.DataFrame) -> str:
+    """The lever ranking in one sentence, or why it is inconclusive.
+
+    Example: "Spot share (every service) matters most for availability, then deploy policy
+    (every team); on-call size (every team) barely matters." A ranking whose surrogate
+    explains little (held-out R² below :data:`MIN_SURROGATE_R2`), or where no lever's
+    shuffling hurts the surrogate, is inconclusive and says so instead of ranking.
+
+    Args:
+        ranks: :func:`lever_importance`'s result (one KPI).
+
+    Returns:
+        One sentence, ending with a full stop.
+    """
+    kpi = ranks["kpi"][0]
+    what = in_sentence(metrics.KPIS[kpi].label) if kpi in metrics.KPIS else kpi
+    r2, top = ranks["surrogate_r2"][0], ranks["importance_mean"][0]
+    if not is_conclusive(ranks):
+        return (
+            f"Inconclusive: the levers explain little of {what} (the surrogate's held-out R² is "
+            f"{r2:.2f}, below {MIN_SURROGATE_R2}), so no lever can be said to matter most; "
+            "sweep more seeds or wider ranges."
+        )
+    labels = [lever_label(lever) for lever in ranks["lever"]]
+    others = list(zip(labels[1:], ranks["importance_mean"][1:] / top, strict=True))
+    then = [in_sentence(label) for label, share in others if share >= BARELY]
+    barely = [in_sentence(label) for label, share in others if share < BARELY]
+    text = f"{labels[0]} matters most for {what}"
+    if then:
+        text += f", then {_listed(then)}"
+    if barely:
+        text += f"; {_listed(barely)} barely matter{'s' if len(barely) == 1 else ''}"
+    return text + "."
+
+
+def _listed(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def _ordinal(column: pl.Series) -> np.ndarray:
     """Numeric levers as floats, categorical ones as the rank of their sorted category."""
     if is_categorical(column.dtype):
@@ -335,6 +401,8 @@ def format_sweep_report(
         lines.append(f"- {error}")
     else:
         lines[-1] = lines[-1][:-2] + f", held-out R² {ranks['surrogate_r2'][0]:.2f}):"
+        sentence = importance_sentence(ranks)
+        lines.append(sentence)
         rows = [
             [
                 str(r["rank"]),
@@ -344,10 +412,12 @@ def format_sweep_report(
             ]
             for r in ranks.iter_rows(named=True)
         ]
-        lines.append(format_table(["rank", "lever", "importance", "std"], rows, right=[0, 2, 3]))
+        headers = ["rank", "lever", "importance", "std"]
+        if is_conclusive(ranks):  # an inconclusive ranking is not shown
+            lines.append(format_table(headers, rows, right=[0, 2, 3]))
     if condition is not None:
         found = discover(runs, levers, condition=condition)
-        lines += ["", "Scenario discovery (PRIM):", f"- {found.describe()}."]
+        lines += ["", "Scenario discovery (PRIM):", found.in_words(), f"- {found.describe()}."]
     return "\n".join(lines)
 
 
@@ -369,6 +439,43 @@ def _effects_table(effects: pl.DataFrame) -> str:
         )
     headers = ["lever", "KPI", "low → high", "mean", "effect", "95% CI", ""]
     return format_table(headers, rows, right=[3, 4, 5])
+
+
+def effects_in_words(effects: pl.DataFrame) -> pl.DataFrame:
+    """:func:`lever_effects` for people: labels, formatted numbers, a yes/no for "clear".
+
+    Args:
+        effects: :func:`lever_effects`' result.
+
+    Returns:
+        One row per lever and KPI, all text: ``Lever``, ``KPI``, ``From → to`` (the
+        lever's levels), ``Mean from → to`` and ``Change`` (formatted for the KPI's
+        unit), ``95% interval`` and ``Clear`` ("yes" when the interval excludes zero).
+    """
+    rows = []
+    for row in effects.iter_rows(named=True):
+        unit = row["unit"]
+        kpi = metrics.KPIS[row["kpi"]].label if row["kpi"] in metrics.KPIS else row["kpi"]
+        interval = "n/a"
+        if row["ci_low"] is not None:
+            low, high = (format_delta(row[k], unit) for k in ("ci_low", "ci_high"))
+            interval = f"{low} to {high}"
+        means = [
+            with_unit(format_value(row[k], unit), unit) for k in ("mean_at_low", "mean_at_high")
+        ]
+        rows.append(
+            {
+                "Lever": lever_label(row["lever"]),
+                "KPI": kpi,
+                "From → to": f"{row['low_level'] or '?'} → {row['high_level'] or '?'}",
+                "Mean from → to": " → ".join(means),
+                "Change": with_unit(format_delta(row["effect"], unit), unit),
+                "95% interval": interval,
+                "Clear": "yes" if row["significant"] else "no",
+            }
+        )
+    columns = ["Lever", "KPI", "From → to", "Mean from → to", "Change", "95% interval", "Clear"]
+    return pl.DataFrame(rows, schema={c: pl.String() for c in columns})
 
 
 # --------------------------------------------------------------------------- helpers

@@ -26,6 +26,11 @@ by its path), the KPIs, and ``error`` (null when the run succeeded). Failed runs
 with a lever left null and runs where a column of the condition is null or ``NaN`` are
 left out. Numeric levers are ordered; string and boolean levers are categorical. The
 small helpers at the end are shared with :mod:`orgtwin.sweeps.analysis`.
+
+:meth:`Discovery.in_words` says the box for people ("Availability misses its SLO mostly
+when spot share (every service) is above 0.6 and on-call size (every team) is below 3:
+it holds in 80% of those runs, 25% of all runs"); :meth:`Discovery.describe` and
+:meth:`Discovery.rules` say it with the KPI and lever paths.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ import polars as pl
 
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
 from orgtwin.runs.metrics import KPIS
+from orgtwin.scenario.levers import lever_words
+from orgtwin.units import format_value, in_sentence, with_unit
 
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
@@ -142,6 +149,44 @@ def _splits(runs: pl.DataFrame, condition: str) -> bool:
     return 0 < held < runs.height
 
 
+_OPERATOR_WORDS = {"<": "is below", "<=": "is at most", ">": "is above", ">=": "is at least",
+                   "==": "is", "!=": "is not"}  # fmt: skip
+
+
+def condition_words(condition: str) -> str:
+    """A condition on KPIs in words, from the KPIs' labels and units.
+
+    Example:
+        >>> condition_words("error_budget_used > 1")
+        'Availability misses its SLO'
+        >>> condition_words("availability_pct < 99.9 and pages >= 40")
+        'Availability is below 99.9% and pages is at least 40'
+    """
+    if condition.strip() == SLO_MISSED:
+        return "Availability misses its SLO"
+    clauses = []
+    for part in re.split(r"\s+and\s+", condition.strip()):
+        clause = _CLAUSE.fullmatch(part.strip())
+        if clause is None:
+            return condition
+        name, op, number = clause.groups()
+        kpi = KPIS.get(name)
+        label = kpi.label if kpi is not None else name
+        text = _threshold(float(number), kpi.unit if kpi else "", label)
+        clauses.append(f"{in_sentence(label)} {_OPERATOR_WORDS[op]} {text}")
+    words = " and ".join(clauses)
+    return words[:1].upper() + words[1:]
+
+
+def _threshold(value: float, unit: str, label: str) -> str:
+    """A number from a condition as typed (``99.9%``, ``$1,000``, ``6 h``, ``40``)."""
+    if unit == "%":
+        return f"{value:g}%"
+    if unit == "USD":
+        return format_value(value, unit)
+    return f"{value:g}" if not unit or unit in label.lower() else with_unit(f"{value:g}", unit)
+
+
 class Limit(NamedTuple):
     """How a box restricts one lever: ``lower < lever < upper``, or ``lever in categories``.
 
@@ -166,6 +211,21 @@ class Limit(NamedTuple):
         if self.lower is not None and self.upper is not None:
             return f"{lower} < {lever} < {upper}"
         return f"{lever} > {lower}" if self.lower is not None else f"{lever} < {upper}"
+
+    def words(self, lever: str) -> str:
+        """This limit in words: ``"on-call size (every team) is below 4 engineers"``."""
+        said = lever_words(lever)
+        name = in_sentence(str(said))
+        if self.categories is not None:
+            if len(self.excluded) == 1 and len(self.categories) > 1:
+                return f"{name} is not {self.excluded[0]}"
+            if len(self.categories) == 1:
+                return f"{name} is {self.categories[0]}"
+            return f"{name} is one of {', '.join(self.categories)}"
+        lower, upper = (with_unit(_number(v), said.unit) for v in (self.lower, self.upper))
+        if self.lower is not None and self.upper is not None:
+            return f"{name} is between {_number(self.lower)} and {upper}"
+        return f"{name} is above {lower}" if self.lower is not None else f"{name} is below {upper}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,6 +261,32 @@ class Discovery:
     def rules(self) -> list[str]:
         """The box as readable conditions, one per restricted lever."""
         return [limit.rule(lever) for lever, limit in self.limits.items()]
+
+    def in_words(self) -> str:
+        """The box for people, one sentence with labels instead of paths.
+
+        "Availability misses its SLO mostly when spot share (every service) is above 0.6:
+        it holds in 80% of those runs (25% of all runs), which have 90% of the runs where
+        it holds."
+        """
+        said = condition_words(self.condition) if isinstance(self.condition, str) else ""
+        said = said or self.condition
+        if self.n_cases == 0:
+            return f"{said} in none of the {self.n_runs} runs."
+        if self.n_cases == self.n_runs:
+            return f"{said} in all {self.n_runs} runs."
+        if not self.limits:
+            return (
+                f"{said} in {self.density:.0%} of the {self.n_runs} runs, and no range of the "
+                "levers concentrates it."
+            )
+        where = " and ".join(limit.words(lever) for lever, limit in self.limits.items())
+        mostly = "mostly" if self.density >= 0.5 else "most often"
+        return (
+            f"{said} {mostly} when {where}: it holds in {self.density:.0%} of those runs "
+            f"({self.support:.0%} of all runs), which have {self.coverage:.0%} of the runs "
+            "where it holds."
+        )
 
     def describe(self) -> str:
         """One sentence: where the condition holds, how well the box captures it."""
