@@ -1,5 +1,6 @@
-"""orgtwin dashboard: explore a scenario, compare scenarios, browse and launch sweeps, learn
-a twin from telemetry, validate it against production, watch telemetry for drift.
+"""orgtwin dashboard: a landing page of the questions the scenarios answer; explore a
+scenario, compare scenarios, browse and launch sweeps, learn a twin from telemetry,
+validate it against production, watch telemetry for drift.
 
 Run it with ``make app`` (or ``streamlit run app.py``): it serves on http://127.0.0.1:8501
 only (see ``.streamlit/config.toml``). This file only builds the navigation; each page is
@@ -28,7 +29,8 @@ def main() -> None:
     st.set_page_config(page_title="orgtwin", page_icon=str(ICON), layout="wide")
     page = st.navigation(
         [
-            st.Page(f"{PAGES}/explore.py", title="Explore", icon=":material/tune:", default=True),
+            st.Page(f"{PAGES}/home.py", title="Home", icon=":material/home:", default=True),
+            st.Page(f"{PAGES}/explore.py", title="Explore", icon=":material/tune:"),
             st.Page(f"{PAGES}/compare.py", title="Compare", icon=":material/compare_arrows:"),
             st.Page(f"{PAGES}/sweeps.py", title="Sweeps", icon=":material/grid_on:"),
             st.Page(f"{PAGES}/learn.py", title="Learn", icon=":material/school:"),

@@ -11,6 +11,7 @@ paths are kept as axis titles.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import altair as alt
@@ -32,7 +33,9 @@ FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 """Fill the page's width; keep the plot's own height (legends and titles come on top)."""
 
 
-def band_chart(df: pl.DataFrame, title: str, unit: str) -> alt.LayerChart:
+def band_chart(
+    df: pl.DataFrame, title: str, unit: str, *, start: datetime | None = None
+) -> alt.LayerChart:
     """A daily mean line with its band over seeds, one colour per run.
 
     Args:
@@ -41,6 +44,8 @@ def band_chart(df: pl.DataFrame, title: str, unit: str) -> alt.LayerChart:
             when no mean is negative (a count or a cost cannot be).
         title: chart title.
         unit: unit of the values (the y axis title).
+        start: the date of day 0 (a scenario's ``start``): the time axis then shows
+            dates (``start`` + ``day``) instead of day numbers.
     """
     runs = df["run"].unique(maintain_order=True).to_list()
     if df.height and (df["mean"].min() or 0) >= 0:  # a count or cost: no band below zero
@@ -51,7 +56,11 @@ def band_chart(df: pl.DataFrame, title: str, unit: str) -> alt.LayerChart:
         scale=alt.Scale(domain=runs, range=list(RUN_COLOURS[: len(runs)])),
         legend=alt.Legend(orient="top"),
     )
-    base = alt.Chart(df.to_pandas()).encode(x=alt.X("day:Q", title="day"), color=colour)
+    x, when = alt.X("day:Q", title="day"), alt.Tooltip("day:Q")
+    if start is not None:
+        df = df.with_columns(date=pl.lit(start) + pl.duration(days=pl.col("day")))
+        x, when = alt.X("date:T", title=None), alt.Tooltip("date:T", format="%Y-%m-%d")
+    base = alt.Chart(df.to_pandas()).encode(x=x, color=colour)
     band = base.mark_area(opacity=0.18).encode(
         y=alt.Y("low:Q", title=unit, scale=alt.Scale(zero=False)), y2="high:Q"
     )
@@ -59,7 +68,7 @@ def band_chart(df: pl.DataFrame, title: str, unit: str) -> alt.LayerChart:
         y="mean:Q",
         tooltip=[
             alt.Tooltip("run:N"),
-            alt.Tooltip("day:Q"),
+            when,
             alt.Tooltip("mean:Q", format=",.4~g"),
             alt.Tooltip("low:Q", title="95% low", format=",.4~g"),
             alt.Tooltip("high:Q", title="95% high", format=",.4~g"),

@@ -14,6 +14,13 @@ Two kinds of cache:
 
 Exceptions are never cached: a scenario that fails validation fails again, with its
 message, until it is fixed.
+
+Runs are started in the worker pool before they are waited for (``start_exploration``,
+``start_scenarios``) and kept by what they run (a scenario file, lever values, days,
+seeds, seed): the base across lever changes, a scenario that is another's base or was
+compared, a change equal to its base (``nothing_moved``) run once. Their first seeds are
+queued first: ``exploration_estimate`` and ``comparison(..., estimate=True)`` give a first
+estimate from them at once, and the full answer reuses them.
 """
 
 from __future__ import annotations
@@ -133,39 +140,169 @@ def scenario_info(path: str, stamp: int) -> ScenarioInfo:
 # --------------------------------------------------------------------------- explore
 
 
+RunKey = tuple[str, int, Values, int, int, int]
+"""A set of runs: scenario file (resolved), stamp, lever values, days, seeds, base seed."""
+_STARTED: dict[RunKey, runs.PendingRuns] = {}
+"""Runs started in the worker pool, by key, oldest first (at most ``4 × RUN_CACHE``)."""
+_STARTED_LOCK = threading.Lock()
+Wanted = tuple[RunKey, Callable[[], Scenario]]
+"""Runs asked for: their key, and how to make the scenario should they need starting."""
+
+
+def _key(path: str, stamp: int, values: Values, days: int, seeds: int, seed: int) -> RunKey:
+    return (os.path.realpath(path), stamp, tuple(values), days, seeds, seed)
+
+
+def _base_key(path: str, stamp: int, days: int, seeds: int, seed: int) -> RunKey:
+    """The base's runs are those of the file it extends as it is (or of the file itself),
+    shared with every scenario of that base and with the Compare page."""
+    base = scenario(path, stamp).base
+    return _key(base or path, stamp, (), days, seeds, seed)
+
+
+def _start(wanted: list[Wanted]) -> list[runs.PendingRuns]:
+    """The started runs of each key, starting the missing ones together (their first
+    seeds queued first: :func:`orgtwin.explore.start_lean`). Keys share days, seeds, seed."""
+    with _STARTED_LOCK:
+        missing = {key: make for key, make in wanted if key not in _STARTED}
+        if missing:
+            for key, pending in _STARTED.items():  # runs no longer asked for wait
+                if key not in dict(wanted):
+                    pending.cancel_queued()
+            _, _, _, days, seeds, seed = next(iter(missing))
+            made = [make() for make in missing.values()]
+            started = explore.start_lean(made, days=days, seeds=seeds, seed=seed, workers=WORKERS)
+            _STARTED.update(zip(missing, started, strict=True))
+        for key, _ in wanted:  # most recently used last
+            _STARTED[key] = _STARTED.pop(key)
+        while len(_STARTED) > 4 * RUN_CACHE:
+            del _STARTED[next(iter(_STARTED))]
+        return [_STARTED[key] for key, _ in wanted]
+
+
+def _gather(key: RunKey, pending: runs.PendingRuns, seeds: int | None = None) -> RunSet:
+    """The run set of the first ``seeds`` seeds (default: all), waiting for them; a run
+    that failed is forgotten, so it runs again next time."""
+    try:
+        return pending.result() if seeds is None else pending.first(seeds)
+    except Exception:
+        with _STARTED_LOCK:
+            if _STARTED.get(key) is pending:
+                del _STARTED[key]
+        raise
+
+
+def _wanted_base(path: str, stamp: int, days: int, seeds: int, seed: int) -> Wanted:
+    root = folders.scenarios_folder()
+    return _base_key(path, stamp, days, seeds, seed), lambda: explore.base_scenario(path, root=root)
+
+
+def _wanted_change(
+    path: str, stamp: int, values: Values, days: int, seeds: int, seed: int
+) -> Wanted:
+    if nothing_moved(path, stamp, values):
+        return _wanted_base(path, stamp, days, seeds, seed)
+    key = _key(path, stamp, values, days, seeds, seed)
+    return key, lambda: explore.apply_controls(scenario(path, stamp), dict(values))
+
+
+def nothing_moved(path: str, stamp: int, values: Values) -> bool:
+    """Whether the change is the base itself: no lever moved on a scenario that extends
+    nothing. Its runs are the base's (nothing runs for it) and every delta is zero; a page
+    says "nothing moved" instead of showing zeros."""
+    return not values and scenario(path, stamp).base is None
+
+
+def start_exploration(
+    path: str, stamp: int, values: Values, days: int, seeds: int, seed: int
+) -> None:
+    """Start the base's and the change's runs in the worker pool, without waiting.
+
+    Both sets' first :data:`orgtwin.explore.ESTIMATE_SEEDS` seeds are queued first, so
+    :func:`exploration_estimate` answers soon; runs already started or done are reused
+    (the base across lever changes, a change equal to the base not run at all).
+    """
+    _start([
+        _wanted_base(path, stamp, days, seeds, seed),
+        _wanted_change(path, stamp, values, days, seeds, seed),
+    ])  # fmt: skip
+
+
+def exploration_ready(
+    path: str, stamp: int, values: Values, days: int, seeds: int, seed: int
+) -> bool:
+    """Whether every seed of base and change has run (:func:`exploration` will not wait
+    for runs). Starts them if they were not."""
+    wanted = [_wanted_base(path, stamp, days, seeds, seed),
+              _wanted_change(path, stamp, values, days, seeds, seed)]  # fmt: skip
+    return all(pending.done() for pending in _start(wanted))
+
+
 @st.cache_resource(max_entries=RUN_CACHE, show_spinner=False)
 def base_runs(path: str, stamp: int, days: int, seeds: int, seed: int) -> RunSet:
     """The runs of the scenario's base (what it is compared against)."""
-    return explore.run_base(
-        path, days=days, seeds=seeds, seed=seed, workers=WORKERS, root=folders.scenarios_folder()
-    )
+    key, make = _wanted_base(path, stamp, days, seeds, seed)
+    return _gather(key, *_start([(key, make)]))
 
 
 @st.cache_resource(max_entries=RUN_CACHE, show_spinner=False)
 def change_runs(path: str, stamp: int, values: Values, days: int, seeds: int, seed: int) -> RunSet:
-    """The runs of the scenario with the lever values applied."""
-    return explore.run_change(
-        path, values, days=days, seeds=seeds, seed=seed, workers=WORKERS,
-        root=folders.scenarios_folder(),
-    )  # fmt: skip
+    """The runs of the scenario with the lever values applied (the base's when
+    :func:`nothing_moved`)."""
+    if nothing_moved(path, stamp, values):
+        return base_runs(path, stamp, days, seeds, seed)
+    key, make = _wanted_change(path, stamp, values, days, seeds, seed)
+    return _gather(key, *_start([(key, make)]))
 
 
 @st.cache_resource(max_entries=RUN_CACHE, show_spinner=False)
 def exploration(
     path: str, stamp: int, values: Values, days: int, seeds: int, seed: int
 ) -> explore.Exploration:
-    """Base against change: the comparison of every KPI and the ripple."""
+    """Base against change: the comparison of every KPI and the ripple (every seed)."""
+    start_exploration(path, stamp, values, days, seeds, seed)
     base = base_runs(path, stamp, days, seeds, seed)
     change = change_runs(path, stamp, values, days, seeds, seed)
     return explore.explore_from(base, change, scenario(path, stamp), values=values)
 
 
+@st.cache_resource(max_entries=RUN_CACHE, show_spinner=False)
+def exploration_estimate(
+    path: str, stamp: int, values: Values, days: int, seeds: int, seed: int
+) -> explore.Exploration:
+    """A first estimate of :func:`exploration` from the first
+    :data:`orgtwin.explore.ESTIMATE_SEEDS` seeds of each (its ``seeds`` says how many),
+    waiting for those only; the same as :func:`exploration` with that many seeds. The
+    other seeds keep running: :func:`exploration` then reuses these.
+    """
+    n = min(seeds, explore.ESTIMATE_SEEDS)
+    wanted = [_wanted_base(path, stamp, days, seeds, seed),
+              _wanted_change(path, stamp, values, days, seeds, seed)]  # fmt: skip
+    base, change = (_gather(key, pending, n)
+                    for (key, _), pending in zip(wanted, _start(wanted), strict=True))  # fmt: skip
+    return explore.explore_from(base, change, scenario(path, stamp), values=values)
+
+
+def _found(
+    path: str, stamp: int, values: Values, days: int, seeds: int, seed: int, estimate: bool
+) -> explore.Exploration:
+    how = exploration_estimate if estimate else exploration
+    return how(path, stamp, values, days, seeds, seed)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def kpi_cards(
-    path: str, stamp: int, values: Values, days: int, seeds: int, seed: int
+    path: str,
+    stamp: int,
+    values: Values,
+    days: int,
+    seeds: int,
+    seed: int,
+    estimate: bool = False,
 ) -> list[dict[str, Any]]:
-    """The headline KPI cards (label, unit, base, change, delta, interval, text…)."""
-    found = exploration(path, stamp, values, days, seeds, seed)
+    """The headline KPI cards (label, unit, base, change, delta, interval, text…); of the
+    first estimate (:func:`exploration_estimate`) with ``estimate``."""
+    found = _found(path, stamp, values, days, seeds, seed, estimate)
     return explore.kpi_cards(found.comparison, kpis=explore.HEADLINE_KPIS)
 
 
@@ -179,9 +316,11 @@ def bands(
     seed: int,
     entity_type: str,
     metric: str,
+    estimate: bool = False,
 ) -> pl.DataFrame:
-    """Daily mean and 95% band over seeds of one metric, base and change stacked (``run``)."""
-    found = exploration(path, stamp, values, days, seeds, seed)
+    """Daily mean and 95% band over seeds of one metric, base and change stacked (``run``);
+    of the first estimate with ``estimate``."""
+    found = _found(path, stamp, values, days, seeds, seed, estimate)
     frames = []
     for name, runset in ((base_label(found), found.base), (change_label(found), found.change)):
         band = explore.series_bands(runset, entity_type=entity_type, metric=metric)
@@ -202,27 +341,60 @@ def change_label(found: explore.Exploration) -> str:
 # --------------------------------------------------------------------------- compare
 
 
+def _wanted_scenario(path: str, stamp: int, days: int, seeds: int, seed: int) -> Wanted:
+    key = _key(path, stamp, (), days, seeds, seed)
+    return key, lambda: scenario(path, stamp)
+
+
+def start_scenarios(paths: tuple[str, ...], stamp: int, days: int, seeds: int, seed: int) -> None:
+    """Start every scenario's runs in the worker pool, without waiting: the first
+    :data:`orgtwin.explore.ESTIMATE_SEEDS` seeds of each first. Runs already started or
+    done are reused (a scenario run as another's base on the Explore page too)."""
+    _start([_wanted_scenario(p, stamp, days, seeds, seed) for p in paths])
+
+
+def scenarios_ready(paths: tuple[str, ...], stamp: int, days: int, seeds: int, seed: int) -> bool:
+    """Whether every seed of every scenario has run. Starts them if they were not."""
+    wanted = [_wanted_scenario(p, stamp, days, seeds, seed) for p in paths]
+    return all(pending.done() for pending in _start(wanted))
+
+
 @st.cache_resource(max_entries=RUN_CACHE, show_spinner=False)
 def scenario_runs(path: str, stamp: int, days: int, seeds: int, seed: int) -> RunSet:
     """The lean runs of a scenario as it is (KPIs from every hour, daily series)."""
-    return explore.run_change(
-        path, (), days=days, seeds=seeds, seed=seed, workers=WORKERS,
-        root=folders.scenarios_folder(),
-    )  # fmt: skip
+    key, make = _wanted_scenario(path, stamp, days, seeds, seed)
+    return _gather(key, *_start([(key, make)]))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def comparison(
-    paths: tuple[str, ...], stamp: int, days: int, seeds: int, seed: int, kpis: tuple[str, ...]
+    paths: tuple[str, ...],
+    stamp: int,
+    days: int,
+    seeds: int,
+    seed: int,
+    kpis: tuple[str, ...],
+    estimate: bool = False,
 ) -> pl.DataFrame:
     """Every scenario's KPI means with 95% intervals, and the change against the first.
+
+    Args:
+        estimate: a first estimate from the first :data:`orgtwin.explore.ESTIMATE_SEEDS`
+            seeds of each scenario (the same table as with that many seeds), waiting for
+            those only; the other seeds keep running.
 
     Returns:
         One row per (scenario, KPI): ``scenario``, ``kpi``, ``label``, ``unit``, ``mean``,
         ``ci_low``, ``ci_high``, ``delta``, ``delta_low``, ``delta_high``, ``significant``,
         ``better`` (the delta columns are null for the first scenario).
     """
-    sets = [scenario_runs(p, stamp, days, seeds, seed) for p in paths]
+    wanted = [_wanted_scenario(p, stamp, days, seeds, seed) for p in paths]
+    started = _start(wanted)
+    if estimate:
+        n = min(seeds, explore.ESTIMATE_SEEDS)
+        sets = [_gather(key, pending, n) for (key, _), pending in zip(wanted, started, strict=True)]
+    else:
+        sets = [scenario_runs(p, stamp, days, seeds, seed) for p in paths]
     return orgtwin.compare_scenarios(sets, kpis=list(kpis))
 
 
@@ -299,7 +471,8 @@ def launch_sweep(
     out: Path,
     progress: Callable[[int, int, float, float | None], None],
 ) -> SweepResult:
-    """Run a grid sweep into ``out`` on this machine (serial when small, else local Ray)."""
+    """Run a grid sweep into ``out`` on this machine: serially, unless a local Ray, its
+    start-up included, should finish sooner (``runner="auto"``)."""
     loaded = load_scenario(path, root=folders.scenarios_folder())
     return sweep(
         loaded, list(levers), seeds=seeds, days=days, out=out, runner="auto", progress=progress
@@ -875,3 +1048,49 @@ def save_scorecard(card: Scorecard, scenario_path: str) -> tuple[dict[str, Path]
     before = read_scorecard(path.parent)
     replaced = before.scenario if before is not None and before.scenario != card.scenario else None
     return card.save(path.parent), replaced
+
+
+# --------------------------------------------------------------- explore: verdict, questions
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def verdict(
+    path: str, stamp: int, values: Values, days: int, seeds: int, seed: int, horizon_days: int
+) -> str:
+    """The paragraph answering the scenario's question (:func:`orgtwin.explore.verdict`);
+    beyond the run's days, the margin is projected to ``horizon_days`` (labelled so)."""
+    found = exploration(path, stamp, values, days, seeds, seed)
+    return explore.verdict(
+        found.base, found.change, scenario(path, stamp), horizon_days=horizon_days
+    )
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def scenario_questions(folder: str, stamp: int) -> dict[str, str]:
+    """Each scenario file's ``question`` by file name (``""`` for a file without one, or
+    one that does not load: its page says why)."""
+    found = {}
+    for name in folders.list_scenarios(Path(folder)):
+        try:
+            found[name] = scenario(folders.scenario_path(Path(folder), name), stamp).question
+        except orgtwin.errors.OrgTwinError:
+            found[name] = ""
+    return found
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def report_html(
+    path: str, stamp: int, values: Values, days: int, seeds: int, seed: int, horizon_days: int
+) -> str:
+    """The exploration as one self-contained HTML page (:mod:`orgtwin.explore.report`):
+    verdict, KPI cards, the ripple chain, dated series charts, provenance."""
+    key = (path, stamp, values, days, seeds, seed)
+    series = {title: (bands(*key, kind, metric), unit) for title, kind, metric, unit in SERIES}
+    return explore.html_report(
+        exploration(*key),
+        path,
+        verdict=verdict(*key, horizon_days),
+        seed=seed,
+        series=series,
+        start=scenario(path, stamp).start,
+    )

@@ -44,7 +44,7 @@ from orgtwin.explore.controls import apply_controls, controls
 from orgtwin.explore.ripple import Ripple, levers_of, ripple
 from orgtwin.runs.comparison import compare
 from orgtwin.runs.results import RunSet
-from orgtwin.runs.runner import ScenarioLike, as_scenario, base_of, run
+from orgtwin.runs.runner import PendingRuns, ScenarioLike, as_scenario, base_of, run, start_runs
 from orgtwin.scenario.load import load_scenario
 from orgtwin.scenario.spec import Scenario
 
@@ -52,6 +52,8 @@ MAX_DAYS = 365
 """Longest run an exploration may ask for, days."""
 MAX_SEEDS = 32
 """Most seeds an exploration may ask for."""
+ESTIMATE_SEEDS = 2
+"""Seeds of a first estimate (:func:`start_lean`): shown at once, refined by the rest."""
 Values = Mapping[str, Any] | Sequence[tuple[str, Any]]
 """Control values: a mapping, or ``(path, value)`` pairs (hashable, for caches)."""
 
@@ -136,6 +138,35 @@ def run_change(
     scenario = load_scenario(scenario_path, root=root)
     changed = apply_controls(scenario, dict(values))
     return _run_lean(changed, days=days, seeds=seeds, seed=_seed(scenario, seed), workers=workers)
+
+
+def start_lean(
+    scenarios: Sequence[Scenario], *, days: int, seeds: int, seed: int, workers: int | None
+) -> list[PendingRuns]:
+    """Start lean runs of several scenarios in the worker pool, without waiting.
+
+    The first :data:`ESTIMATE_SEEDS` seeds of every scenario are queued first:
+    ``pending.first(ESTIMATE_SEEDS)`` gives an estimate at once, ``pending.result()`` the
+    same run set as :func:`run_change`/:func:`run_base` (the estimate's seeds are reused).
+
+    Args:
+        scenarios: the loaded scenarios (the base: :func:`base_scenario`; a change:
+            :func:`apply_controls`).
+        days: days per run, 1..:data:`MAX_DAYS`.
+        seeds: seeds, 1..:data:`MAX_SEEDS`.
+        seed: base seed of every scenario's seeds.
+        workers: worker processes; None: serial, run here before returning.
+
+    Raises:
+        ExploreError: ``days`` or ``seeds`` is out of bounds (nothing has started).
+    """
+    check_bounds(days, seeds)
+    return start_runs(scenarios, days=days, seeds=seeds, seed=seed, workers=workers, lean=True)
+
+
+def base_scenario(scenario_path: str, *, root: str | os.PathLike[str] | None = None) -> Scenario:
+    """The scenario a scenario file is compared with: the one it extends, else itself."""
+    return _base_scenario(load_scenario(scenario_path, root=root), root)
 
 
 def _run_lean(

@@ -25,7 +25,8 @@ from orgtwin.telemetry import series as registry
 from orgtwin.units import HOURS_PER_DAY, format_delta, format_value, with_unit
 
 HEADLINE_KPIS: tuple[str, ...] = (
-    "users", "churn_rate_monthly_pct", "revenue_usd", "infra_cost_usd", "availability_pct",
+    "users", "churn_rate_monthly_pct", "revenue_usd", "margin_after_people_usd",
+    "infra_cost_usd", "availability_pct",
     "latency_p95_ms", "incidents", "off_hours_pages", "fatigue", "lead_time_hours",
     "change_failure_rate_pct", "deploy_frequency_per_day",
 )  # fmt: skip

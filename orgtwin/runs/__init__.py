@@ -1,6 +1,7 @@
 """Runs and results: simulate seeds, keep them as polars frames, summarise and compare them.
 
-- :mod:`~orgtwin.runs.runner`: :func:`simulate` one seed, :func:`run` many;
+- :mod:`~orgtwin.runs.runner`: :func:`simulate` one seed, :func:`run` many (or
+  :func:`start_runs` without waiting);
 - :mod:`~orgtwin.runs.pool`: the persistent pool of worker processes;
 - :mod:`~orgtwin.runs.results`: :class:`RunResult`, :class:`RunSet`, Parquet files;
 - :mod:`~orgtwin.runs.metrics`: :data:`KPIS` and how a run becomes a summary row;
@@ -16,10 +17,11 @@ from orgtwin.runs.comparison import compare, compare_scenarios
 from orgtwin.runs.metrics import KPIS
 from orgtwin.runs.pool import shutdown_pools, warm_pool
 from orgtwin.runs.results import RunResult, RunSet
-from orgtwin.runs.runner import base_of, run, simulate
+from orgtwin.runs.runner import PendingRuns, base_of, run, simulate, start_runs
 
 __all__ = [
     "KPIS",
+    "PendingRuns",
     "RunResult",
     "RunSet",
     "base_of",
@@ -28,5 +30,6 @@ __all__ = [
     "run",
     "shutdown_pools",
     "simulate",
+    "start_runs",
     "warm_pool",
 ]

@@ -161,6 +161,23 @@ def run_in_pool(
         return _gather(process_pool(workers), job, shipped, options)
 
 
+def submit_in_pool(
+    job: Callable[..., R],
+    jobs: Sequence[tuple[ShippedScenario, Mapping[str, Any]]],
+    *,
+    workers: int,
+) -> list[Future]:
+    """Submit ``job(shipped, **o)`` for every ``(shipped, o)`` of ``jobs``, in that order,
+    without waiting: the workers take them first in, first out.
+
+    Returns:
+        One future per job, in order. A pool whose worker died makes its futures raise
+        ``BrokenProcessPool``; :class:`orgtwin.runs.runner.PendingRuns` then runs them again.
+    """
+    pool = process_pool(workers)
+    return [pool.submit(job, shipped, **o) for shipped, o in jobs]
+
+
 def _gather(
     pool: ProcessPoolExecutor,
     job: Callable[..., R],

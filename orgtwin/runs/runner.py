@@ -9,14 +9,24 @@ where each worker also computes its runs' KPI summaries, so the parent only gath
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import CancelledError, Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from orgtwin.errors import RunError, whole_number
 from orgtwin.runs.metrics import check_decides
-from orgtwin.runs.pool import ShippedScenario, check_workers, run_in_pool, ship, unship
+from orgtwin.runs.pool import (
+    ShippedScenario,
+    check_workers,
+    run_in_pool,
+    ship,
+    submit_in_pool,
+    unship,
+)
 from orgtwin.runs.results import RunResult, RunSet
 from orgtwin.scenario.load import check_timing, load_scenario
 from orgtwin.scenario.spec import Scenario
@@ -197,15 +207,159 @@ def run(
         144
     """
     sc = as_scenario(scenario)
+    jobs = _jobs(sc, days=days, seeds=seeds, seed=seed, behaviours=behaviours, lean=lean)
+    if check_workers(workers) > 1 and len(jobs) > 1:
+        return RunSet.from_runs(run_in_pool(simulate_shipped, ship(sc), jobs, workers=workers))
+    return RunSet.from_runs([simulate(sc, **job) for job in jobs])
+
+
+def _jobs(
+    sc: Scenario,
+    *,
+    days: int | None,
+    seeds: int | None,
+    seed: int | None,
+    behaviours: Mapping[str, object] | None = None,
+    lean: bool = False,
+) -> list[dict[str, Any]]:
+    """The keyword arguments of :func:`simulate` for each seed of a run, in replicate order
+    (every setting checked first)."""
     check_decides(sc)
     days = sc.days if days is None else check_setting("days", days)
     n = sc.seeds if seeds is None else check_setting("seeds", seeds)
     base = sc.seed if seed is None else check_setting("seed", seed)
     options = {"days": days, "behaviours": behaviours, **(LEAN if lean else {})}
-    jobs = [{"seed": derive_seed(base, r), "replicate": r, **options} for r in range(n)]
-    if check_workers(workers) > 1 and n > 1:
-        return RunSet.from_runs(run_in_pool(simulate_shipped, ship(sc), jobs, workers=workers))
-    return RunSet.from_runs([simulate(sc, **job) for job in jobs])
+    return [{"seed": derive_seed(base, r), "replicate": r, **options} for r in range(n)]
+
+
+# --------------------------------------------------------------------------- started runs
+
+
+@dataclass(frozen=True, eq=False)
+class PendingRuns:
+    """The seeds of a run, started in the worker pool and gathered as they finish.
+
+    Made by :func:`start_runs`. Replicate ``r`` is the same run :func:`run` makes, so
+    :meth:`first` of ``k`` seeds equals ``run(..., seeds=k)`` and :meth:`result` equals
+    ``run(...)``: an estimate from the first seeds is refined by the rest, none run twice.
+
+    Attributes:
+        shipped: the scenario, from :func:`~orgtwin.runs.pool.ship`.
+        jobs: the keyword arguments of :func:`simulate` per replicate.
+        futures: one per replicate.
+        workers: the pool's size.
+    """
+
+    shipped: ShippedScenario
+    jobs: list[dict[str, Any]]
+    futures: list[Future]
+    workers: int
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def seeds(self) -> int:
+        """Seeds of the whole run."""
+        return len(self.jobs)
+
+    def done(self, seeds: int | None = None) -> bool:
+        """Whether the first ``seeds`` seeds (default: all) have finished."""
+        wanted = self.futures[: self.seeds if seeds is None else seeds]
+        return all(f.done() and not f.cancelled() for f in wanted)
+
+    def first(self, seeds: int) -> RunSet:
+        """The run set of the first ``seeds`` seeds, waiting for them only.
+
+        Raises:
+            RunError: ``seeds`` is not between 1 and :attr:`seeds`.
+        """
+        k = whole_number(seeds, name="seeds", high=self.seeds, error=RunError)
+        return RunSet.from_runs([self._result(r) for r in range(k)])
+
+    def result(self) -> RunSet:
+        """The run set of every seed, waiting for them."""
+        return self.first(self.seeds)
+
+    def cancel_queued(self) -> None:
+        """Take the seeds that have not started off the pool's queue (another run needs
+        the workers first); waiting for them queues them again."""
+        for future in self.futures:
+            future.cancel()
+
+    def _result(self, r: int) -> SummarisedRun:
+        while True:
+            with self._lock:
+                if self.futures[r].cancelled():
+                    self._queue_again()
+                future = self.futures[r]
+            try:
+                return future.result()
+            except CancelledError:  # cancelled by another thread meanwhile: queue it again
+                continue
+            except BrokenProcessPool:  # a worker died: run it again in a fresh pool
+                (again,) = run_in_pool(
+                    simulate_shipped, self.shipped, [self.jobs[r]], workers=self.workers
+                )
+                self.futures[r] = _finished(again)
+                return again
+
+    def _queue_again(self) -> None:
+        """Submit the cancelled seeds again, in replicate order."""
+        cancelled = [r for r, f in enumerate(self.futures) if f.cancelled()]
+        jobs = [(self.shipped, self.jobs[r]) for r in cancelled]
+        queued = submit_in_pool(simulate_shipped, jobs, workers=self.workers)
+        for r, future in zip(cancelled, queued, strict=True):
+            self.futures[r] = future
+
+
+def start_runs(
+    scenarios: Sequence[ScenarioLike],
+    *,
+    days: int | None = None,
+    seeds: int | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    lean: bool = False,
+) -> list[PendingRuns]:
+    """Start :func:`run` of several scenarios in the worker pool, without waiting.
+
+    The seeds are queued replicate by replicate (every scenario's first seed, then every
+    second seed…), so the first seeds of all of them finish first: a page shows an estimate
+    from those and refines it as the rest arrive.
+
+    Args:
+        scenarios: the scenarios, loaded or paths.
+        days, seeds, seed, lean: as for :func:`run` (each scenario's own defaults).
+        workers: pool size; ``None`` or 1 runs every seed here, now, one after the other.
+
+    Returns:
+        One :class:`PendingRuns` per scenario, in order.
+
+    Raises:
+        RunError: a setting is out of bounds (nothing has started).
+    """
+    loaded = [as_scenario(sc) for sc in scenarios]
+    jobs = [_jobs(sc, days=days, seeds=seeds, seed=seed, lean=lean) for sc in loaded]
+    shipped = [ship(sc) for sc in loaded]
+    n = check_workers(workers)
+    if n == 1:
+        futures = [[_finished(simulate_shipped(s, **job)) for job in js]
+                   for s, js in zip(shipped, jobs, strict=True)]  # fmt: skip
+    else:
+        order = sorted(
+            ((r, i) for i, js in enumerate(jobs) for r in range(len(js))), key=lambda ri: ri
+        )
+        queued = submit_in_pool(
+            simulate_shipped, [(shipped[i], jobs[i][r]) for r, i in order], workers=n
+        )
+        by_job = dict(zip(order, queued, strict=True))
+        futures = [[by_job[r, i] for r in range(len(js))] for i, js in enumerate(jobs)]
+    return [PendingRuns(s, js, fs, n) for s, js, fs in zip(shipped, jobs, futures, strict=True)]
+
+
+def _finished(result: SummarisedRun) -> Future:
+    done: Future = Future()
+    done.set_result(result)
+    return done
 
 
 # --------------------------------------------------------------------------- worker pool

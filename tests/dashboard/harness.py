@@ -13,8 +13,12 @@ TIMEOUT = 300
 """Seconds one script run may take (the first run starts the worker pool)."""
 
 
-def start(page: str | None = None) -> AppTest:
-    """The app, run once (on the Explore page), then switched to ``page`` if given."""
+EXPLORE = "orgtwin/dashboard/pages/explore.py"
+
+
+def start(page: str | None = EXPLORE) -> AppTest:
+    """The app, run once (on the landing page), then switched to ``page`` (Explore unless
+    given; None stays on the landing page)."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
     if page is not None:

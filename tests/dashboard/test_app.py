@@ -129,7 +129,9 @@ def test_a_run_that_cannot_start_says_why(results_dir: Path):
     short_run(at, "explore", days=10)
     at.form_submit_button[0].click().run()
     assert not at.exception, at.exception
-    assert "`interventions[0].at` must be before the end of the run (day 10)" in texts(at.error)
+    shown = texts(at.error)  # beside the start-day control, and on Run
+    assert "must be before the end of the run (day 10), got 14" in shown, shown
+    assert "Run is blocked until these are fixed: Starts on day" in shown
     assert not at.metric
 
 

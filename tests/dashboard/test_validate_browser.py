@@ -44,7 +44,9 @@ def test_validate_a_twin_and_see_how_far_to_trust_it(dashboard: Server, tmp_path
     with chromium(tmp_path) as browser:
         page = watched_tab(browser, problems)
         page.goto(dashboard.url)  # then the sidebar, as a user would
-        page.get_by_role("button", name="Run").wait_for(timeout=SERVER_START_S * 1000)
+        sync_api.expect(page.get_by_role("heading", name="What would happen if…?")).to_be_visible(
+            timeout=SERVER_START_S * 1000
+        )  # the landing page
         page.get_by_role("link", name="Validate").click()
         sync_api.expect(page.get_by_role("heading", name="Validate the twin")).to_be_visible(
             timeout=SERVER_START_S * 1000

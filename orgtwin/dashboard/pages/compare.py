@@ -80,16 +80,27 @@ def compare_form(names: list[str]) -> dict[str, Any] | None:
 
 
 def run_all(paths: tuple[str, ...], stamp: int, request: dict[str, Any]) -> pl.DataFrame:
-    """Run every scenario (cached) with a progress bar; their comparison table."""
-    days, seeds, seed = request["days"], request["seeds"], request["seed"]
-    bar = st.progress(0.0)
-    for i, path in enumerate(paths):
-        bar.progress(
-            i / len(paths), text=f"Running {request['names'][i]}: {seeds} seeds × {days} days…"
+    """Run every scenario (cached); their comparison table.
+
+    While the runs go on, a first estimate from each scenario's first seeds is shown at
+    once (labelled as such) and replaced by the full table when every seed is in.
+    """
+    runs = (paths, stamp, request["days"], request["seeds"], request["seed"])
+    if request["seeds"] <= explore.ESTIMATE_SEEDS or state.scenarios_ready(*runs):
+        return state.comparison(*runs, TABLE_KPIS)
+    first = state.comparison(*runs, TABLE_KPIS, estimate=True)
+    holder = st.empty()
+    with holder.container():
+        st.subheader("Side by side")
+        st.info(
+            f"First estimate from {explore.ESTIMATE_SEEDS} of {request['seeds']} seeds per "
+            "scenario, shown while the other seeds run; the full table replaces it.",
+            icon=":material/hourglass_top:",
         )
-        state.scenario_runs(path, stamp, days, seeds, seed)
-    bar.empty()
-    return state.comparison(paths, stamp, days, seeds, seed, TABLE_KPIS)
+        st.dataframe(side_by_side(first), hide_index=True, width="stretch", height="content")
+    table = state.comparison(*runs, TABLE_KPIS)
+    holder.empty()
+    return table
 
 
 def side_by_side(table: pl.DataFrame) -> pl.DataFrame:

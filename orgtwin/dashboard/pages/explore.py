@@ -8,13 +8,16 @@ scenario, its trust level where a scorecard is saved beside it (the Validate pag
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from orgtwin import KPIS, explore
 from orgtwin.dashboard import charts, folders, state, ui
+from orgtwin.errors import OrgTwinError, ScenarioError
 from orgtwin.units import format_delta, format_value
 
 DEFAULT_SCENARIO = "baseline.yaml"
@@ -26,32 +29,142 @@ REQUEST = "explore-request"
 WALL = "explore-wall-s"
 UNITS_UNSAID = {"%", "USD", "fraction", "0-1"}
 """Units a card's value shows by itself (``99.95%``, ``$1,200``) or that have no name."""
+SCENARIO_KEY = "explore-scenario"
+URL_SEEN = "explore-url"
+"""The query parameters last read from or written to the address bar."""
+FROM_URL = "explore-from-url"
+"""Days, seeds, base seed and lever values a link asked for (raw text), by scenario."""
+RUN_PARAMS = ("days", "seeds", "seed")
+"""Query parameters besides ``scenario`` and the lever paths."""
 
 
-def pick_scenario(names: list[str]) -> str:
-    """The scenario select box (the bundled baseline first time)."""
-    index = names.index(DEFAULT_SCENARIO) if DEFAULT_SCENARIO in names else 0
+def pick_scenario(names: list[str], questions: dict[str, str]) -> str:
+    """The scenario select box: each scenario by the question it answers (the bundled
+    baseline first time, or the one the address asks for)."""
+    index = 0
+    if SCENARIO_KEY not in st.session_state and DEFAULT_SCENARIO in names:
+        index = names.index(DEFAULT_SCENARIO)
     return st.selectbox(
         "Scenario",
         names,
         index=index,
-        key="explore-scenario",
-        help="Scenario files in the scenarios folder (see the sidebar).",
+        key=SCENARIO_KEY,
+        format_func=lambda name: question_label(name, questions),
+        help="The question each scenario in the scenarios folder answers (its file in "
+        "brackets; see the sidebar for the folder).",
     )
 
 
-def control_widget(control: Any, key: str) -> Any:
-    """One lever as a widget, chosen by its kind; the bounds and unit in its label/help."""
+def question_label(name: str, questions: dict[str, str]) -> str:
+    """``"If we raise the Pro plan …? (price_increase)"``, or the file name without one."""
+    question = " ".join(questions.get(name, "").split())
+    return f"{question} ({Path(name).stem})" if question else name
+
+
+# --------------------------------------------------------------------------- the address
+
+
+def read_address(names: list[str]) -> bool:
+    """Take the scenario, run settings and lever values from the address bar when it
+    changed (a bookmark, a shared link, the landing page); True when it asks for a run.
+
+    The scenario goes into the select box; the rest are remembered as the widgets'
+    starting values (:data:`FROM_URL`), checked against each control when drawn.
+    """
+    params = st.query_params.to_dict()
+    if params == st.session_state.get(URL_SEEN):
+        return False
+    st.session_state[URL_SEEN] = params
+    name = params.get("scenario")
+    if name is None:
+        return False
+    if name not in names:
+        st.warning(f"The link asks for scenario {name!r}, which is not in the scenarios folder.")
+        return False
+    st.session_state[SCENARIO_KEY] = name
+    asked = {k: v for k, v in params.items() if k != "scenario"}
+    st.session_state[FROM_URL] = {"scenario": name, **asked}
+    return "days" in asked
+
+
+def write_address(request: state.Request, name: str) -> None:
+    """Put the run's scenario, settings and moved levers in the address bar (bookmark it,
+    share it: the link reopens the same exploration)."""
+    params = {"scenario": name, "days": str(request.days), "seeds": str(request.seeds)}
+    params |= {"seed": str(request.seed)} | {p: str(v) for p, v in request.values}
+    st.query_params.from_dict(params)
+    st.session_state[URL_SEEN] = params
+
+
+def address_scenario(name: str) -> None:
+    """A scenario picked in the select box replaces the one in the address bar."""
+    if st.query_params.get("scenario") != name:
+        st.query_params.from_dict({"scenario": name})
+        st.session_state[URL_SEEN] = {"scenario": name}
+
+
+def asked(name: str) -> dict[str, str]:
+    """What the last link asked for this scenario (raw text), or nothing."""
+    found = st.session_state.get(FROM_URL) or {}
+    return found if found.get("scenario") == name else {}
+
+
+def from_text(control: Any, text: str) -> Any:
+    """A lever value from the address bar, as the control's kind; None (with a warning
+    on the page) when it is not one or lies outside the control's bounds."""
+    try:
+        if control.kind == "bool":
+            value: Any = text.lower() in ("true", "1", "yes", "on")
+        elif control.kind == "choice":
+            value = next(c for c in control.choices if str(c) == text)
+        else:
+            value = int(float(text)) if control.kind == "int" else float(text)
+            low, high = control.low, control.high
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ValueError
+    except (ValueError, StopIteration):
+        st.warning(
+            f"The link's value for {control.label} ({text!r}) does not fit it "
+            f"({_allowed(control)}): kept the scenario's value.",
+            icon=":material/link_off:",
+        )
+        return None
+    return value
+
+
+def _allowed(control: Any) -> str:
+    if control.kind == "choice":
+        return "one of " + ", ".join(map(str, control.choices))
+    if control.low is not None and control.high is not None:
+        return f"{control.low:g} to {control.high:g}"
+    return control.kind
+
+
+# --------------------------------------------------------------------------- the form
+
+
+def control_widget(control: Any, key: str, *, days: int, start: Any = None) -> Any:
+    """One lever as a widget, chosen by its kind; the bounds and unit in its label/help.
+
+    Args:
+        days: days of the run asked for: a start day must fall before its end, and the
+            help says so.
+        start: the starting value (a link's), else the scenario's.
+    """
     label = f"{control.label} ({control.unit})" if control.unit else control.label
+    value = control.value if start is None else start
     bounds = ""
     if control.low is not None and control.high is not None:
         bounds = f" Allowed: {control.low:g} to {control.high:g}."
+    if is_start(control):
+        last = min(control.high, days - 1) if control.high is not None else days - 1
+        bounds = f" Allowed: {control.low:g} to {last:g} (before the end of the {days}-day run)."
     help_text = f"{control.help or ''}{bounds} Path: `{control.path}`".strip()
     if control.kind == "bool":
-        return st.toggle(label, value=bool(control.value), key=key, help=help_text)
+        return st.toggle(label, value=bool(value), key=key, help=help_text)
     if control.kind == "choice":
         choices = list(control.choices)
-        index = choices.index(control.value) if control.value in choices else 0
+        index = choices.index(value) if value in choices else 0
         return st.selectbox(label, choices, index=index, key=key, help=help_text)
     if control.kind == "int":
         return int(
@@ -59,7 +172,7 @@ def control_widget(control: Any, key: str) -> Any:
                 label,
                 min_value=_int(control.low),
                 max_value=_int(control.high),
-                value=int(control.value),
+                value=int(value),
                 step=int(control.step or 1),
                 key=key,
                 help=help_text,
@@ -71,17 +184,30 @@ def control_widget(control: Any, key: str) -> Any:
                 label,
                 min_value=float(control.low),
                 max_value=float(control.high),
-                value=float(control.value),
+                value=float(value),
                 step=_step(control),
                 key=key,
                 help=help_text,
             )
         )
     return float(
-        st.number_input(
-            label, value=float(control.value), step=_step(control), key=key, help=help_text
-        )
+        st.number_input(label, value=float(value), step=_step(control), key=key, help=help_text)
     )
+
+
+def is_start(control: Any) -> bool:
+    """Whether ``control`` is an intervention's start day (``interventions[i].at``)."""
+    return control.path.startswith("interventions[") and control.path.endswith("].at")
+
+
+def refusal(control: Any, value: Any, days: int) -> str | None:
+    """Why ``value`` cannot run in a run of ``days`` days, in words; None when it can."""
+    if is_start(control) and value >= days:
+        return (
+            f"must be before the end of the run (day {days}), got {value:g}: "
+            f"start earlier or set Days above {value:g}"
+        )
+    return None
 
 
 def _int(value: Any) -> int | None:
@@ -92,8 +218,11 @@ def _step(control: Any) -> float | None:
     return None if control.step is None else float(control.step)
 
 
-def lever_form(path: str, info: state.ScenarioInfo) -> state.Request | None:
-    """The run form: days, seeds, the scenario's levers, Run. The request when pressed."""
+def lever_form(path: str, info: state.ScenarioInfo, *, run: bool = False) -> state.Request | None:
+    """The run form: days, seeds, the scenario's levers, Run. The request when pressed
+    (or when ``run``: a link asked for one), unless a control refuses its value: then
+    the control says why and so does Run."""
+    link = asked(Path(path).name)
     with st.form("explore-form", border=True):
         left, mid, right = st.columns(3)
         with left:
@@ -101,42 +230,115 @@ def lever_form(path: str, info: state.ScenarioInfo) -> state.Request | None:
                 key="explore-days",
                 low=MIN_DAYS,
                 high=explore.MAX_DAYS,
-                default=min(DEFAULT_DAYS, info.days),
+                default=_link_int(link, "days", min(DEFAULT_DAYS, info.days)),
             )
         with mid:
             seeds = ui.seeds_input(
-                key="explore-seeds", high=explore.MAX_SEEDS, default=DEFAULT_SEEDS
+                key="explore-seeds",
+                high=explore.MAX_SEEDS,
+                default=_link_int(link, "seeds", DEFAULT_SEEDS),
             )
         with right:
             seed = ui.seed_input(
                 key=f"explore-seed-{info.name}",
-                default=info.seed,
+                default=_link_int(link, "seed", info.seed),
                 help="The seeds of the runs derive from it; base and change run the same "
                 "seeds (a paired comparison).",
             )
-        values = lever_controls(info)
+        values, refused = lever_controls(info, days=days, link=link, path=path)
         pressed = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
-    if not pressed:
+        if refused and (pressed or run):
+            st.error(
+                "Run is blocked until these are fixed: " + "; ".join(refused) + ".",
+                icon=":material/block:",
+            )
+    if not (pressed or run) or refused:
         return None
     changed = tuple((c.path, values[c.path]) for c in info.controls if values[c.path] != c.value)
     return state.Request(path, changed, days, seeds, seed)
 
 
-def lever_controls(info: state.ScenarioInfo) -> dict[str, Any]:
-    """The scenario's levers as widgets, three to a row; their current values by path."""
+def _link_int(link: dict[str, str], name: str, default: int) -> int:
+    try:
+        return int(link[name]) if name in link else default
+    except ValueError:
+        st.warning(f"The link's {name} ({link[name]!r}) is not a whole number: kept {default}.")
+        return default
+
+
+def lever_key(info: state.ScenarioInfo, control: Any) -> str:
+    """The widget key of a lever (per scenario, so each keeps its own values)."""
+    return f"lever-{info.name}-{control.path}"
+
+
+def current_labels(info: state.ScenarioInfo, path: str) -> dict[str, str]:
+    """Each lever's label for the values last set (``…, from day 20`` once the start
+    moved), by path; nothing where no lever moved or the values do not apply.
+
+    An intervention's own ``label`` in the file (``weekly CAB for all teams``) may state
+    the values it was written with: once one of its levers moved, it gives way to the
+    plain description (``approval board as set``).
+    """
+    moved = {}
+    for control in info.controls:
+        value = st.session_state.get(lever_key(info, control), control.value)
+        if value != control.value and not control.path.endswith(".active"):
+            moved[control.path] = value  # (an intervention turned off keeps its label)
+    if not moved:
+        return {}
+    try:
+        stamp = folders.folder_stamp(folders.scenarios_folder())
+        changed = explore.apply_controls(state.scenario(path, stamp), moved)
+    except OrgTwinError:
+        return {}  # the controls say why beside themselves
+    labels = {control.path: control.label for control in explore.controls(changed)}
+    for i, iv in enumerate(changed.interventions):  # a file's label may state old values
+        if iv.label and any(p.startswith(f"interventions[{i}].") for p in moved):
+            plain_name = f"{iv.model_copy(update={'label': None}).describe()} as set"
+            mine = [p for p in labels if p.startswith(f"interventions[{i}].")]
+            labels |= {p: labels[p].replace(iv.label, plain_name) for p in mine}
+    return labels
+
+
+def lever_controls(
+    info: state.ScenarioInfo,
+    *,
+    days: int,
+    link: dict[str, str] | None = None,
+    path: str | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The scenario's levers as widgets, three to a row, each refusing a value that
+    cannot run right under it.
+
+    Returns:
+        Their current values by path, and what blocks Run (``"Starts on day (…) must be
+        before …"``), empty when nothing does.
+    """
     if not info.controls:
         st.caption(
             "This scenario has no interventions, so there are no levers to set: "
             "Run compares it with its base as it is."
         )
-        return {}
+        return {}, []
     st.markdown("**Levers**")
     values: dict[str, Any] = {}
+    refused = []
+    link = link or {}
+    labels = current_labels(info, path) if path else {}
     columns = st.columns(3)
     for i, control in enumerate(info.controls):
+        control = dataclasses.replace(control, label=labels.get(control.path, control.label))
         with columns[i % 3]:
-            values[control.path] = control_widget(control, f"lever-{info.name}-{control.path}")
-    return values
+            start = from_text(control, link[control.path]) if control.path in link else None
+            if start is None:
+                link.pop(control.path, None)  # refused once, in words: not again each rerun
+            key = lever_key(info, control)
+            values[control.path] = control_widget(control, key, days=days, start=start)
+            why = refusal(control, values[control.path], days)
+            if why is not None:
+                st.error(plain(why), icon=":material/error:")
+                refused.append(f"{control.label} {why}")
+    return values, refused
 
 
 def run_request(request: state.Request, stamp: int) -> explore.Exploration:
@@ -196,12 +398,14 @@ def kpi_card(card: dict[str, Any]) -> None:
 
 
 def series_charts(request: state.Request, stamp: int) -> dict[str, Any]:
-    """The daily series with seed bands, two to a row; the charts by name for download."""
+    """The daily series with seed bands, two to a row, dated from the scenario's start;
+    the charts by name for download."""
     made = {}
     columns = st.columns(2)
+    start = state.scenario(request.path, stamp).start
     for i, (title, entity_type, metric, unit) in enumerate(state.SERIES):
         frame = state.bands(*request.key(stamp), entity_type, metric)
-        chart = charts.band_chart(frame, title, unit)
+        chart = charts.band_chart(frame, title, unit, start=start)
         with columns[i % 2]:
             st.altair_chart(chart, width="stretch")
         made[title] = chart
@@ -293,6 +497,56 @@ def drill_section(found: explore.Exploration) -> None:
             st.dataframe(found_drill.events, hide_index=True, width="stretch")
 
 
+def verdict_section(request: state.Request, stamp: int) -> str:
+    """The paragraph that answers the scenario's question, over a horizon the lead picks
+    (the run's days by default; beyond them the margin is a labelled projection)."""
+    horizon = int(
+        st.number_input(
+            "Answer over (days)",
+            min_value=request.days,
+            max_value=explore.MAX_HORIZON_DAYS,
+            value=request.days,
+            step=1,
+            key=f"explore-horizon-{request.days}",
+            help=f"{request.days} (the run) to {explore.MAX_HORIZON_DAYS}. Beyond the run's "
+            f"{request.days} days, the margin after people cost is a projection: each run's "
+            "last week carried forward with its users growing or shrinking as they did.",
+        )
+    )
+    text = state.verdict(*request.key(stamp), horizon)
+    st.info(f"**Verdict.** {plain(text)}", icon=":material/gavel:")
+    if horizon > request.days:
+        ui.caption(
+            f"Days {request.days + 1} to {horizon} are projected, not simulated: "
+            "prices, costs and behaviours stay as at the end of the run."
+        )
+    name = Path(request.path).stem
+    st.download_button(
+        "Report (HTML)",
+        data=lambda: state.report_html(*request.key(stamp), horizon),
+        file_name=f"{ui.slug(name, 'report', f'{request.seeds}x{request.days}d')}.html",
+        mime="text/html",
+        key="explore-report",
+        on_click="ignore",
+        icon=":material/description:",
+        help="One self-contained page: the verdict, the KPI cards, the ripple in words, "
+        "the charts and how to reproduce them (scenario file SHA-256, seeds, version).",
+    )
+    return text
+
+
+def on_controls(exc: ScenarioError, info: state.ScenarioInfo) -> None:
+    """A refusal of the library, told against the control the lead set (``Starts on day
+    (…)``) rather than the lever path alone."""
+    labels = {c.path: c.label for c in info.controls}
+    lines = []
+    for error in exc.errors:
+        where = labels.get(error.path)
+        what = f"**{plain(where)}** (`{error.path}`)" if where else f"`{error.path}`"
+        lines.append(f"- {what} {plain(error.problem)}")
+    st.error("The run was refused:\n\n" + "\n".join(lines), icon=":material/error:")
+
+
 def results(request: state.Request, stamp: int) -> None:
     """Everything below the form, for the last request."""
     found = run_request(request, stamp)
@@ -308,6 +562,7 @@ def results(request: state.Request, stamp: int) -> None:
     changed = ", ".join(f"{p} = {v}" for p, v in request.values) or "levers as in the file"
     ran = st.session_state[WALL][request]
     ui.caption(f"{line} · {changed} · ran in {ran:.1f} s")
+    verdict_section(request, stamp)
     kpi_cards(state.kpi_cards(*request.key(stamp)))
     ui.caption(
         "Change against the base, ± the half-width of its 95% interval over seeds: "
@@ -339,23 +594,29 @@ def page() -> None:
     if not names:
         st.warning(f"No scenario files (*.yaml) in {folder}.")
         return
-    name = pick_scenario(names)
     stamp = folders.folder_stamp(folder)
-    path = None
+    run = read_address(names)
+    name = pick_scenario(names, state.scenario_questions(str(folder), stamp))
+    address_scenario(name)
+    path = info = None
     with ui.guarded("loading the scenario"):
         info = state.scenario_info(folders.scenario_path(folder, name), stamp)
         path = folders.scenario_path(folder, name)
         if info.description:
             st.caption(info.description)
         ui.trust_badge(state.saved_scorecard(path, info.name))  # how far its what-ifs hold
-        request = lever_form(path, info)
+        request = lever_form(path, info, run=run)
         if request is not None:
             st.session_state[REQUEST] = request
+            write_address(request, name)
     last = st.session_state.get(REQUEST)
-    if path is None or last is None or last.path != path:
+    if path is None or info is None or last is None or last.path != path:
         return  # the scenario did not load, or nothing was run for it yet
     with ui.guarded("the run"):
-        results(last, stamp)
+        try:
+            results(last, stamp)
+        except ScenarioError as exc:  # told against the control the lead set
+            on_controls(exc, info)
 
 
 page()

@@ -1,0 +1,82 @@
+"""A lead's path, end to end in headless Chromium: the landing page, the question "If we
+raise the Pro plan …?", move the price, Run, read the verdict, keep the link, download
+the report. Saves ``test-artifacts/lead-path.png``; fails on any browser console error.
+
+The server, the browser and the checks on them come from ``test_app_browser.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import orgtwin
+from tests.dashboard.test_app_browser import (  # noqa: F401 (dashboard is a fixture)
+    ARTIFACTS,
+    RUN_S,
+    SERVER_START_S,
+    Server,
+    assert_screenshot,
+    chromium,
+    dashboard,
+    pytestmark,
+    sync_api,
+    watched_tab,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+PRICE = "New price (Pro 12 → 15 USD, from day 14) (USD/month)"
+
+
+def test_a_lead_answers_should_we_raise_the_pro_price(
+    dashboard: Server,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+):
+    question = " ".join(
+        orgtwin.load_scenario(ROOT / "scenarios" / "price_increase.yaml").question.split()
+    )
+    problems: list[str] = []
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "lead-path.png"
+    shot.unlink(missing_ok=True)
+    with chromium(tmp_path, height=3000) as browser:
+        page = watched_tab(browser, problems)
+        page.goto(dashboard.url)
+        sync_api.expect(page.get_by_role("heading", name="What would happen if…?")).to_be_visible(
+            timeout=SERVER_START_S * 1000
+        )
+        page.get_by_role("link", name=question).click()
+
+        run = page.get_by_role("button", name="Run")
+        run.wait_for(timeout=SERVER_START_S * 1000)
+        assert "scenario=price_increase.yaml" in page.url
+        page.get_by_role("spinbutton", name="Days").fill("21")
+        page.get_by_role("spinbutton", name="Seeds").fill("2")
+        price = page.get_by_role("slider", name=PRICE)
+        price.focus()
+        for _ in range(6):  # 15.00 → 18.00 in steps of 0.50
+            price.press("ArrowRight")
+        sync_api.expect(price).to_have_attribute("aria-valuetext", "18.00")
+        run.click()
+
+        verdict = page.get_by_text(re.compile(r"^Verdict\. "))
+        sync_api.expect(verdict).to_be_visible(timeout=RUN_S * 1000)
+        sync_api.expect(verdict).to_contain_text("Over 21 days (2 seeds, paired by seed)")
+        sync_api.expect(
+            page.get_by_test_id("stMetric").filter(has_text="Margin after people cost")
+        ).to_be_visible()
+        asked = parse_qs(urlparse(page.url).query)  # the link that reopens it
+        assert asked["days"] == ["21"], page.url
+        assert asked["interventions[0].price_usd_month"] == ["18.0"], page.url
+
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Report (HTML)").click()
+        saved = tmp_path / "report.html"
+        download.value.save_as(saved)
+        text = saved.read_text()
+        assert "<b>Verdict.</b>" in text and "<svg" in text and "SHA-256" in text
+        page.wait_for_timeout(1500)  # let the charts draw for the screenshot
+        page.screenshot(path=str(shot), full_page=True)
+    assert not problems, "\n".join(problems)
+    assert_screenshot(shot)
