@@ -145,3 +145,18 @@ def test_labels_follow_the_values_set():
     assert "from day 20" in cadence.label, cadence.label
     assert "weekly" not in cadence.label and "approval board as set" in cadence.label
     assert "got 20: start earlier or set Days above 20" in texts(at.error)
+
+
+def test_run_with_nothing_moved_says_so_instead_of_a_page_of_zeros():
+    """The baseline run against itself with no lever moved: the page says nothing moved
+    (and nothing but the base ran: tests/dashboard/test_speed.py counts the runs); a
+    scenario with an intervention of its own does not say it."""
+    at = start()
+    at.selectbox(key="explore-scenario").set_value("baseline.yaml").run()
+    at.number_input(key="explore-days").set_value(14)
+    at.number_input(key="explore-seeds").set_value(2)
+    at.form_submit_button[0].click().run()
+    assert not at.exception, at.exception
+    assert "Nothing moved" in texts(at.info), texts(at.info)
+    at = run_price_increase(start(), days=14)
+    assert "Nothing moved" not in texts(at.info)

@@ -342,16 +342,35 @@ def lever_controls(
 
 
 def run_request(request: state.Request, stamp: int) -> explore.Exploration:
-    """Run base and change (cached), with a progress bar while they run."""
-    path, days, seeds, seed = request.path, request.days, request.seeds, request.seed
-    bar = st.progress(0.0, text=f"Running the base: {seeds} seeds × {days} days…")
+    """Run base and change in the worker pool (cached, the base shared across lever
+    changes). Where every seed is not in yet, a first estimate from the first
+    :data:`orgtwin.explore.ESTIMATE_SEEDS` seeds shows at once, labelled, and is replaced
+    in place by the answer from every seed."""
+    key = request.key(stamp)
+    seeds, days = request.seeds, request.days
     started = time.perf_counter()
-    state.base_runs(path, stamp, days, seeds, seed)
-    bar.progress(0.45, text=f"Running the change: {seeds} seeds × {days} days…")
-    state.change_runs(path, stamp, request.values, days, seeds, seed)
-    bar.progress(0.9, text="Comparing and tracing the ripple…")
-    found = state.exploration(*request.key(stamp))
-    bar.empty()
+    state.start_exploration(*key)
+    if state.nothing_moved(request.path, stamp, request.values):
+        st.info(
+            "Nothing moved: this scenario changes nothing of its own, so the change is the "
+            "base itself and every difference below is zero. Move a lever and press Run.",
+            icon=":material/info:",
+        )
+    if seeds > explore.ESTIMATE_SEEDS and not state.exploration_ready(*key):
+        holder = st.empty()
+        with holder.container():
+            st.info(
+                f"A first estimate from {explore.ESTIMATE_SEEDS} of {seeds} seeds × {days} "
+                "days; the answer from every seed replaces it when they are in.",
+                icon=":material/hourglass_top:",
+            )
+            state.exploration_estimate(*key)
+            kpi_cards(state.kpi_cards(*key, estimate=True))
+        found = state.exploration(*key)
+        holder.empty()
+    else:
+        with st.spinner(f"Running base and change: {seeds} seeds × {days} days…"):
+            found = state.exploration(*key)
     st.session_state.setdefault(WALL, {}).setdefault(request, time.perf_counter() - started)
     return found
 
