@@ -98,8 +98,9 @@ def lifetime_value(series: pl.DataFrame, *, days: int, costs: CostSpec) -> float
         costs: the discount rate of future margin.
 
     Returns:
-        The value, USD: 0 when nobody pays at the end; ``NaN`` when a segment's paying
-        users neither churn nor are discounted (an endless value).
+        The value, USD: 0 when nobody pays at the end. The discount rate is at least 1%
+        (:class:`~orgtwin.scenario.spec.CostSpec`), so users who never leave have a
+        finite value.
     """
     end = days * HOURS_PER_DAY
     window = min(LIFETIME_WINDOW_DAYS, days)
@@ -120,8 +121,6 @@ def lifetime_value(series: pl.DataFrame, *, days: int, costs: CostSpec) -> float
         active_mean = _sum(series, "segment", "active_users", lo, end, segment) / (end - lo)
         churned = _sum(series, "segment", "churned", lo, end, segment)
         churn = churned / active_mean / months if active_mean else 0.0
-        if churn + discount <= 0:
-            return math.nan
         total += paying_end * (price - cost_per_user_month) / (churn + discount)
     return total
 

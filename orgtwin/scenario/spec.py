@@ -62,9 +62,10 @@ class CostSpec(Spec):
     replacement_cost_usd: Annotated[Number, Field(ge=0.0, le=10_000_000.0)] = 50_000.0
     """Cost of replacing an engineer who leaves (recruiting, onboarding, months of
     ramp-up), USD."""
-    discount_rate_yearly: Annotated[Number, Field(ge=0.0, le=1.0)] = 0.10
+    discount_rate_yearly: Annotated[Number, Field(ge=0.01, le=1.0)] = 0.10
     """Yearly rate at which future margin is discounted in customer lifetime value (0.10:
-    a dollar a year from now is worth 91 cents today)."""
+    a dollar a year from now is worth 91 cents today); at least 1%, so that users who never
+    leave have a finite value."""
 
 
 class TelemetrySpec(Spec):
