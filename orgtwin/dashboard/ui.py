@@ -158,6 +158,34 @@ def trust_badge(card: Scorecard | None, *, name: str | None = None) -> None:
     )
 
 
+def comparison_in_words(comparison: pl.DataFrame) -> pl.DataFrame:
+    """A comparison (:func:`orgtwin.compare`) for people: each KPI by its label, the base,
+    the change, the difference and its 95% interval formatted for the KPI's unit, whether
+    it is beyond noise and whether that is better or worse (the raw columns stay in the
+    downloads)."""
+    from orgtwin import KPIS
+    from orgtwin.units import format_delta, format_value
+
+    rows = []
+    for r in comparison.iter_rows(named=True):
+        unit = r["unit"]
+        low, high = r["ci_low"], r["ci_high"]
+        judged = {True: "better", False: "worse"}.get(r["better"], "")
+        rows.append({
+            "KPI": KPIS[r["kpi"]].label if r["kpi"] in KPIS else r["kpi"],
+            "Base": format_value(r["base_mean"], unit),
+            "With the change": format_value(r["change_mean"], unit),
+            "Difference": format_delta(r["delta"], unit),
+            "95% interval": "–" if low is None or high is None
+            else f"{format_delta(low, unit)} to {format_delta(high, unit)}",
+            "Beyond noise": "yes" if r["significant"] else "no",
+            "Better or worse": judged if r["significant"] else "",
+        })  # fmt: skip
+    return pl.DataFrame(rows, schema=dict.fromkeys(
+        ("KPI", "Base", "With the change", "Difference", "95% interval", "Beyond noise",
+         "Better or worse"), pl.String))  # fmt: skip
+
+
 def caption(text: str) -> None:
     """The provenance line under a result: scenario, seeds and days that produced it."""
     st.caption(text)

@@ -158,5 +158,17 @@ def test_run_with_nothing_moved_says_so_instead_of_a_page_of_zeros():
     at.form_submit_button[0].click().run()
     assert not at.exception, at.exception
     assert "Nothing moved" in texts(at.info), texts(at.info)
-    at = run_price_increase(start(), days=14)
+    at = run_price_increase(start())
+    assert at.metric and not at.error, texts(at.error)  # it ran
     assert "Nothing moved" not in texts(at.info)
+
+
+def test_every_kpi_reads_in_words_and_the_raw_columns_wait_under_advanced():
+    at = run_price_increase(start())
+    tables = [d.value for d in at.dataframe]
+    words = next(t for t in tables if "Beyond noise" in t.columns)
+    assert list(words.columns)[:2] == ["KPI", "Base"]
+    assert "Revenue" in set(words["KPI"]) and "revenue_usd" not in set(words["KPI"])
+    assert {"yes", "no"} >= set(words["Beyond noise"])
+    raw = next(t for t in tables if "base_mean" in t.columns)
+    assert {"base_mean", "ci_low", "rel_delta"} <= set(raw.columns)

@@ -589,6 +589,8 @@ def results(request: state.Request, stamp: int) -> None:
         "has no better direction."
     )
     with st.expander("Every KPI"):
+        st.dataframe(ui.comparison_in_words(found.comparison), hide_index=True, width="stretch")
+    with st.expander("Advanced: the comparison's raw columns"):
         st.dataframe(found.comparison, hide_index=True, width="stretch")
     st.subheader("Over time")
     ui.caption("Daily mean over seeds; the band is the 95% interval of the mean. " + line)
