@@ -28,7 +28,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -503,12 +504,19 @@ def learned(
         drop_bad_rows: drop the rows that fail validation (the report counts them per
             reason) instead of refusing the folder.
     """
-    root = folders.telemetry_folder()
     loaded = load_scenario(base, root=folders.scenarios_folder())
-    try:
+    with _paths_relative_to_telemetry_root():
         return orgtwin.learn.learn(
             telemetry, base=loaded, mapping=mapping, drop_bad_rows=drop_bad_rows, name=name
         )
+
+
+@contextmanager
+def _paths_relative_to_telemetry_root() -> Iterator[None]:
+    """Re-raise a ``TelemetryError`` with its paths relative to the telemetry root."""
+    root = folders.telemetry_folder()
+    try:
+        yield
     except TelemetryError as exc:
         raise TelemetryError(
             _relative(str(exc.args[0]), root), [_relative(p, root) for p in exc.problems]
@@ -938,13 +946,8 @@ def replayed(
     relative to the telemetry root. Nothing may mutate what it returns.
     """
     twin = load_scenario(scenario_path, root=folders.scenarios_folder())
-    root = folders.telemetry_folder()
-    try:
+    with _paths_relative_to_telemetry_root():
         return replay(twin, telemetry, start=window[0], end=window[1], seeds=seeds, seed=seed)
-    except TelemetryError as exc:
-        raise TelemetryError(
-            _relative(str(exc.args[0]), root), [_relative(p, root) for p in exc.problems]
-        ) from None
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
