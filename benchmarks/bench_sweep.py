@@ -82,7 +82,7 @@ from orgtwin.sweeps.runtime import ray_runtime  # noqa: E402
 from orgtwin.sweeps.store import SweepStore  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import per_reference, reference  # noqa: E402
+from machine import meets, per_reference, reference  # noqa: E402
 
 BASELINE = ROOT / "scenarios" / "baseline.yaml"
 TARGETS: dict[str, tuple[str, float]] = {
@@ -342,14 +342,6 @@ class OtherLoad:
         return busy, usage.ru_utime + usage.ru_stime, time.perf_counter()
 
 
-def meets(results: dict[str, Any]) -> dict[str, bool]:
-    out = {}
-    for key, (op, bound) in TARGETS.items():
-        value = results[key]
-        out[key] = value >= bound if op == ">=" else value <= bound
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs (smoke test)")
@@ -410,7 +402,7 @@ def main() -> None:
         "runs": runs,
         "targets": {key: f"{op} {bound}" for key, (op, bound) in TARGETS.items()},
     }
-    results["meets"] = meets(results)
+    results["meets"] = meets(results, TARGETS)
     results["note"] = (
         f"compute efficiencies measured on this {cores}-core machine only (a 16-core compute "
         "figure needs a 16-core machine); the orchestration at 16 and 64 workers is measured "

@@ -67,6 +67,27 @@ def reference() -> dict[str, object]:
     }
 
 
+def meets(
+    results: dict[str, object], targets: dict[str, tuple[str, object]]
+) -> dict[str, bool | None]:
+    """Per target key, whether its figure meets the bound: ``(op, bound)`` with ``op`` one
+    of ``<=``, ``<``, ``>=`` and ``bound`` a number or another key (the baseline to beat);
+    None where the figure or a keyed bound is missing (a data set absent)."""
+    out: dict[str, bool | None] = {}
+    for key, (op, bound) in targets.items():
+        value = results.get(key)
+        target = results.get(bound) if isinstance(bound, str) else bound
+        if value is None or target is None:
+            out[key] = None
+        elif op == "<=":
+            out[key] = value <= target
+        elif op == "<":
+            out[key] = value < target
+        else:
+            out[key] = value >= target
+    return out
+
+
 def per_reference(figures: dict[str, object], reference_s: float) -> dict[str, float]:
     """The figures in units of the reference, which compare across machines.
 
