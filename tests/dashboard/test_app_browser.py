@@ -46,6 +46,8 @@ CHROMIUM_ARGS = [
 ]
 SERVER_START_S = 90
 RUN_S = 180
+LANDING = "What would happen if…?"
+"""The landing page's heading."""
 PRICE_LEVER = "Price (segment pro_us) (USD/month)"
 
 pytestmark = [
@@ -159,6 +161,27 @@ def watched_tab(browser: Any, problems: list[str]) -> Any:
     return page
 
 
+def open_landing(page: Any, url: str) -> None:
+    """Open the app and wait for its landing page (the server may still be starting)."""
+    page.goto(url)
+    sync_api.expect(page.get_by_role("heading", name=LANDING)).to_be_visible(
+        timeout=SERVER_START_S * 1000
+    )
+
+
+def small_telemetry(folder: Path, *, days: int) -> Path:
+    """Telemetry of the bundled baseline with 200 users in each of its small segments
+    (watched or validated against ``baseline.yaml`` itself, with more: lines move)."""
+    from orgtwin.runs.synth import synth
+    from orgtwin.scenario import load_scenario
+
+    small = load_scenario(
+        ROOT / "scenarios" / "baseline.yaml",
+        overrides={"segments": {s: {"n_users": 200} for s in ("free", "pro_us", "pro_eu")}},
+    )
+    return synth(small, days=days, seed=1, out=folder)
+
+
 def assert_screenshot(shot: Path) -> None:
     """``shot`` is a PNG with something drawn in it."""
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -170,10 +193,7 @@ def test_explore_change_a_lever_and_run(dashboard: Server, tmp_path: Path):
     ARTIFACTS.mkdir(exist_ok=True)
     with chromium(tmp_path, height=3200) as browser:
         page = watched_tab(browser, problems)
-        page.goto(dashboard.url)  # the landing page, then Explore from the sidebar
-        sync_api.expect(page.get_by_role("heading", name="What would happen if…?")).to_be_visible(
-            timeout=SERVER_START_S * 1000
-        )
+        open_landing(page, dashboard.url)  # then Explore from the sidebar
         page.get_by_role("link", name="Explore", exact=True).click()
         run = page.get_by_role("button", name="Run")
         run.wait_for(timeout=SERVER_START_S * 1000)
@@ -238,22 +258,12 @@ def test_two_sessions_launch_sweeps_at_once_and_both_finish(dashboard: Server, t
 
 
 def test_learn_a_twin_from_telemetry_and_see_its_fit_report(dashboard: Server, tmp_path: Path):
-    from orgtwin.runs.synth import synth
-    from orgtwin.scenario import load_scenario
-
-    small = load_scenario(
-        ROOT / "scenarios" / "baseline.yaml",
-        overrides={"segments": {s: {"n_users": 200} for s in ("free", "pro_us", "pro_eu")}},
-    )
-    synth(small, days=10, seed=1, out=dashboard.telemetry / "acme")
+    small_telemetry(dashboard.telemetry / "acme", days=10)
     problems: list[str] = []
     shot = tmp_path / "app-learn.png"
     with chromium(tmp_path) as browser:
         page = watched_tab(browser, problems)
-        page.goto(dashboard.url)  # then the sidebar: a deep link probes /learn/_stcore (404s)
-        sync_api.expect(page.get_by_role("heading", name="What would happen if…?")).to_be_visible(
-            timeout=SERVER_START_S * 1000
-        )  # the landing page
+        open_landing(page, dashboard.url)  # then the sidebar: a deep link probes /learn/_stcore
         page.get_by_role("link", name="Learn").click()
         learn = page.get_by_role("button", name=re.compile(r"\bLearn$"))  # after its icon
         learn.wait_for(timeout=SERVER_START_S * 1000)
@@ -279,24 +289,14 @@ def test_learn_a_twin_from_telemetry_and_see_its_fit_report(dashboard: Server, t
 
 
 def test_watch_telemetry_for_drift_and_see_the_alarms(dashboard: Server, tmp_path: Path):
-    from orgtwin.runs.synth import synth
-    from orgtwin.scenario import load_scenario
-
-    small = load_scenario(
-        ROOT / "scenarios" / "baseline.yaml",
-        overrides={"segments": {s: {"n_users": 200} for s in ("free", "pro_us", "pro_eu")}},
-    )  # against baseline.yaml's twin (more users): the watch raises alarms
-    synth(small, days=21, seed=1, out=dashboard.telemetry / "acme")
+    small_telemetry(dashboard.telemetry / "acme", days=21)  # the watch raises alarms
     problems: list[str] = []
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "app-watch.png"
     shot.unlink(missing_ok=True)
     with chromium(tmp_path) as browser:
         page = watched_tab(browser, problems)
-        page.goto(dashboard.url)  # then the sidebar, as a user would
-        sync_api.expect(page.get_by_role("heading", name="What would happen if…?")).to_be_visible(
-            timeout=SERVER_START_S * 1000
-        )  # the landing page
+        open_landing(page, dashboard.url)  # then the sidebar, as a user would
         page.get_by_role("link", name="Watch").click()
         sync_api.expect(page.get_by_role("heading", name="Drift watch")).to_be_visible(
             timeout=SERVER_START_S * 1000

@@ -20,6 +20,7 @@ from tests.dashboard.test_app_browser import (  # noqa: F401 (dashboard is a fix
     assert_screenshot,
     chromium,
     dashboard,
+    open_landing,
     pytestmark,
     sync_api,
     watched_tab,
@@ -42,10 +43,7 @@ def test_a_lead_answers_should_we_raise_the_pro_price(
     shot.unlink(missing_ok=True)
     with chromium(tmp_path, height=3000) as browser:
         page = watched_tab(browser, problems)
-        page.goto(dashboard.url)
-        sync_api.expect(page.get_by_role("heading", name="What would happen if…?")).to_be_visible(
-            timeout=SERVER_START_S * 1000
-        )
+        open_landing(page, dashboard.url)
         page.get_by_role("link", name=question).click()
 
         run = page.get_by_role("button", name="Run")

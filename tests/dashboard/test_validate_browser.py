@@ -22,31 +22,23 @@ from tests.dashboard.test_app_browser import (
     assert_screenshot,
     chromium,
     dashboard,  # noqa: F401 (the fixture)
+    open_landing,
     pytestmark,  # noqa: F401 (slow; skipped without chromium)
+    small_telemetry,
     sync_api,
     watched_tab,
 )
 
 
 def test_validate_a_twin_and_see_how_far_to_trust_it(dashboard: Server, tmp_path: Path):  # noqa: F811
-    from orgtwin.runs.synth import synth
-    from orgtwin.scenario import load_scenario
-
-    small = load_scenario(
-        ROOT / "scenarios" / "baseline.yaml",
-        overrides={"segments": {s: {"n_users": 200} for s in ("free", "pro_us", "pro_eu")}},
-    )  # against baseline.yaml's twin (more users): some lines do not mirror
-    synth(small, days=14, seed=1, out=dashboard.telemetry / "acme")
+    small_telemetry(dashboard.telemetry / "acme", days=14)  # some lines do not mirror
     problems: list[str] = []
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "app-validate.png"
     shot.unlink(missing_ok=True)
     with chromium(tmp_path) as browser:
         page = watched_tab(browser, problems)
-        page.goto(dashboard.url)  # then the sidebar, as a user would
-        sync_api.expect(page.get_by_role("heading", name="What would happen if…?")).to_be_visible(
-            timeout=SERVER_START_S * 1000
-        )  # the landing page
+        open_landing(page, dashboard.url)  # then the sidebar, as a user would
         page.get_by_role("link", name="Validate").click()
         sync_api.expect(page.get_by_role("heading", name="Validate the twin")).to_be_visible(
             timeout=SERVER_START_S * 1000
