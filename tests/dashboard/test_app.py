@@ -28,16 +28,6 @@ COMPARE = "orgtwin/dashboard/pages/compare.py"
 SWEEPS = "orgtwin/dashboard/pages/sweeps.py"
 
 
-@pytest.fixture
-def results_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty results folder, and the bundled scenarios, as the dashboard's folders."""
-    out = tmp_path / "results"
-    out.mkdir()
-    monkeypatch.setenv(folders.SCENARIOS_ENV, str(SCENARIOS))
-    monkeypatch.setenv(folders.RESULTS_ENV, str(out))
-    return out
-
-
 def short_run(at: AppTest, prefix: str, *, days: int = 30, seeds: int = 2) -> None:
     at.number_input(key=f"{prefix}-days").set_value(days)
     at.number_input(key=f"{prefix}-seeds").set_value(seeds)
@@ -175,22 +165,6 @@ def test_compare_needs_two_scenarios(results_dir: Path):
 
 
 # --------------------------------------------------------------------------- sweeps
-
-
-@pytest.fixture
-def small_sweep(results_dir: Path) -> Path:
-    """A 3 × 2 grid × 2 seeds sweep of the baseline (12 runs of 3 days) in the results."""
-    out = results_dir / "oncall-spot"
-    orgtwin.sweep(
-        SCENARIOS / "baseline.yaml",
-        ["teams.*.oncall_size=2..4", "services.*.spot_share=0,0.6"],
-        seeds=2,
-        days=3,
-        runner="serial",
-        series="none",
-        out=out,
-    )
-    return out
 
 
 def test_sweeps_open_a_results_folder(small_sweep: Path):

@@ -20,32 +20,6 @@ SWEEPS = "orgtwin/dashboard/pages/sweeps.py"
 ONCALL, SPOT = "teams.*.oncall_size", "services.*.spot_share"
 
 
-@pytest.fixture
-def results_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty results folder, and the bundled scenarios, as the dashboard's folders."""
-    out = tmp_path / "results"
-    out.mkdir()
-    monkeypatch.setenv(folders.SCENARIOS_ENV, str(SCENARIOS))
-    monkeypatch.setenv(folders.RESULTS_ENV, str(out))
-    return out
-
-
-@pytest.fixture
-def small_sweep(results_dir: Path) -> Path:
-    """A 3 × 2 grid × 2 seeds sweep of the baseline (12 runs of 3 days) in the results."""
-    out = results_dir / "oncall-spot"
-    orgtwin.sweep(
-        SCENARIOS / "baseline.yaml",
-        [f"{ONCALL}=2..4", f"{SPOT}=0,0.6"],
-        seeds=2,
-        days=3,
-        runner="serial",
-        series="none",
-        out=out,
-    )
-    return out
-
-
 def test_the_page_speaks_in_sentences_and_labels(small_sweep: Path):
     at = start(SWEEPS)
     assert not at.exception, at.exception
