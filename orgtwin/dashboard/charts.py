@@ -30,6 +30,8 @@ RUN_COLOURS = ("#8c8c8c", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
 ROW_PX = 26
 """Vertical space per node of the tallest ripple column, px."""
 FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
+PICKED_NODE = "node"
+"""The ripple graph's selection: the node a click picked (its ``id``; a double click clears)."""
 """Fill the page's width; keep the plot's own height (legends and titles come on top)."""
 
 
@@ -147,10 +149,13 @@ def ripple_chart(nodes: pl.DataFrame, edges: pl.DataFrame) -> alt.LayerChart:
 
 
 def _ripple_dots(placed: pl.DataFrame, x: alt.X, y: alt.Y) -> alt.Chart:
-    """The nodes: colour is the signed impact, size how far the node moved."""
+    """The nodes: colour is the signed impact, size how far the node moved; a click picks
+    one (:data:`PICKED_NODE`)."""
+    pick = alt.selection_point(name=PICKED_NODE, fields=["id"], on="click", clear="dblclick")
     return (
         alt.Chart(placed.with_columns(moved=pl.col("impact").abs()).to_pandas())
-        .mark_circle(stroke="#444", strokeWidth=0.6, opacity=1)
+        .mark_circle(stroke="#444", strokeWidth=0.6, opacity=1, cursor="pointer")
+        .add_params(pick)
         .encode(
             x=x,
             y=y,
@@ -172,6 +177,21 @@ def _ripple_dots(placed: pl.DataFrame, x: alt.X, y: alt.Y) -> alt.Chart:
             ],
         )
     )
+
+
+def picked_node(event: Any) -> str | None:
+    """The id of the ripple node a click picked, from ``st.altair_chart``'s selection
+    event; None when nothing is picked.
+
+    Example:
+        >>> picked_node({"selection": {"node": [{"id": "team:platform"}]}})
+        'team:platform'
+        >>> picked_node({"selection": {"node": []}}) is None
+        True
+    """
+    picked = ((event or {}).get("selection") or {}).get(PICKED_NODE) or []
+    first = picked[0] if picked else {}
+    return first.get("id") if isinstance(first, dict) else None
 
 
 def kpi_interval_chart(df: pl.DataFrame) -> alt.LayerChart:

@@ -186,6 +186,32 @@ def comparison_in_words(comparison: pl.DataFrame) -> pl.DataFrame:
          "Better or worse"), pl.String))  # fmt: skip
 
 
+def drill_in_words(rows: pl.DataFrame) -> pl.DataFrame:
+    """A drill's rows (:attr:`orgtwin.explore.Drill.rows`) for people: who, the figure in
+    words, the base, the change, the difference and its 95% interval formatted for the
+    figure's unit, whether it is beyond noise, and its share of the total change."""
+    from orgtwin.units import format_delta, format_value
+
+    out = []
+    for r in rows.iter_rows(named=True):
+        unit = r["unit"]
+        low, high = r["ci_low"], r["ci_high"]
+        out.append({
+            "Who": r["entity"],
+            "Figure": f"{r['figure']} ({unit})" if unit not in ("", "USD", "%") else r["figure"],
+            "Base": format_value(r["base"], unit),
+            "With the change": format_value(r["change"], unit),
+            "Difference": format_delta(r["delta"], unit),
+            "95% interval": "–" if low is None or high is None
+            else f"{format_delta(low, unit)} to {format_delta(high, unit)}",
+            "Beyond noise": "yes" if r["significant"] else "no",
+            "Share of the change": "" if r["share"] is None else f"{r['share']:.0%}",
+        })  # fmt: skip
+    return pl.DataFrame(out, schema=dict.fromkeys(
+        ("Who", "Figure", "Base", "With the change", "Difference", "95% interval",
+         "Beyond noise", "Share of the change"), pl.String))  # fmt: skip
+
+
 def caption(text: str) -> None:
     """The provenance line under a result: scenario, seeds and days that produced it."""
     st.caption(text)

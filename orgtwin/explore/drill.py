@@ -76,9 +76,12 @@ SOURCES: dict[str, Source] = {
     "vendor_cost_usd": Source("vendor", "cost_usd"),
 }
 """Figure of the chain -> where its breakdown by entity is read."""
-_TABLE_READS = {"incidents", "deploys", "failed_pct", "batch_size", "lead_time_hours",
-                "restore_hours"}  # fmt: skip
-_COLUMNS = {"entity": pl.String, "metric": pl.String, "base": pl.Float64,
+_TABLE_READS = {"incidents": "incidents", "deploys": "deploys", "failed_pct": "%",
+                "batch_size": "changes", "lead_time_hours": "h", "restore_hours": "h"}  # fmt: skip
+"""The figures read from the event tables rather than the series, with their units."""
+_UNIT_SUFFIXES = ("_usd", "_rps", "_ms", "_hours", "_pct")
+_COLUMNS = {"entity": pl.String, "metric": pl.String, "figure": pl.String, "unit": pl.String,
+            "base": pl.Float64,
             "change": pl.Float64, "delta": pl.Float64, "ci_low": pl.Float64,
             "ci_high": pl.Float64, "rel_change": pl.Float64, "significant": pl.Boolean,
             "share": pl.Float64}  # fmt: skip
@@ -92,7 +95,8 @@ class Drill:
         key: the figure (``"pages"``) or node (``"team:web"``) drilled into.
         title: it in words (``"pages, by team"``).
         rows: one row per entity (a figure) or per metric (a node): ``entity``,
-            ``metric``, ``base``, ``change`` (means over seeds), ``delta``, ``ci_low``,
+            ``metric``, ``figure`` (it in words), ``unit``, ``base``, ``change`` (means
+            over seeds), ``delta``, ``ci_low``,
             ``ci_high``, ``rel_change``, ``significant`` and ``share`` (of the total
             change, for figures that add up over entities; else null); largest move first.
         events: the change's events behind the figure for the entities that moved most
@@ -135,7 +139,7 @@ def drill(base: RunSet, change: RunSet, key: str, *, confidence: float = 0.95) -
 def _drill_figure(base: RunSet, change: RunSet, key: str, confidence: float) -> Drill:
     source = SOURCES[key]
     sides = [_per_entity(runset, source) for runset in (base, change)]
-    rows = _rows(sides, confidence, metric=source.metric)
+    rows = _rows(sides, confidence, entity_type=source.entity_type, metric=source.metric)
     additive = source.metric in {"incidents", "deploys"} or (
         source.metric not in _TABLE_READS
         and not series_metrics.metric(source.entity_type, source.metric).intensive
@@ -155,13 +159,13 @@ def _drill_node(base: RunSet, change: RunSet, kind: str, name: str, confidence: 
     for metric in series_metrics.metrics_of(kind):
         source = Source(kind, metric)
         sides = [_per_entity(runset, source, only=name) for runset in (base, change)]
-        per_metric.append(_rows(sides, confidence, metric=metric))
+        per_metric.append(_rows(sides, confidence, entity_type=kind, metric=metric))
     rows = pl.concat(per_metric).with_columns(share=pl.lit(None, pl.Float64))
     rows = rows.sort(pl.col("significant"), pl.col("rel_change").abs(), descending=True,
                      nulls_last=True)  # fmt: skip
     moved = rows.filter(pl.col("significant"))
     listed = ", ".join(
-        f"{r['metric']} {_pct(r['rel_change'])}" for r in moved.head(4).iter_rows(named=True)
+        f"{r['figure']} {_pct(r['rel_change'])}" for r in moved.head(4).iter_rows(named=True)
     )
     words = f"{kind} {name}: {moved.height} of {rows.height} figures moved beyond noise" + (
         f"; most: {listed}." if listed else "."
@@ -225,14 +229,17 @@ def _from_table(runset: RunSet, source: Source) -> pl.DataFrame:
 
 
 def _rows(
-    sides: list[dict[str, dict[int, float]]], confidence: float, *, metric: str
-) -> pl.DataFrame:
+    sides: list[dict[str, dict[int, float]]], confidence: float, *, entity_type: str,
+    metric: str,
+) -> pl.DataFrame:  # fmt: skip
     rows = []
+    figure, unit = figure_words(metric), _unit(entity_type, metric)
     for entity in sorted(set(sides[0]) | set(sides[1])):
         a, b = sides[0].get(entity, {}), sides[1].get(entity, {})
         moved = paired_move(a, b, confidence)
         rows.append({
-            "entity": entity, "metric": metric, "base": moved.base, "change": moved.change,
+            "entity": entity, "metric": metric, "figure": figure, "unit": unit,
+            "base": moved.base, "change": moved.change,
             "delta": moved.delta, "ci_low": moved.low, "ci_high": moved.high,
             "rel_change": moved.rel, "significant": moved.significant, "share": None,
         })  # fmt: skip
@@ -240,6 +247,26 @@ def _rows(
     return frame.sort(
         pl.col("significant"), pl.col("delta").abs(), descending=True, nulls_last=True
     )
+
+
+def figure_words(metric: str) -> str:
+    """A figure a drill reads, in words: its name without the unit, spaced.
+
+    Example:
+        >>> figure_words("revenue_usd"), figure_words("latency_p95_ms"), figure_words("left")
+        ('revenue', 'latency p95', 'left')
+    """
+    for suffix in _UNIT_SUFFIXES:
+        if metric.endswith(suffix) and metric != suffix[1:]:
+            metric = metric.removesuffix(suffix)
+            break
+    return metric.replace("_", " ")
+
+
+def _unit(entity_type: str, metric: str) -> str:
+    if metric in _TABLE_READS:
+        return _TABLE_READS[metric]
+    return series_metrics.metric(entity_type, metric).unit
 
 
 def _top(rows: pl.DataFrame, n: int = 3) -> list[str]:

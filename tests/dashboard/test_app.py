@@ -47,7 +47,7 @@ def test_explore_price_increase_raises_revenue_and_draws_the_ripple(results_dir:
     assert at.selectbox(key="explore-scenario").value == "baseline.yaml"
     at.selectbox(key="explore-scenario").set_value("price_increase.yaml").run()
     short_run(at, "explore")
-    at.form_submit_button[0].click().run()
+    at.button(key="explore-run").click().run()
     assert not at.exception, at.exception
     assert not at.error, texts(at.error)
 
@@ -84,7 +84,7 @@ def test_explore_a_lever_moves_the_kpis(results_dir: Path):
     short_run(at, "explore", days=14)
     price = next(s for s in at.slider if "pro_us" in s.label)
     price.set_value(24.0)  # double the US Pro price
-    at.form_submit_button[0].click().run()
+    at.button(key="explore-run").click().run()
     assert not at.exception and not at.error, texts(at.error)
     assert metric(at, "Revenue").delta.startswith("+$")
     line = "baseline (levers moved) vs baseline · 2 seeds × 14 days · base seed 7"
@@ -109,7 +109,7 @@ def test_a_broken_scenario_shows_the_field_path_not_a_traceback(
     assert "broken.yaml" in shown
     assert "`teams.platform.oncall_size` must be an integer >= 1, got 0" in shown
     assert "Traceback" not in shown
-    assert not at.form_submit_button  # nothing to run
+    assert "explore-run" not in {b.key for b in at.button}  # nothing to run
 
 
 def test_a_run_that_cannot_start_says_why(results_dir: Path):
@@ -117,7 +117,7 @@ def test_a_run_that_cannot_start_says_why(results_dir: Path):
     at = start()
     at.selectbox(key="explore-scenario").set_value("price_increase.yaml").run()
     short_run(at, "explore", days=10)
-    at.form_submit_button[0].click().run()
+    at.button(key="explore-run").click().run()
     assert not at.exception, at.exception
     shown = texts(at.error)  # beside the start-day control, and on Run
     assert "must be before the end of the run (day 10), got 14" in shown, shown

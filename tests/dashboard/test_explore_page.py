@@ -15,13 +15,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import orgtwin
-from orgtwin.dashboard import folders
+from orgtwin.dashboard import charts, folders
 from orgtwin.explore import html_report
 from tests.dashboard.harness import start, texts
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 PRICE = "interventions[0].price_usd_month"
+DRILL = "explore-ripple-drill"  # the page's widget keys
+RIPPLE_CHART = "explore-ripple-chart"
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +36,7 @@ def run_price_increase(at: AppTest, *, days: int = 30) -> AppTest:
     at.selectbox(key="explore-scenario").set_value("price_increase.yaml").run()
     at.number_input(key="explore-days").set_value(days)
     at.number_input(key="explore-seeds").set_value(2)
-    at.form_submit_button[0].click().run()
+    at.button(key="explore-run").click().run()
     assert not at.exception, at.exception
     return at
 
@@ -91,7 +93,7 @@ def test_a_link_reopens_the_same_exploration():
     assert texts(at.info).startswith("**Verdict.**")
 
     at.number_input(key="explore-days").set_value(22)
-    at.form_submit_button[0].click().run()
+    at.button(key="explore-run").click().run()
     assert at.query_params["days"] == "22" and at.query_params[PRICE] == "18.0"
 
 
@@ -129,22 +131,30 @@ def test_one_click_report_is_offered_and_stands_alone():
     assert "<script" not in page and "src=" not in page  # nothing fetched when opened
 
 
-def test_labels_follow_the_values_set():
-    """cab_policy: once its start moved to day 20 and Run pressed, the cadence lever says
-    "from day 20", not the file's day 14, nor the file's label "weekly CAB"."""
+def test_labels_and_limits_follow_the_other_controls_before_run():
+    """cab_policy: once its start moved to day 20, the cadence lever says "from day 20",
+    not the file's day 14 nor its label "weekly CAB"; with Days at 10 the start's limit
+    says so and the start is refused beside it at once, before Run; Run then says what
+    blocks it and runs nothing."""
     at = start()
     at.selectbox(key="explore-scenario").set_value("cab_policy.yaml").run()
     cadence = next(n for n in at.number_input if n.label.startswith("Board meets every"))
     assert "from day 14" in cadence.label
     starts = next(n for n in at.number_input if n.label.startswith("Starts on day"))
+    assert "(before the end of the 90-day run)" in starts.help, starts.help
     starts.set_value(20)
-    at.number_input(key="explore-days").set_value(10)  # too short: refused, nothing runs
-    at.form_submit_button[0].click().run()
+    at.number_input(key="explore-days").set_value(10).run()  # no Run pressed
     assert not at.exception, at.exception
     cadence = next(n for n in at.number_input if n.label.startswith("Board meets every"))
     assert "from day 20" in cadence.label, cadence.label
     assert "weekly" not in cadence.label and "approval board as set" in cadence.label
+    starts = next(n for n in at.number_input if n.label.startswith("Starts on day"))
+    assert "to 9 (before the end of the 10-day run)" in starts.help, starts.help
     assert "got 20: start earlier or set Days above 20" in texts(at.error)
+    assert "Run is blocked" not in texts(at.error)  # said on Run
+    at.button(key="explore-run").click().run()
+    assert "Run is blocked until these are fixed: Starts on day" in texts(at.error)
+    assert not at.metric
 
 
 def test_run_with_nothing_moved_says_so_instead_of_a_page_of_zeros():
@@ -155,7 +165,7 @@ def test_run_with_nothing_moved_says_so_instead_of_a_page_of_zeros():
     at.selectbox(key="explore-scenario").set_value("baseline.yaml").run()
     at.number_input(key="explore-days").set_value(14)
     at.number_input(key="explore-seeds").set_value(2)
-    at.form_submit_button[0].click().run()
+    at.button(key="explore-run").click().run()
     assert not at.exception, at.exception
     assert "Nothing moved" in texts(at.info), texts(at.info)
     at = run_price_increase(start())
@@ -172,3 +182,24 @@ def test_every_kpi_reads_in_words_and_the_raw_columns_wait_under_advanced():
     assert {"yes", "no"} >= set(words["Beyond noise"])
     raw = next(t for t in tables if "base_mean" in t.columns)
     assert {"base_mean", "ci_low", "rel_delta"} <= set(raw.columns)
+
+
+def test_a_click_on_a_ripple_node_drills_into_it():
+    """A click on the graph's node for team platform (the selection the chart sends, as
+    Streamlit stores it) opens the drill there, though the team did not move; the picker
+    can then move on, and the click does not pull it back."""
+    at = run_price_increase(start(), days=21)
+    drill = at.selectbox(key=DRILL)
+    assert drill.value is None and "team:platform" not in drill.options  # it did not move
+    at.session_state[RIPPLE_CHART] = {"selection": {charts.PICKED_NODE: [{"id": "team:platform"}]}}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key=DRILL).value == "team:platform"
+    assert "**Team platform, by figure.** team platform: " in texts(at.markdown)
+    at.selectbox(key=DRILL).set_value("revenue_usd").run()
+    assert at.selectbox(key=DRILL).value == "revenue_usd"
+    assert "**Revenue, by segment.**" in texts(at.markdown)
+    words = next(d.value for d in at.dataframe if "Who" in d.value.columns)
+    assert set(words["Figure"]) == {"revenue"}  # in words, formatted for its unit
+    assert all(v.startswith("$") for v in words["Base"]), words
+    assert "pro_us" in set(words["Who"]) and {"yes", "no"} >= set(words["Beyond noise"])

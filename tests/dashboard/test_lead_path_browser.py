@@ -1,6 +1,7 @@
 """A lead's path, end to end in headless Chromium: the landing page, the question "If we
-raise the Pro plan …?", move the price, Run, read the verdict, keep the link, download
-the report. Saves ``test-artifacts/lead-path.png``; fails on any browser console error.
+raise the Pro plan …?", move the price, Run, read the verdict, open the ripple (a click on
+a node of its graph drills there), keep the link, download the report. Saves
+``test-artifacts/lead-path.png``; fails on any browser console error.
 
 The server, the browser and the checks on them come from ``test_app_browser.py``.
 """
@@ -64,6 +65,12 @@ def test_a_lead_answers_should_we_raise_the_pro_price(
         sync_api.expect(
             page.get_by_test_id("stMetric").filter(has_text="Margin after people cost")
         ).to_be_visible()
+        chain = page.get_by_text(re.compile(r"^How the change travelled: price \$12 → \$18 → "))
+        sync_api.expect(chain).to_be_visible()  # the ripple, in words
+        node = page.locator('g.mark-symbol path[aria-label*="kind: segment; name: pro_us;"]')
+        node.click()  # a node of the ripple graph: the drill opens there
+        drilled = page.get_by_text(re.compile(r"^Segment pro_us, by figure\."))
+        sync_api.expect(drilled).to_be_visible(timeout=RUN_S * 1000)
         asked = parse_qs(urlparse(page.url).query)  # the link that reopens it
         assert asked["days"] == ["21"], page.url
         assert asked["interventions[0].price_usd_month"] == ["18.0"], page.url

@@ -26,6 +26,10 @@ DEFAULT_SEEDS = 8
 MIN_DAYS = 7
 CARDS_PER_ROW = 4
 REQUEST = "explore-request"
+RUN_KEY = "explore-run"
+RIPPLE_CHART = "explore-ripple-chart"
+DRILL = "explore-ripple-drill"
+RIPPLE_CLICKED = "explore-ripple-clicked"
 WALL = "explore-wall-s"
 UNITS_UNSAID = {"%", "USD", "fraction", "0-1"}
 """Units a card's value shows by itself (``99.95%``, ``$1,200``) or that have no name."""
@@ -221,9 +225,14 @@ def _step(control: Any) -> float | None:
 def lever_form(path: str, info: state.ScenarioInfo, *, run: bool = False) -> state.Request | None:
     """The run form: days, seeds, the scenario's levers, Run. The request when pressed
     (or when ``run``: a link asked for one), unless a control refuses its value: then
-    the control says why and so does Run."""
+    the control says why and so does Run.
+
+    Not an ``st.form``: each control takes effect as it is set, so limits, labels and
+    refusals follow the other controls at once (a start day against Days); nothing runs
+    before Run, and the last results stay below meanwhile.
+    """
     link = asked(Path(path).name)
-    with st.form("explore-form", border=True):
+    with st.container(border=True):
         left, mid, right = st.columns(3)
         with left:
             days = ui.days_input(
@@ -246,7 +255,7 @@ def lever_form(path: str, info: state.ScenarioInfo, *, run: bool = False) -> sta
                 "seeds (a paired comparison).",
             )
         values, refused = lever_controls(info, days=days, link=link, path=path)
-        pressed = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
+        pressed = st.button("Run", type="primary", icon=":material/play_arrow:", key=RUN_KEY)
         if refused and (pressed or run):
             st.error(
                 "Run is blocked until these are fixed: " + "; ".join(refused) + ".",
@@ -443,14 +452,21 @@ def ripple_section(found: explore.Exploration) -> Any:
         with st.expander("Why each link follows"):
             st.dataframe(chain_table(ripple), hide_index=True, width="stretch")
     chart = charts.ripple_chart(ripple.nodes, ripple.edges)
-    st.altair_chart(chart, width="stretch")
+    event = st.altair_chart(
+        chart,
+        width="stretch",
+        on_select="rerun",
+        selection_mode=charts.PICKED_NODE,
+        key=RIPPLE_CHART,
+    )
     st.caption(
         f"Ripple graph: {ripple.nodes.height} nodes, {ripple.edges.height} links. "
-        "Colour: how much each moved (green better, red worse); size: how far."
+        "Colour: how much each moved (green better, red worse); size: how far. "
+        "Click a node to drill into it."
     )
     with st.expander("Every node"):
         st.dataframe(ripple.nodes, hide_index=True, width="stretch")
-    drill_section(found)
+    drill_section(found, clicked=charts.picked_node(event))
     return chart
 
 
@@ -481,27 +497,35 @@ def chain_table(ripple: Any) -> list[dict[str, str]]:
     ]
 
 
-def drill_options(ripple: Any) -> dict[str, str]:
-    """What a lead can drill into: the chain's links, the moves it does not reach, and
-    the nodes that moved; key -> label."""
+def drill_options(ripple: Any, clicked: str | None = None) -> dict[str, str]:
+    """What a lead can drill into: the chain's links, the moves it does not reach, the
+    nodes that moved, and the node ``clicked`` on the graph (moved or not); key -> label."""
     options = {step.key: f"{step.text} (in the chain)" for step in ripple.chain[1:]}
     options |= {step.key: f"{step.text} (not in the chain)" for step in ripple.unexplained}
-    moved = ripple.nodes.filter(ripple.nodes["significant"]).sort("impact")
-    options |= {row["id"]: f"{row['kind']} {row['name']}" for row in moved.iter_rows(named=True)}
+    nodes = ripple.nodes.filter(ripple.nodes["significant"] | ripple.nodes["id"].is_in([clicked]))
+    options |= {
+        row["id"]: f"{row['kind']} {row['name']}"
+        for row in nodes.sort("impact").iter_rows(named=True)
+    }
     return options
 
 
-def drill_section(found: explore.Exploration) -> None:
-    """Drill into a link of the chain or a node: which entities carried the move."""
-    options = drill_options(found.ripple)
+def drill_section(found: explore.Exploration, *, clicked: str | None = None) -> None:
+    """Drill into a link of the chain or a node: which entities carried the move. A node
+    ``clicked`` on the graph is picked for the lead (once per click: the picker can move
+    on from it)."""
+    options = drill_options(found.ripple, clicked)
     if not options:
         return
+    if clicked in options and clicked != st.session_state.get(RIPPLE_CLICKED):
+        st.session_state[DRILL] = clicked  # before the picker is drawn: it opens there
+    st.session_state[RIPPLE_CLICKED] = clicked
     key = st.selectbox(
         "Drill into",
         list(options),
         index=None,
         format_func=options.__getitem__,
-        key="explore-ripple-drill",
+        key=DRILL,
         placeholder="Pick a link of the chain or a node that moved",
         help="Which teams, services or segments carried the move, each with its 95% "
         "interval over seeds, and the events behind it.",
@@ -510,7 +534,9 @@ def drill_section(found: explore.Exploration) -> None:
         return
     found_drill = explore.drill(found.base, found.change, key)
     st.markdown(f"**{found_drill.title.capitalize()}.** {plain(found_drill.words)}")
-    st.dataframe(found_drill.rows, hide_index=True, width="stretch")
+    st.dataframe(ui.drill_in_words(found_drill.rows), hide_index=True, width="stretch")
+    with st.expander("Advanced: the drill's raw columns"):
+        st.dataframe(found_drill.rows, hide_index=True, width="stretch")
     if found_drill.events.height:
         with st.expander(f"The events behind it ({found_drill.events.height} shown)"):
             st.dataframe(found_drill.events, hide_index=True, width="stretch")
