@@ -142,7 +142,7 @@ def trust_badge(card: Scorecard | None, *, name: str | None = None) -> None:
     none is saved, that it is not validated yet.
 
     Args:
-        card: the saved scorecard (:func:`orgtwin.dashboard.state.saved_scorecard`).
+        card: the saved scorecard (:func:`orgtwin.dashboard.telemetry_state.saved_scorecard`).
         name: the scenario, named at the start (where several are shown).
     """
     who = f"**{plain(name)}**: " if name else ""

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from orgtwin.dashboard import charts, folders, state
+from orgtwin.dashboard import charts, folders, telemetry_state
 from orgtwin.runs.synth import synth
 from orgtwin.scenario import load_scenario
 from orgtwin.telemetry.schemas import ARRIVALS
@@ -336,10 +336,10 @@ def test_the_restore_and_demand_charts_are_valid_vega_lite_specs():
 
 def test_restore_shares_count_open_incidents_as_lasting_at_least_until_the_end():
     times = np.array([1.0, 2.0, 2.0, 3.0])
-    assert state.kaplan_meier_cdf(times, np.empty(0)).tolist() == [0.25, 0.75, 0.75, 1.0]
+    assert telemetry_state.kaplan_meier_cdf(times, np.empty(0)).tolist() == [0.25, 0.75, 0.75, 1.0]
     # one still open after 2.5 hours: at risk at 1 and 2, not at 3
-    shares = state.kaplan_meier_cdf(np.array([1.0, 2.0, 3.0]), np.array([2.5]))
+    shares = telemetry_state.kaplan_meier_cdf(np.array([1.0, 2.0, 3.0]), np.array([2.5]))
     assert shares.tolist() == pytest.approx([0.25, 0.5, 1.0])
     # one still open after 5 hours: the data cannot say all are restored by 3
-    shares = state.kaplan_meier_cdf(np.array([1.0, 2.0, 3.0]), np.array([5.0]))
+    shares = telemetry_state.kaplan_meier_cdf(np.array([1.0, 2.0, 3.0]), np.array([5.0]))
     assert shares.tolist() == pytest.approx([0.25, 0.5, 0.75])

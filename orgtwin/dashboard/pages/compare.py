@@ -14,7 +14,7 @@ import polars as pl
 import streamlit as st
 
 from orgtwin import KPIS, explore
-from orgtwin.dashboard import charts, folders, state, ui
+from orgtwin.dashboard import charts, folders, state, telemetry_state, ui
 from orgtwin.units import format_delta, format_value
 
 MIN_SCENARIOS, MAX_SCENARIOS = 2, 4
@@ -176,7 +176,7 @@ def trust_badges(paths: tuple[str, ...], stamp: int) -> None:
     """Each scenario's trust level, from the scorecard saved beside it; one line for those
     not validated against production yet."""
     names = [state.scenario_info(p, stamp).name for p in paths]
-    cards = [state.saved_scorecard(p, n) for p, n in zip(paths, names, strict=True)]
+    cards = [telemetry_state.saved_scorecard(p, n) for p, n in zip(paths, names, strict=True)]
     for name, card in zip(names, cards, strict=True):
         if card is not None:
             ui.trust_badge(card, name=name)

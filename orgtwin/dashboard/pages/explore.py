@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 
 from orgtwin import KPIS, explore
-from orgtwin.dashboard import charts, folders, state, ui
+from orgtwin.dashboard import charts, folders, state, telemetry_state, ui
 from orgtwin.errors import OrgTwinError, ScenarioError
 from orgtwin.units import format_delta, format_value
 
@@ -651,7 +651,8 @@ def page() -> None:
         path = folders.scenario_path(folder, name)
         if info.description:
             st.caption(info.description)
-        ui.trust_badge(state.saved_scorecard(path, info.name))  # how far its what-ifs hold
+        # how far its what-ifs hold:
+        ui.trust_badge(telemetry_state.saved_scorecard(path, info.name))
         request = lever_form(path, info, run=run)
         if request is not None:
             st.session_state[REQUEST] = request

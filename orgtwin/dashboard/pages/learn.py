@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from orgtwin.dashboard import charts, folders, state, ui
+from orgtwin.dashboard import charts, folders, telemetry_state, ui
 from orgtwin.errors import TelemetryError
 from orgtwin.learn import Fit, HoldoutScore, LearnReport
 
@@ -117,7 +117,7 @@ def learn_section(request: tuple[str, str | None, str, str, bool]) -> None:
                 name,
                 drop,
             )
-            twin, report = state.learned(*key)
+            twin, report = telemetry_state.learned(*key)
         except TelemetryError as exc:
             show_telemetry_error(exc)
             return
@@ -144,7 +144,7 @@ def show_report(report: LearnReport, key: tuple[Any, ...]) -> None:
 
     Args:
         report: the fit report.
-        key: the arguments of :func:`orgtwin.dashboard.state.learned` that made it.
+        key: the arguments of :func:`orgtwin.dashboard.telemetry_state.learned` that made it.
     """
     st.subheader("Data read")
     st.dataframe(data_table(report), hide_index=True, width="content")
@@ -181,7 +181,7 @@ def latency_chart(key: tuple[Any, ...], fits: list[Fit], files: ui.Downloads) ->
     services = [fit.entity.split(" ", 1)[-1] for fit in fits]
     service = st.selectbox("Service", services, key="learn-latency-service")
     with ui.guarded("the latency chart"):
-        points, curve = state.latency_fit(*key, service)
+        points, curve = telemetry_state.latency_fit(*key, service)
         chart = charts.curve_against_points(
             points,
             curve,
@@ -203,7 +203,7 @@ def restore_chart(key: tuple[Any, ...], fits: list[Fit], files: ui.Downloads) ->
         return
     team = st.selectbox("Team", teams, key="learn-restore-team")
     with ui.guarded("the restore-time chart"):
-        observed, curve, still_open = state.restore_fit(*key, team)
+        observed, curve, still_open = telemetry_state.restore_fit(*key, team)
         if not curve.height:
             return
         chart = charts.distribution_against_data(
@@ -242,7 +242,7 @@ def demand_chart(key: tuple[Any, ...], fits: list[Fit], files: ui.Downloads) -> 
         return
     segment = st.selectbox("Segment", learned, key="learn-demand-segment")
     with ui.guarded("the demand chart"):
-        observed, profile, own = state.demand_fit(*key, segment)
+        observed, profile, own = telemetry_state.demand_fit(*key, segment)
         if not profile.height:
             return
         chart = charts.profile_against_observed(observed, profile, y_title="relative rate (mean 1)")
@@ -328,7 +328,7 @@ def save_section(twin: Any, report: LearnReport, *, folder: str, base: str) -> N
     if st.button(f"Save to scenarios as {file}", key="learn-save", icon=":material/save:"):
         with ui.guarded("saving the twin"):
             path = folders.claim_file(scenarios, file)
-            state.save_twin(path, twin, report, telemetry=folder, base=base)
+            telemetry_state.save_twin(path, twin, report, telemetry=folder, base=base)
             st.session_state[SAVED] = (
                 f"Saved {file} in the scenarios folder, with {twin.name}.report.md and "
                 f"{twin.name}.report.json beside it. Open it on the Explore page."

@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from orgtwin.dashboard import charts, folders, state, ui
+from orgtwin.dashboard import charts, folders, state, telemetry_state, ui
 from orgtwin.fidelity import MAX_REPLAY_DAYS, Scorecard
 from orgtwin.units import format_value
 
@@ -167,9 +167,9 @@ def form_section(names: list[str], scenarios: list[str]) -> None:
     scenarios_root = folders.scenarios_folder()
     path = folders.scenario_path(scenarios_root, scenario)
     info = state.scenario_info(path, folders.folder_stamp(scenarios_root))
-    ui.trust_badge(state.saved_scorecard(path, info.name))
+    ui.trust_badge(telemetry_state.saved_scorecard(path, info.name))
     telemetry = folders.telemetry_path(root, folder)
-    span = state.telemetry_span(str(telemetry), folders.tree_stamp(telemetry))
+    span = telemetry_state.telemetry_span(str(telemetry), folders.tree_stamp(telemetry))
     last = span[1].date() + timedelta(days=1) if span else date.today()
     first = max(span[0].date(), last - timedelta(days=WINDOW_DAYS)) if span else last
     one, two, three, four = st.columns(4)
@@ -245,7 +245,7 @@ def results_section(request: tuple[str, str, tuple[datetime, datetime], int, int
     runs = f"{seeds} {'seed' if seeds == 1 else 'seeds'}"
     words = f"Replaying {scenario} over {ui.window_words(window)} of {folder}, {runs}…"
     with st.spinner(words, show_time=True):
-        card = state.validation(*key)
+        card = telemetry_state.validation(*key)
     trust_section(card, folder)
     lines = card.lines
     files = ui.Downloads(ui.slug(folder, "scorecard", scenario.rsplit(".", 1)[0]), key="dl-val")
@@ -321,7 +321,7 @@ def chart_section(key: tuple[Any, ...], lines: pl.DataFrame) -> Any:
     )
     row = labels[label]
     with ui.guarded("the chart"):
-        frame = state.replay_series(*key, row["entity"], row["kpi"])
+        frame = telemetry_state.replay_series(*key, row["entity"], row["kpi"])
         title = f"{label[0].upper()}{label[1:]}: production, the twin and persistence"
         chart = charts.band_chart(frame, title, row["unit"])
         st.altair_chart(chart, width="stretch")
@@ -363,7 +363,7 @@ def save_section(card: Scorecard, path: str, scenario: str) -> None:
         )
     if pressed:
         with ui.guarded("saving the scorecard"):
-            paths, replaced = state.save_scorecard(card, path)
+            paths, replaced = telemetry_state.save_scorecard(card, path)
             names = ", ".join(sorted(p.name for p in paths.values()))
             also = f" It replaced the scorecard of {replaced} saved there." if replaced else ""
             st.session_state[SAVED] = (

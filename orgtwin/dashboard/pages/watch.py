@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from orgtwin.dashboard import charts, folders, state, ui
+from orgtwin.dashboard import charts, folders, state, telemetry_state, ui
 
 REQUEST = "watch-request"
 RELEARN = "watch-relearn-request"
@@ -84,9 +84,9 @@ def form_section(root_names: list[str], scenarios: list[str]) -> None:
     scenarios_root = folders.scenarios_folder()
     path = folders.scenario_path(scenarios_root, scenario)
     info = state.scenario_info(path, folders.folder_stamp(scenarios_root))
-    ui.trust_badge(state.saved_scorecard(path, info.name))  # the twin's scorecard, if saved
+    ui.trust_badge(telemetry_state.saved_scorecard(path, info.name))  # its scorecard, if saved
     telemetry = folders.telemetry_path(root, folder)
-    span = state.telemetry_span(str(telemetry), folders.tree_stamp(telemetry))
+    span = telemetry_state.telemetry_span(str(telemetry), folders.tree_stamp(telemetry))
     first = span[0].date() if span else date.today()
     last = span[1].date() if span else first + timedelta(days=REFERENCE_DAYS)
     one, two, three = st.columns(3)
@@ -145,7 +145,7 @@ def watch_section(request: tuple[str, str, tuple[datetime, datetime], float]) ->
     )
     words = f"Watching {folder} against {scenario}: every stream and its threshold…"
     with st.spinner(words, show_time=True):
-        found = state.watched(*key, reference, budget)
+        found = telemetry_state.watched(*key, reference, budget)
     alarms, points = found.alarms, found.residuals
     streams = found.thresholds.select("behaviour", "entity").unique(maintain_order=True)
     st.subheader("Alarms")
@@ -252,10 +252,10 @@ def relearn_section(
     key: tuple[Any, ...], marked: pl.DataFrame, behaviour: str, entity: str, label: str
 ) -> None:
     """Re-learn the stream's behaviour from one alarm's change point; before and after."""
-    if not marked.height and behaviour in state.WATCH_LEARNERS:
+    if not marked.height and behaviour in telemetry_state.WATCH_LEARNERS:
         return
     st.subheader("Re-learn from the change point")
-    if behaviour not in state.WATCH_LEARNERS:
+    if behaviour not in telemetry_state.WATCH_LEARNERS:
         title = BEHAVIOURS.get(behaviour, (behaviour, ""))[0]
         st.info(
             f"{title} cannot be re-learned: no learner estimates it from telemetry yet "
@@ -283,7 +283,7 @@ def relearn_section(
         ui.guarded("re-learning"),
         st.spinner(f"Re-learning {label.lower()} since {when(since)}…", show_time=True),
     ):
-        table, warnings = state.relearned(*key, since, behaviour, entity)
+        table, warnings = telemetry_state.relearned(*key, since, behaviour, entity)
         if not table.height:
             st.warning(
                 f"Nothing was re-learned for {entity}: the telemetry since {when(since)} "
