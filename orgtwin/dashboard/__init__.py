@@ -5,6 +5,7 @@
   call into the orgtwin library; the warm worker pool;
 - ``telemetry_state``: every computation from a telemetry folder a page shows (Learn,
   Watch, Validate, and the trust badge), cached likewise;
+- ``address``: the Explore page's exploration kept in the URL (bookmark, share);
 - ``charts``: small pure functions from a DataFrame to an Altair chart;
 - ``ui``: the error guard, bounded inputs, provenance captions and download buttons;
 - ``pages/``: the page scripts (Explore, Compare, Sweeps, Learn, Validate, Watch) that

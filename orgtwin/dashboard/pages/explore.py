@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 
 from orgtwin import KPIS, explore
-from orgtwin.dashboard import charts, folders, state, telemetry_state, ui
+from orgtwin.dashboard import address, charts, folders, state, telemetry_state, ui
 from orgtwin.errors import OrgTwinError, ScenarioError
 from orgtwin.units import format_delta, format_value
 
@@ -33,26 +33,19 @@ RIPPLE_CLICKED = "explore-ripple-clicked"
 WALL = "explore-wall-s"
 UNITS_UNSAID = {"%", "USD", "fraction", "0-1"}
 """Units a card's value shows by itself (``99.95%``, ``$1,200``) or that have no name."""
-SCENARIO_KEY = "explore-scenario"
-URL_SEEN = "explore-url"
-"""The query parameters last read from or written to the address bar."""
-FROM_URL = "explore-from-url"
-"""Days, seeds, base seed and lever values a link asked for (raw text), by scenario."""
-RUN_PARAMS = ("days", "seeds", "seed")
-"""Query parameters besides ``scenario`` and the lever paths."""
 
 
 def pick_scenario(names: list[str], questions: dict[str, str]) -> str:
     """The scenario select box: each scenario by the question it answers (the bundled
     baseline first time, or the one the address asks for)."""
     index = 0
-    if SCENARIO_KEY not in st.session_state and DEFAULT_SCENARIO in names:
+    if address.SCENARIO_KEY not in st.session_state and DEFAULT_SCENARIO in names:
         index = names.index(DEFAULT_SCENARIO)
     return st.selectbox(
         "Scenario",
         names,
         index=index,
-        key=SCENARIO_KEY,
+        key=address.SCENARIO_KEY,
         format_func=lambda name: question_label(name, questions),
         help="The question each scenario in the scenarios folder answers (its file in "
         "brackets; see the sidebar for the folder).",
@@ -63,85 +56,6 @@ def question_label(name: str, questions: dict[str, str]) -> str:
     """``"If we raise the Pro plan …? (price_increase)"``, or the file name without one."""
     question = " ".join(questions.get(name, "").split())
     return f"{question} ({Path(name).stem})" if question else name
-
-
-# --------------------------------------------------------------------------- the address
-
-
-def read_address(names: list[str]) -> bool:
-    """Take the scenario, run settings and lever values from the address bar when it
-    changed (a bookmark, a shared link, the landing page); True when it asks for a run.
-
-    The scenario goes into the select box; the rest are remembered as the widgets'
-    starting values (:data:`FROM_URL`), checked against each control when drawn.
-    """
-    params = st.query_params.to_dict()
-    if params == st.session_state.get(URL_SEEN):
-        return False
-    st.session_state[URL_SEEN] = params
-    name = params.get("scenario")
-    if name is None:
-        return False
-    if name not in names:
-        st.warning(f"The link asks for scenario {name!r}, which is not in the scenarios folder.")
-        return False
-    st.session_state[SCENARIO_KEY] = name
-    asked = {k: v for k, v in params.items() if k != "scenario"}
-    st.session_state[FROM_URL] = {"scenario": name, **asked}
-    return "days" in asked
-
-
-def write_address(request: state.Request, name: str) -> None:
-    """Put the run's scenario, settings and moved levers in the address bar (bookmark it,
-    share it: the link reopens the same exploration)."""
-    params = {"scenario": name, "days": str(request.days), "seeds": str(request.seeds)}
-    params |= {"seed": str(request.seed)} | {p: str(v) for p, v in request.values}
-    st.query_params.from_dict(params)
-    st.session_state[URL_SEEN] = params
-
-
-def address_scenario(name: str) -> None:
-    """A scenario picked in the select box replaces the one in the address bar."""
-    if st.query_params.get("scenario") != name:
-        st.query_params.from_dict({"scenario": name})
-        st.session_state[URL_SEEN] = {"scenario": name}
-
-
-def asked(name: str) -> dict[str, str]:
-    """What the last link asked for this scenario (raw text), or nothing."""
-    found = st.session_state.get(FROM_URL) or {}
-    return found if found.get("scenario") == name else {}
-
-
-def from_text(control: Any, text: str) -> Any:
-    """A lever value from the address bar, as the control's kind; None (with a warning
-    on the page) when it is not one or lies outside the control's bounds."""
-    try:
-        if control.kind == "bool":
-            value: Any = text.lower() in ("true", "1", "yes", "on")
-        elif control.kind == "choice":
-            value = next(c for c in control.choices if str(c) == text)
-        else:
-            value = int(float(text)) if control.kind == "int" else float(text)
-            low, high = control.low, control.high
-            if (low is not None and value < low) or (high is not None and value > high):
-                raise ValueError
-    except (ValueError, StopIteration):
-        st.warning(
-            f"The link's value for {control.label} ({text!r}) does not fit it "
-            f"({_allowed(control)}): kept the scenario's value.",
-            icon=":material/link_off:",
-        )
-        return None
-    return value
-
-
-def _allowed(control: Any) -> str:
-    if control.kind == "choice":
-        return "one of " + ", ".join(map(str, control.choices))
-    if control.low is not None and control.high is not None:
-        return f"{control.low:g} to {control.high:g}"
-    return control.kind
 
 
 # --------------------------------------------------------------------------- the form
@@ -231,7 +145,7 @@ def lever_form(path: str, info: state.ScenarioInfo, *, run: bool = False) -> sta
     refusals follow the other controls at once (a start day against Days); nothing runs
     before Run, and the last results stay below meanwhile.
     """
-    link = asked(Path(path).name)
+    link = address.asked(Path(path).name)
     with st.container(border=True):
         left, mid, right = st.columns(3)
         with left:
@@ -338,7 +252,7 @@ def lever_controls(
     for i, control in enumerate(info.controls):
         control = dataclasses.replace(control, label=labels.get(control.path, control.label))
         with columns[i % 3]:
-            start = from_text(control, link[control.path]) if control.path in link else None
+            start = address.from_text(control, link[control.path]) if control.path in link else None
             if start is None:
                 link.pop(control.path, None)  # refused once, in words: not again each rerun
             key = lever_key(info, control)
@@ -642,9 +556,9 @@ def page() -> None:
         st.warning(f"No scenario files (*.yaml) in {folder}.")
         return
     stamp = folders.folder_stamp(folder)
-    run = read_address(names)
+    run = address.read_address(names)
     name = pick_scenario(names, state.scenario_questions(str(folder), stamp))
-    address_scenario(name)
+    address.scenario_picked(name)
     path = info = None
     with ui.guarded("loading the scenario"):
         info = state.scenario_info(folders.scenario_path(folder, name), stamp)
@@ -656,7 +570,7 @@ def page() -> None:
         request = lever_form(path, info, run=run)
         if request is not None:
             st.session_state[REQUEST] = request
-            write_address(request, name)
+            address.write_address(request, name)
     last = st.session_state.get(REQUEST)
     if path is None or info is None or last is None or last.path != path:
         return  # the scenario did not load, or nothing was run for it yet

@@ -2,7 +2,7 @@
 answer, each a link to Explore with that scenario chosen.
 
 The link carries the scenario in the address (``?scenario=price_increase.yaml``), which
-the Explore page reads (:func:`orgtwin.dashboard.pages.explore.read_address`), so it can
+the Explore page reads (:func:`orgtwin.dashboard.address.read_address`), so it can
 be bookmarked and shared too.
 """
 
