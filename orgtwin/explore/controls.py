@@ -4,8 +4,10 @@ A :class:`Control` is one knob: a lever path (see :mod:`orgtwin.scenario.levers`
 show, its kind (``int``, ``float``, ``bool`` or ``choice``), its current value and the
 range a page should offer. :func:`controls` lists them for a scenario: for each
 intervention, its user-facing fields, when it starts, how long it lasts (when it ends)
-and whether it is on; for an organisation without interventions, a few organisation
-levers (on-call rotations, deploy policy, spot share, autoscaling target, prices).
+and whether it is on; for an organisation without interventions, the organisation levers
+:data:`~orgtwin.scenario.wording.ORGANISATION_LEVERS` marks for Explore (on-call
+rotations, deploy policy, spot share, autoscaling target, prices), in the words and
+ranges a sweep offers them (:func:`~orgtwin.scenario.wording.organisation_option`).
 
 Three paths exist only here, because they are not fields of the scenario:
 
@@ -38,11 +40,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from orgtwin.errors import LeverError
-from orgtwin.scenario.fields import Knob, Selector
+from orgtwin.scenario.fields import Selector, knob
 from orgtwin.scenario.interventions import MAX_PRICE_FACTOR, InterventionSpec, VendorOutage
 from orgtwin.scenario.levers import apply_levers
 from orgtwin.scenario.load import check_references
 from orgtwin.scenario.spec import Scenario
+from orgtwin.scenario.wording import ORGANISATION_LEVERS, OrganisationLever, organisation_option
 from orgtwin.units import HOURS_PER_DAY, parse_hours
 
 ControlKind = Literal["int", "float", "bool", "choice"]
@@ -145,11 +148,6 @@ def _timing_controls(scenario: Scenario, i: int, iv: InterventionSpec) -> list[C
     return found
 
 
-def knob(spec: type[BaseModel], name: str) -> Knob | None:
-    """The control a field of a spec declares (:class:`~orgtwin.scenario.fields.Knob`), if any."""
-    return next((m for m in spec.model_fields[name].metadata if isinstance(m, Knob)), None)
-
-
 def _field_control(scenario: Scenario, i: int, iv: Any, name: str) -> Control | None:
     value = getattr(iv, name)
     offered = knob(type(iv), name)
@@ -213,58 +211,43 @@ def _docs(spec: type[BaseModel]) -> dict[str, str]:
     }
 
 
-_ORGANISATION: tuple[tuple[str, str, str, str, float | None, float | None], ...] = (
-    # (entity kind, field path, label, unit, low, step); the high bound is per entity
-    ("teams", "oncall_size", "On-call rotation size", "engineers", 1, 1),
-    ("teams", "deploy_policy.kind", "Deploy policy", "", None, None),
-    ("services", "spot_share", "Share of replicas on spot instances", "0-1", 0.0, 0.05),
-    ("services", "autoscale.target_utilisation", "Autoscaling target utilisation", "0-1",
-     0.1, 0.05),
-    ("segments", "price_usd_month", "Price", "USD/month", 0.0, 0.5),
-)  # fmt: skip
-"""Organisation levers offered by a scenario without interventions."""
-DEPLOY_POLICIES = ("continuous", "batched", "approval_board")
-
-
 def _organisation_controls(scenario: Scenario) -> list[Control]:
     """Organisation levers: one control for all entities when they agree, else one each."""
     found: list[Control] = []
-    for kind, field, label, unit, low, step in _ORGANISATION:
-        entities = getattr(scenario, kind)
-        values = {name: _get(spec, field) for name, spec in entities.items()}
-        if field == "price_usd_month":  # free segments stay free
+    for lever in ORGANISATION_LEVERS:
+        if not lever.explore:
+            continue
+        entities = getattr(scenario, lever.kind)
+        values = {name: _get(spec, lever.field) for name, spec in entities.items()}
+        if lever.field == "price_usd_month":  # free segments stay free
             values = {name: v for name, v in values.items() if v > 0}
-        groups = [list(values)] if len(set(values.values())) == 1 else [[n] for n in values]
-        for names in groups if values else []:
-            name = "*" if len(names) > 1 or len(entities) == 1 else names[0]
-            who = f"all {kind}" if name == "*" else f"{kind[:-1]} {name}"
-            parent = _get(entities[names[0]], field.rpartition(".")[0])
-            control = Control(
-                f"{kind}.{name}.{field}", f"{label} ({who})", "choice", values[names[0]],
-                help=_docs(type(parent)).get(field.rpartition(".")[2], ""),
-            )  # fmt: skip
-            found.append(_ranged(control, scenario, names, low, step, unit))
+        agree = len(values) == len(entities) and len(set(values.values())) == 1
+        found += [_organisation_control(scenario, lever, name)
+                  for name in (["*"] if agree else list(values))]  # fmt: skip
     return found
 
 
-def _ranged(
-    control: Control, scenario: Scenario, names: list[str], low: float | None,
-    step: float | None, unit: str,
-) -> Control:  # fmt: skip
-    """``control`` as a number with its range, unless it picks a deploy policy."""
-    value = control.value
-    if control.path.endswith("deploy_policy.kind"):
-        return replace(control, choices=DEPLOY_POLICIES)
-    if control.path.endswith("oncall_size"):
-        high: float = min(scenario.teams[n].headcount for n in names)
-    elif control.path.endswith("price_usd_month"):
+def _organisation_control(scenario: Scenario, lever: OrganisationLever, name: str) -> Control:
+    """Lever ``lever`` on entity ``name`` (or ``*``) as a control, in the sweep's words."""
+    option = organisation_option(scenario, lever, name)
+    entities = getattr(scenario, lever.kind)
+    parent, _, leaf = lever.field.rpartition(".")
+    spec = _get(entities[name] if name != "*" else next(iter(entities.values())), parent)
+    control = Control(option.path, option.label, "choice", option.value, unit=option.unit,
+                      help=_docs(type(spec)).get(leaf, ""))  # fmt: skip
+    value = option.value
+    if isinstance(value, bool):
+        return replace(control, kind="bool")
+    if option.choices:
+        return replace(control, choices=option.choices)
+    high = option.high
+    if lever.field == "price_usd_month":  # a page offers up to a few times today's price
         high = max(100.0, math.ceil(MAX_PRICE_FACTOR * value))
-    else:
-        high = 1.0
-    assert low is not None
-    kind: ControlKind = "int" if isinstance(value, int) else "float"
-    return replace(control, kind=kind, low=min(low, value), high=max(high, value), step=step,
-                   unit=unit)  # fmt: skip
+    assert option.low is not None and high is not None
+    cast = int if option.integer else float
+    return replace(control, kind="int" if option.integer else "float",
+                   low=cast(min(option.low, value)), high=cast(max(high, value)),
+                   step=lever.step)  # fmt: skip
 
 
 def _get(spec: Any, field: str) -> Any:

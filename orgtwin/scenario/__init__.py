@@ -13,6 +13,8 @@
   overlapping surges, compounding prices, churn hazards);
 - :mod:`~orgtwin.scenario.memory`: the peak memory a run needs, estimated before it runs;
 - :mod:`~orgtwin.scenario.levers`: dotted lever paths into a scenario and setting them;
+- :mod:`~orgtwin.scenario.wording`: levers in words (labels, units), and the levers a
+  scenario offers people (sweeps' pickers, the Explore page's controls);
 - :mod:`~orgtwin.scenario.reference`: the Markdown reference and JSON Schema of the format.
 
 May import: :mod:`orgtwin.errors`, :mod:`orgtwin.units`.

@@ -124,3 +124,15 @@ class Knob:
     low: float | None = None
     high: float | None = None
     step: float | None = None
+
+
+def knob(spec: type[BaseModel], name: str) -> Knob | None:
+    """The :class:`Knob` field ``name`` of ``spec`` declares, if any.
+
+    Example:
+        >>> from orgtwin.scenario.interventions import SpotShare
+        >>> knob(SpotShare, "spot_share").label, knob(SpotShare, "at")
+        ('Share of replicas on spot instances', None)
+    """
+    info = spec.model_fields.get(name)
+    return None if info is None else next((m for m in info.metadata if isinstance(m, Knob)), None)

@@ -16,16 +16,17 @@ spec *and* any intervention that sets the same field on them (split if it also c
 other entities), so ``services.*.spot_share`` means "this spot share, whatever the
 scenario does", not "this spot share until an intervention says otherwise".
 
-The designs that set levers for a sweep live in :mod:`orgtwin.sweeps.design`.
+Levers in words (labels, units) and the levers a scenario offers people live in
+:mod:`orgtwin.scenario.wording`; the designs that set levers for a sweep in
+:mod:`orgtwin.sweeps.design`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,16 +34,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from orgtwin.errors import LeverError, did_you_mean
-from orgtwin.scenario.fields import Knob
-from orgtwin.scenario.interventions import KINDS
 from orgtwin.scenario.load import check_references
-from orgtwin.scenario.organisation import (
-    FeatureSpec,
-    SegmentSpec,
-    ServiceSpec,
-    TeamSpec,
-    VendorSpec,
-)
 from orgtwin.scenario.spec import Scenario
 
 ENTITY_KINDS = ("segments", "features", "services", "vendors", "teams")
@@ -418,254 +410,3 @@ def _set(container: BaseModel, field: str, value: Any) -> None:
 def describe_targets(scenario: Scenario, path: str) -> list[str]:
     """Where lever ``path`` writes to, for messages and reports."""
     return [t.where for t in targets(scenario, path)]
-
-
-# --------------------------------------------------------------------------- words
-
-SPECS: dict[str, type[BaseModel]] = {"segments": SegmentSpec, "features": FeatureSpec,
-                                     "services": ServiceSpec, "vendors": VendorSpec,
-                                     "teams": TeamSpec}  # fmt: skip
-"""The spec class of each entity kind."""
-FIELD_WORDS: dict[str, tuple[str, str]] = {
-    "oncall_size": ("On-call size", "engineers"),
-    "headcount": ("Headcount", "engineers"),
-    "canary": ("Canary deploys", ""),
-    "replicas": ("Replicas", "replicas"),
-    "spot_share": ("Spot share", "0-1"),
-    "deploy_policy.kind": ("Deploy policy", ""),
-    "deploy_policy.every_hours": ("Deploy interval", "h"),
-    "autoscale.target_utilisation": ("Autoscaling target utilisation", "0-1"),
-    "autoscale.enabled": ("Autoscaling on", ""),
-    "n_users": ("Users at the start", "users"),
-    "price_usd_month": ("Price", "USD/month"),
-    "utc_offset_hours": ("Time zone", "h from UTC"),
-    "at": ("Start day", "day"),
-}
-"""Words for the fields whose key does not read well on its own (label, unit); the other
-fields read from their key (``restore_median_hours`` → "Restore median", ``h``) or, on an
-intervention, from their :class:`~orgtwin.scenario.fields.Knob`."""
-_UNIT_SUFFIXES = (("_usd_per_1k_calls", "USD/1k calls"), ("_usd_month", "USD/month"),
-                  ("_usd_hour", "USD/h"), ("_per_month", "/month"), ("_per_day", "/day"),
-                  ("_hours", "h"), ("_days", "days"), ("_ms", "ms"), ("_rps", "rps"),
-                  ("_pct", "%"), ("_yearly", "/year"))  # fmt: skip
-_WORDS = {"oncall": "on-call", "utc": "UTC", "rps": "rps", "sla": "SLA", "p95": "p95"}
-
-
-@dataclass(frozen=True)
-class LeverWords:
-    """A lever path in words: what it sets, on whom, and the unit of its values.
-
-    Attributes:
-        label: the field in words (``"On-call size"``).
-        who: the entities it covers (``"every team"``, ``"team platform"``), or ``""``.
-        unit: the unit of its values (``"engineers"``, ``"0-1"``, ``"USD/month"``), or ``""``.
-    """
-
-    label: str
-    who: str
-    unit: str
-
-    def __str__(self) -> str:
-        return f"{self.label} ({self.who})" if self.who else self.label
-
-
-def lever_words(path: str) -> LeverWords:
-    """Lever ``path`` in words; no scenario needed, and never an error.
-
-    Example:
-        >>> str(lever_words("teams.*.oncall_size")), lever_words("teams.*.oncall_size").unit
-        ('On-call size (every team)', 'engineers')
-        >>> str(lever_words("interventions.spot_share.spot_share"))
-        'Share of replicas on spot instances (spot instances)'
-    """
-    parts = re.sub(r"\[(\w+)\]", r".\1", path).split(".")
-    head = parts[0]
-    if head in ENTITY_KINDS and len(parts) >= 3:
-        noun = head[:-1]
-        who = f"every {noun}" if parts[1] == "*" else f"{noun} {parts[1]}"
-        label, unit = _field_words(SPECS[head], ".".join(parts[2:]))
-        return LeverWords(label, who, unit)
-    if head == "interventions" and len(parts) >= 3:
-        spec = KINDS.get(parts[1])
-        if parts[1] == "*":
-            who = "every intervention"
-        elif parts[1].isdigit():
-            who = f"intervention {int(parts[1]) + 1}"
-        else:
-            who = spec.title if spec is not None else parts[1].replace("_", " ")
-        label, unit = _field_words(spec, ".".join(parts[2:]))
-        return LeverWords(label, who, unit)
-    label, unit = _field_words(None, path)
-    return LeverWords(label, "", unit)
-
-
-def lever_label(path: str) -> str:
-    """Lever ``path`` in words: ``"On-call size (every team)"``.
-
-    Example:
-        >>> lever_label("services.*.spot_share"), lever_label("segments.pro_us.price_usd_month")
-        ('Spot share (every service)', 'Price (segment pro_us)')
-    """
-    return str(lever_words(path))
-
-
-def _field_words(spec: type[BaseModel] | None, field: str) -> tuple[str, str]:
-    """A field's label and unit: its Knob, :data:`FIELD_WORDS`, or its key."""
-    offered = _knob(spec, field)
-    if offered is not None:
-        return offered.label, offered.unit
-    if field in FIELD_WORDS:
-        return FIELD_WORDS[field]
-    *parents, name = field.split(".")
-    unit = ""
-    for suffix, suffix_unit in _UNIT_SUFFIXES:
-        if name.endswith(suffix) and name != suffix[1:]:
-            name, unit = name.removesuffix(suffix), suffix_unit
-            break
-    words = " ".join(_WORDS.get(w, w) for w in name.split("_"))
-    if parents:
-        words = f"{' '.join(_WORDS.get(w, w) for w in parents[-1].split('_'))}: {words}"
-    return words[:1].upper() + words[1:], unit
-
-
-def _knob(spec: type[BaseModel] | None, field: str) -> Knob | None:
-    if spec is None or "." in field or field not in spec.model_fields:
-        return None
-    return next((m for m in spec.model_fields[field].metadata if isinstance(m, Knob)), None)
-
-
-@dataclass(frozen=True)
-class LeverOption:
-    """A lever a scenario offers a sweep, with the range its field allows.
-
-    Attributes:
-        path: the lever path (``teams.*.oncall_size``).
-        label: the lever in words (:func:`lever_label`).
-        unit: the unit of its values, or ``""``.
-        value: the scenario's current value (the first entity's, for ``*``).
-        low: the smallest value the field takes (numbers only).
-        high: the largest value the field takes (numbers only).
-        integer: whether it takes whole numbers only.
-        choices: the values it takes (a choice, such as a deploy policy), else ``()``.
-    """
-
-    path: str
-    label: str
-    unit: str
-    value: Any
-    low: float | None = None
-    high: float | None = None
-    integer: bool = False
-    choices: tuple[Any, ...] = ()
-
-    def text(self, low: float, high: float, count: int) -> str:
-        """The lever as typed (``path=spec``) for ``count`` levels from ``low`` to ``high``.
-
-        A whole-number lever spanning every whole number reads ``path=2..5``; with fewer
-        levels it lists them (``path=2,4,6``), so it never takes a fraction.
-
-        Example:
-            >>> option = LeverOption("teams.*.oncall_size", "On-call size", "engineers", 4,
-            ...                      1, 6, integer=True)
-            >>> option.text(2, 5, 4), option.text(2, 6, 3)
-            ('teams.*.oncall_size=2..5', 'teams.*.oncall_size=2,4,6')
-        """
-        if not self.integer:
-            return f"{self.path}={low:g}..{high:g}:{count}"
-        if count == int(high) - int(low) + 1:
-            return f"{self.path}={int(low)}..{int(high)}"
-        levels = np.unique(np.rint(np.linspace(low, high, max(count, 1))).astype(int))
-        return f"{self.path}={','.join(map(str, levels))}"
-
-    def chosen(self, values: Sequence[Any]) -> str:
-        """The lever as typed for a list of choices: ``path=continuous,batched``."""
-        return f"{self.path}={','.join(map(str, values))}"
-
-
-OFFERED: tuple[tuple[str, str], ...] = (
-    ("teams", "oncall_size"), ("teams", "headcount"), ("teams", "deploy_policy.kind"),
-    ("teams", "deploy_policy.every_hours"), ("teams", "canary"),
-    ("services", "spot_share"), ("services", "replicas"),
-    ("services", "autoscale.target_utilisation"), ("segments", "price_usd_month"),
-    ("vendors", "outage_rate_per_month"),
-)  # fmt: skip
-"""The organisation levers a scenario offers a sweep (for every entity of the kind)."""
-
-
-def lever_options(scenario: Scenario) -> list[LeverOption]:
-    """The levers ``scenario`` offers a sweep: organisation levers, then interventions'.
-
-    Organisation levers (:data:`OFFERED`) cover every entity of their kind (``*``); each
-    intervention offers its fields that have a :class:`~orgtwin.scenario.fields.Knob`.
-    Ranges are the field's declared bounds (an on-call rotation no larger than the
-    smallest team).
-
-    Example:
-        >>> from orgtwin.scenario.load import load_scenario
-        >>> first = lever_options(load_scenario("scenarios/baseline.yaml"))[0]
-        >>> first.label, first.low, first.high, first.integer
-        ('On-call size (every team)', 1.0, 6.0, True)
-    """
-    found = []
-    for kind, field in OFFERED:
-        entities = getattr(scenario, kind)
-        if not entities:
-            continue
-        *parents, name = field.split(".")
-        spec: BaseModel = next(iter(entities.values()))
-        for parent in parents:
-            spec = getattr(spec, parent)
-        found.append(_option(f"{kind}.*.{field}", type(spec), name, getattr(spec, name)))
-    for i, iv in enumerate(scenario.interventions):
-        for name in type(iv).model_fields:
-            value = getattr(iv, name)
-            if (
-                _knob(type(iv), name) is not None
-                and value is not None
-                and name not in ("to", "vendor")
-            ):
-                found.append(_option(f"interventions[{i}].{name}", type(iv), name, value))
-    if scenario.teams:
-        fewest = min(team.headcount for team in scenario.teams.values())
-        found = [replace(o, high=float(min(o.high or fewest, fewest)))
-                 if o.path.endswith("oncall_size") else o for o in found]  # fmt: skip
-    return found
-
-
-def _option(path: str, spec: type[BaseModel], name: str, value: Any) -> LeverOption:
-    label, unit = str(lever_words(path)), lever_words(path).unit
-    if path.startswith("interventions["):
-        words, unit = _field_words(spec, name)
-        label = f"{words} ({spec.title} {int(path[14:].split(']')[0]) + 1})"  # type: ignore[attr-defined]
-    choices = typing.get_args(spec.model_fields[name].annotation)
-    if isinstance(value, bool):
-        return LeverOption(path, label, unit, value, choices=(False, True))
-    if isinstance(value, str):
-        return LeverOption(path, label, unit, value, choices=choices or (value,))
-    low, high = _bounds(spec, name)
-    return LeverOption(path, label, unit, value, low, high, isinstance(value, int))
-
-
-def _bounds(spec: type[BaseModel], name: str) -> tuple[float | None, float | None]:
-    """A field's declared range: the Knob's when it has one, else its ge/gt and le/lt."""
-    low = high = None
-    for meta in _metadata(spec.model_fields[name]):
-        low = next((getattr(meta, a) for a in ("ge", "gt") if getattr(meta, a, None) is not None),
-                   low)  # fmt: skip
-        high = next((getattr(meta, a) for a in ("le", "lt") if getattr(meta, a, None) is not None),
-                    high)  # fmt: skip
-    offered = _knob(spec, name)
-    if offered is not None:
-        low = offered.low if offered.low is not None else low
-        high = offered.high if offered.high is not None else high
-    return (None if low is None else float(low)), (None if high is None else float(high))
-
-
-def _metadata(info: Any) -> list[Any]:
-    """A field's constraints, also those inside an ``Optional[Annotated[...]]``."""
-    found = list(info.metadata)
-    for arg in typing.get_args(info.annotation):
-        found += list(getattr(arg, "__metadata__", ()))
-        for inner in typing.get_args(arg):
-            found += list(getattr(inner, "__metadata__", ()))
-    return found

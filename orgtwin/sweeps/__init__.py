@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from orgtwin.scenario.levers import LeverOption, lever_label, lever_options
+from orgtwin.scenario.wording import LeverOption, lever_label, lever_options
 from orgtwin.sweeps.api import SweepResult, sweep
 from orgtwin.sweeps.design import check_levers, grid_size, make_design
 

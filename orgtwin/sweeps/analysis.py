@@ -18,7 +18,7 @@ boolean levers are categorical.
 - :func:`format_sweep_report`: all of it, and optionally a discovered box, as plain text
   for the CLI.
 
-Levers are named in words by :func:`orgtwin.scenario.levers.lever_label`, KPIs by
+Levers are named in words by :func:`orgtwin.scenario.wording.lever_label`, KPIs by
 :attr:`orgtwin.runs.metrics.Kpi.label`; raw paths stay in the tables for downloads.
 
 Scenario discovery (PRIM: a box of lever ranges where a condition on the KPIs such as
@@ -40,7 +40,7 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
 from orgtwin.runs import metrics, stats
-from orgtwin.scenario.levers import lever_label
+from orgtwin.scenario.wording import lever_label
 from orgtwin.sweeps.discovery import (
     Discovery,
     Limit,

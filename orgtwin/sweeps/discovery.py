@@ -47,7 +47,7 @@ import polars as pl
 
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
 from orgtwin.runs.metrics import KPIS
-from orgtwin.scenario.levers import lever_words
+from orgtwin.scenario.wording import lever_words
 from orgtwin.units import format_value, in_sentence, with_unit
 
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {

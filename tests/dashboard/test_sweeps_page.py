@@ -11,7 +11,7 @@ import pytest
 
 import orgtwin
 from orgtwin.dashboard import folders
-from orgtwin.scenario.levers import lever_label
+from orgtwin.scenario.wording import lever_label
 from tests.dashboard.harness import start, texts
 
 ROOT = Path(__file__).resolve().parents[2]

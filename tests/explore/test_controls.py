@@ -3,7 +3,9 @@
 Every scenario file's controls cover each intervention (on/off, start, length when it
 ends, its user-facing fields), apply at their bounds and refuse values beyond them with
 the bound named, land on the field they name, and leave the scenario as it is when set
-to their current values; moving an outage's start keeps its length.
+to their current values; moving an outage's start keeps its length. Organisation controls
+speak as the sweeps do (one declaration of lever words: their labels are
+:func:`~orgtwin.scenario.wording.lever_label`).
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import pytest
 
 from orgtwin.errors import LeverError
 from orgtwin.explore import apply_controls, controls
-from orgtwin.explore.controls import Control, knob
+from orgtwin.explore.controls import Control
+from orgtwin.scenario.fields import knob
 from orgtwin.scenario.load import load_scenario
 from orgtwin.scenario.spec import Scenario
+from orgtwin.scenario.wording import lever_label, lever_words
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_FILES = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -108,3 +112,29 @@ def test_unchanged_values_leave_the_scenario_as_it_is():
         scenario = load_scenario(path)
         same = apply_controls(scenario, {c.path: c.value for c in controls(scenario)})
         assert same.model_dump() == scenario.model_dump(), path.stem
+
+
+@pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda p: p.stem)
+def test_organisation_controls_read_as_the_lever_words(path: Path):
+    """One declaration: an organisation control's label and unit are its lever's words."""
+    organisation = load_scenario(path).model_copy(update={"interventions": []})
+    found = controls(organisation)
+    assert found
+    for control in found:
+        assert control.label == lever_label(control.path), control.path
+        assert control.unit == lever_words(control.path).unit, control.path
+
+
+def test_one_organisation_control_for_all_entities_when_they_agree_else_one_each():
+    baseline = load_scenario(ROOT / "scenarios" / "baseline.yaml")
+    labels = {c.path: c.label for c in controls(baseline)}
+    assert labels["teams.*.deploy_policy.kind"] == "Deploy policy (every team)"
+    assert labels["teams.web.oncall_size"] == "On-call size (team web)"
+    assert labels["segments.pro_us.price_usd_month"] == "Price (segment pro_us)"
+    assert "segments.free.price_usd_month" not in labels, "free segments stay free"
+    same_price = baseline.model_copy(deep=True)
+    for segment in same_price.segments.values():
+        segment.price_usd_month = 12.0 if segment.price_usd_month else 0.0
+    prices = [c.path for c in controls(same_price) if c.path.startswith("segments.")]
+    assert prices == [f"segments.{name}.price_usd_month" for name in ("pro_us", "pro_eu",
+                                                                     "enterprise")]  # fmt: skip

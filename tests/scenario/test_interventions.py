@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orgtwin.explore.controls import knob
 from orgtwin.scenario import interventions as iv
-from orgtwin.scenario.fields import Knob
+from orgtwin.scenario.fields import Knob, knob
 from orgtwin.scenario.load import load_scenario
 from orgtwin.units import WORK_END_HOUR, WORK_START_HOUR, WORKWEEK_HOURS
 from orgtwin.world.build import World

@@ -15,8 +15,9 @@ import polars as pl
 import pytest
 
 from orgtwin.explore.controls import controls
-from orgtwin.scenario.levers import lever_label, lever_options, parse_lever
+from orgtwin.scenario.levers import parse_lever
 from orgtwin.scenario.load import load_scenario
+from orgtwin.scenario.wording import lever_label, lever_options
 from orgtwin.sweeps.analysis import (
     MIN_SURROGATE_R2,
     effects_in_words,

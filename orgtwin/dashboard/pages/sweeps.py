@@ -3,7 +3,7 @@
 Open: a heatmap of one KPI over two levers (mean over seeds), which lever drives the KPI
 (a sentence, or "inconclusive"), each lever's effect, and the lever ranges where a
 condition on the KPIs holds (a sentence). Levers and KPIs are named in words
-(:func:`orgtwin.scenario.levers.lever_label`); lever paths, importance scores and PRIM's
+(:func:`orgtwin.scenario.wording.lever_label`); lever paths, importance scores and PRIM's
 coverage/density table are under "Advanced" expanders and in the downloads.
 Launch: up to two levers picked by name from the scenario's levers, each with a range
 bounded by what its field allows (or typed as ``path=spec`` under "Advanced"), a grid
