@@ -207,7 +207,7 @@ def test_importing_orgtwin_loads_no_ray_or_streamlit_and_keeps_global_state():
     code = """
 import json, multiprocessing, pkgutil, importlib, random, sys, warnings
 import numpy as np
-import mesa, polars, pydantic, yaml
+import mesa, polars, pydantic, yaml, sklearn.preprocessing  # sklearn loads rich: random draws
 np_state, py_state = np.random.get_state(), random.getstate()
 filters = list(warnings.filters)
 start_method = multiprocessing.get_start_method(allow_none=True)  # mesa sets it on import

@@ -10,6 +10,7 @@ on the machine.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import time
@@ -222,9 +223,11 @@ def test_the_dashboard_and_explore_read_scenarios_inside_their_folder(
     ):
         with pytest.raises(ScenarioError, match="must name a file inside"):
             call()
-    state = (ROOT / "orgtwin" / "dashboard" / "state.py").read_text(encoding="utf-8")
-    assert state.count("root=folders.scenarios_folder()") >= 4
-    assert "load_scenario(path)" not in state
+    for module in ("state.py", "telemetry_state.py"):  # every load is rooted in the folder
+        text = (ROOT / "orgtwin" / "dashboard" / module).read_text(encoding="utf-8")
+        calls = re.findall(r"load_scenario\((.*?)\)\n", text, re.S)
+        assert calls, module
+        assert all("root=folders.scenarios_folder()" in c for c in calls), (module, calls)
 
 
 def test_a_yaml_bomb_of_nested_aliases_is_refused(tmp_path: Path) -> None:
