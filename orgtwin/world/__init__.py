@@ -8,15 +8,29 @@
 - :mod:`~orgtwin.world.drive`: the inputs production was given, imposed on a replay;
 - :mod:`~orgtwin.world.build`: :func:`~orgtwin.world.build.build_world`, the one build
   step, and the :class:`~orgtwin.world.build.World` it returns;
+- :mod:`~orgtwin.world.collecting`: :class:`~orgtwin.world.collecting.OrgCollector`, the
+  model's Mesa ``datacollector`` (hourly series, the run's KPIs, agents on request), and
+  how :func:`mesa.batch_run` takes seeds, days and lever paths;
 - :mod:`~orgtwin.world.model`: :class:`~orgtwin.world.model.OrgModel`, which owns a world
-  and advances it an hour at a time.
+  and advances it an hour at a time, as a Mesa model (``running``, ``datacollector``).
 
 May import: :mod:`orgtwin.errors`, :mod:`orgtwin.units`, :mod:`orgtwin.scenario`,
-:mod:`orgtwin.behaviours`, :mod:`orgtwin.telemetry`, :mod:`orgtwin.agents`.
+:mod:`orgtwin.behaviours`, :mod:`orgtwin.telemetry`, :mod:`orgtwin.agents`. The KPI
+formulas of :mod:`orgtwin.runs.metrics` are looked up by name, when a run's KPIs are read
+(see :mod:`~orgtwin.world.collecting`).
 """
 
 from orgtwin.world.build import Behaviours, World, build_world
+from orgtwin.world.collecting import OrgCollector
 from orgtwin.world.model import OrgModel
 from orgtwin.world.rng import derive_seed, entity_rng
 
-__all__ = ["Behaviours", "OrgModel", "World", "build_world", "derive_seed", "entity_rng"]
+__all__ = [
+    "Behaviours",
+    "OrgCollector",
+    "OrgModel",
+    "World",
+    "build_world",
+    "derive_seed",
+    "entity_rng",
+]

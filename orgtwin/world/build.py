@@ -47,20 +47,28 @@ CLOUD_PEAK = bh.DemandProfile(peak_hour=16, night_level=0.3, weekend_level=0.8)
 class World:
     """Everything a running model holds, declared in one place (built by :func:`build_world`).
 
+    The agents are registered with the model when they are made, so Mesa's registry
+    (``model.agents_by_type``, and :class:`~orgtwin.world.model.OrgModel`'s ``segments``,
+    ``services``, ``vendors`` and ``teams`` AgentSets) is where a user finds them. The
+    lists here hold the same agents in scenario order, the order of the vectorised arrays
+    (the mesh, the population, the recorder's columns): an index for the hourly hot paths,
+    which step agents by position. Agents are neither added nor removed during a run.
+
     Attributes:
         scenario: the scenario the world was built from.
         clock: the run's time.
         events: the event log (deploys, pages, incidents, sampled users' days…).
         recorder: the per-tick series.
         features: the product features.
-        segments: the user segments (agents), in scenario order.
+        segments: the user segments (agents), in scenario order (an index of the registry).
         population: every segment's hourly figures stacked.
         sessions_rng: the random stream of the hour's sessions.
         mesh: every service's state, advanced together.
-        services: the service agents (views on the mesh), in scenario order.
-        vendors: the vendor agents, in scenario order.
+        services: the service agents (views on the mesh), in scenario order (an index of
+            the registry).
+        vendors: the vendor agents, in scenario order (an index of the registry).
         vendor_status: the vendors' figures as arrays, and their outages.
-        teams: the team agents, in scenario order.
+        teams: the team agents, in scenario order (an index of the registry).
         service_team: index of the team that owns each service.
         desk: the incident desk.
         ledger: error budgets, blame for bad sessions, call totals.

@@ -18,22 +18,41 @@
 At the end of each day (:meth:`~OrgModel.end_day`), segments update experience, churn
 and arrivals and raise tickets, which become toil for the teams whose services caused
 the bad sessions; teams recover, lose and hire people.
+
+The model keeps Mesa's run protocol: ``model.running`` turns False after the last hour
+(the run's books are then closed, :meth:`~OrgModel.finish`), a step past the end raises
+:class:`~orgtwin.errors.RunError`, ``model.datacollector`` is a :class:`mesa.DataCollector`
+(:class:`~orgtwin.world.collecting.OrgCollector`: hourly series, the run's KPIs, agents
+on request), and :func:`mesa.batch_run` takes the scenario, ``seed``, ``days`` and any
+lever path as parameters (see :mod:`orgtwin.world.collecting` for the whole API).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import mesa
 import numpy as np
 from numpy.typing import NDArray
 
-from orgtwin.agents.teams import GAUGES
+from orgtwin.agents.services import Service
+from orgtwin.agents.teams import GAUGES, Team
+from orgtwin.agents.users import UserSegment
+from orgtwin.agents.vendors import Vendor
+from orgtwin.errors import LeverError, RunError, did_you_mean, whole_number
+from orgtwin.scenario.levers import apply_levers
+from orgtwin.scenario.load import load_scenario
 from orgtwin.scenario.spec import Scenario
 from orgtwin.units import HOURS_PER_DAY, HOURS_PER_MONTH, SECONDS_PER_HOUR
 from orgtwin.world.build import World, build_world
+from orgtwin.world.collecting import OrgCollector
 from orgtwin.world.drive import Drive
+
+ARGUMENTS = ("scenario", "seed", "days", "behaviours", "drive", "agent_reporters")
+"""The named arguments of :class:`OrgModel`; any other keyword is a lever path."""
 
 
 @dataclass(slots=True)
@@ -55,19 +74,35 @@ class OrgModel(mesa.Model):
     """A software organisation and its production system.
 
     Args:
-        scenario: the validated scenario.
+        scenario: the validated scenario, or a path to a scenario file (or a mapping), which
+            is loaded with :func:`~orgtwin.scenario.load.load_scenario`.
         seed: the run's seed; every entity derives its own stream from it.
-        days: days to simulate (default: the scenario's ``days``).
+        days: days to simulate (default: the scenario's ``days``); one step is one hour.
         behaviours: replacement behaviours by key (see
             :class:`orgtwin.world.build.Behaviours`), e.g. a churn hazard learned from
             telemetry: ``{"churn/free": fitted}``.
         drive: the inputs production was given, imposed hour by hour (a shadow replay:
             :class:`~orgtwin.world.drive.Drive`); None: the twin draws its own.
+        agent_reporters: which agents the data collector reads every hour: False (none,
+            the fastest), True (every kind), or kinds by name (``("teams", "services")``)
+            or class (``(Team,)``); see :mod:`orgtwin.world.collecting`.
+        **levers: lever paths and their values, applied to the scenario with
+            :func:`~orgtwin.scenario.levers.apply_levers` (``**{"teams.*.oncall_size": 2}``);
+            how :func:`mesa.batch_run` passes a lever as a parameter.
 
     Attributes:
-        scenario: the scenario.
+        scenario: the scenario, levers applied.
         seed: the run's seed.
         world: everything the model holds (:class:`~orgtwin.world.build.World`).
+        running: True until the last hour is simulated (Mesa's run protocol).
+        datacollector: the :class:`~orgtwin.world.collecting.OrgCollector`.
+
+    Raises:
+        LeverError: a keyword is neither an argument nor a lever path of the scenario, or a
+            lever's value is out of bounds.
+        RunError: ``days`` is not a whole number >= 1, ``agent_reporters`` names an unknown
+            kind, or a replacement behaviour's key names nothing in this world.
+        ScenarioError: a scenario file is invalid.
 
     Example:
         >>> from orgtwin import load_scenario
@@ -75,23 +110,39 @@ class OrgModel(mesa.Model):
         >>> model.run()
         >>> model.tick, len(model.world.teams), model.world.events.deploys[0].team
         (48, 5, 'data')
+        >>> model.running, len(model.teams.select(lambda team: team.oncall_size >= 2))
+        (False, 5)
+        >>> cheaper = OrgModel("scenarios/baseline.yaml", seed=1, days=2,
+        ...                    **{"segments.pro_us.price_usd_month": 12})
+        >>> cheaper.scenario.segments["pro_us"].price_usd_month
+        12.0
     """
 
     def __init__(
         self,
-        scenario: Scenario,
+        scenario: Scenario | str | os.PathLike[str] | Mapping[str, Any],
         *,
         seed: int,
         days: int | None = None,
         behaviours: Mapping[str, object] | None = None,
         drive: Drive | None = None,
+        agent_reporters: bool | Collection[str | type] = False,
+        **levers: Any,
     ) -> None:
         super().__init__(rng=seed)
-        self.scenario = scenario
+        sc = _scenario(scenario)
+        if levers:
+            _check_lever_names(levers)
+            sc = apply_levers(sc, levers)
+        days = None if days is None else whole_number(days, name="days", error=RunError)
+        self.scenario = sc
         self.seed = seed
+        self._closed = False  # the run's books (see finish)
         self.world: World = build_world(
-            self, scenario, seed=seed, days=days, behaviours=behaviours, drive=drive
+            self, sc, seed=seed, days=days, behaviours=behaviours, drive=drive
         )
+        self.running = self.world.clock.tick < self.world.clock.n_ticks
+        self.datacollector = OrgCollector(self, agent_reporters=agent_reporters)
 
     @property
     def tick(self) -> int:
@@ -113,10 +164,55 @@ class OrgModel(mesa.Model):
         """Days in the run."""
         return self.world.clock.n_ticks // HOURS_PER_DAY
 
+    # ------------------------------------------------------------------ the agents
+
+    @property
+    def segments(self) -> mesa.agent.AgentSet:
+        """The user segments, from Mesa's registry (``agents_by_type[UserSegment]``)."""
+        return self._registered(UserSegment)
+
+    @property
+    def services(self) -> mesa.agent.AgentSet:
+        """The services, from Mesa's registry (``agents_by_type[Service]``)."""
+        return self._registered(Service)
+
+    @property
+    def vendors(self) -> mesa.agent.AgentSet:
+        """The vendors, from Mesa's registry (``agents_by_type[Vendor]``); may be empty."""
+        return self._registered(Vendor)
+
+    @property
+    def teams(self) -> mesa.agent.AgentSet:
+        """The teams, from Mesa's registry (``agents_by_type[Team]``)."""
+        return self._registered(Team)
+
+    def _registered(self, kind: type[mesa.Agent]) -> mesa.agent.AgentSet:
+        """The agents of one kind, in the order they were made (the scenario's order).
+
+        Mesa's registry is where a user finds the agents (``select``, ``do``, ``groupby``);
+        the world's lists (:class:`~orgtwin.world.build.World`) index the same agents in
+        the order of the vectorised arrays, for the hourly hot paths.
+        """
+        found = self.agents_by_type.get(kind)
+        return found if found is not None else mesa.agent.AgentSet([], random=self.random)
+
     # ------------------------------------------------------------------ the hour
 
     def step(self) -> None:
-        """Advance the world by one hour."""
+        """Advance the world by one hour; the data collector reads the hour.
+
+        Raises:
+            RunError: every hour of the run is simulated already (``running`` is False);
+                ``steps`` is left as it was.
+        """
+        if self.world.clock.tick >= self.world.clock.n_ticks:
+            self.steps -= 1  # Mesa counted the step before calling it
+            days = f"{self.days} day{'s' if self.days != 1 else ''}"
+            raise RunError(
+                f"{self.scenario.source}: the run is over after {days} ({self.n_ticks} hours; "
+                f"the last was day {self.days - 1}, counting from 0): step() must not be "
+                f"called once model.running is False; make a new OrgModel with more days"
+            )
         hour = self.begin_hour()
         self.open_sessions(hour)
         self.serve_requests(hour)
@@ -124,6 +220,7 @@ class OrgModel(mesa.Model):
         self.raise_incidents()
         self.work()
         self.record(hour)
+        self.datacollector.collect(self)
         self.end_hour()
 
     def begin_hour(self) -> Hour:
@@ -191,7 +288,7 @@ class OrgModel(mesa.Model):
         """Every team works its hour: incidents, toil, features, deploys (in a replay,
         driven teams ship the deploys production made this hour)."""
         world = self.world
-        for team in world.teams:
+        for team in world.teams:  # the world's index: self.teams.do("step") costs more hourly
             team.step()
         if world.drive is not None:
             for team, service, batch in world.drive.deploys.get(world.clock.tick, ()):
@@ -230,12 +327,19 @@ class OrgModel(mesa.Model):
         rec.write_table("team", t, GAUGES, [team.gauges() for team in world.teams])
 
     def end_hour(self) -> None:
-        """The mesh's hour ends; the day ends after its last hour; the clock moves on."""
+        """The mesh's hour ends; the day ends after its last hour; the clock moves on.
+
+        After the run's last hour, ``running`` turns False and the books close
+        (:meth:`finish`).
+        """
         world = self.world
         world.mesh.end_hour()
         if world.clock.ends_day():
             self.end_day()
         world.clock.advance()
+        if world.clock.tick >= world.clock.n_ticks:
+            self.running = False
+            self.finish()
 
     # ------------------------------------------------------------------ the day
 
@@ -244,8 +348,7 @@ class OrgModel(mesa.Model):
         world = self.world
         clock, ledger = world.clock, world.ledger
         world.events.today = clock.day
-        for segment in world.segments:
-            segment.end_day()
+        self.segments.do("end_day")  # Mesa's registry, in scenario order (once a day)
         world.recorder.write(
             "segment", clock.tick,
             churned=[s.churned_today for s in world.segments],
@@ -270,12 +373,18 @@ class OrgModel(mesa.Model):
     # ------------------------------------------------------------------ running
 
     def run(self) -> None:
-        """Run every tick of the scenario."""
+        """Run every tick of the scenario that is left (Mesa's ``run_model`` does the same)."""
         while self.world.clock.tick < self.world.clock.n_ticks:
             self.step()
 
     def finish(self) -> None:
-        """Close the run's books: open incidents, call totals and outages go to the log."""
+        """Close the run's books: open incidents, call totals and outages go to the log.
+
+        Done once: the last hour calls it, and a later call does nothing.
+        """
+        if self._closed:
+            return
+        self._closed = True
         world = self.world
         world.desk.finish()
         mesh, ledger, events = world.mesh, world.ledger, world.events
@@ -293,3 +402,45 @@ class OrgModel(mesa.Model):
                 )
         for vendor, start, end in world.vendor_status.windows():
             events.outage(vendor, start, end)
+
+
+def _scenario(scenario: object) -> Scenario:
+    """``scenario`` as a :class:`Scenario`: loaded if it is a path or a mapping.
+
+    Raises:
+        RunError: it is none of these (a Scenario given bare to :func:`mesa.batch_run`
+            arrives as one of its fields: put it in a list).
+    """
+    if isinstance(scenario, Scenario):
+        return scenario
+    if isinstance(scenario, str | os.PathLike | Mapping):
+        return load_scenario(scenario)
+    raise RunError(
+        f"scenario must be a Scenario, a path to a scenario file or a mapping, got "
+        f"{type(scenario).__name__} {scenario!r:.60} (in mesa.batch_run, put a Scenario in a "
+        f"list: parameters={{'scenario': [scenario], ...}})"
+    )
+
+
+def _check_lever_names(levers: Mapping[str, Any]) -> None:
+    """Refuse a keyword that is neither an argument of :class:`OrgModel` nor a lever path.
+
+    A dotted path is checked by :func:`~orgtwin.scenario.levers.apply_levers`; a plain
+    name must be a top-level field of the scenario.
+
+    Raises:
+        LeverError: a plain name that is no field of a scenario (with a hint).
+    """
+    fields = [f for f, info in Scenario.model_fields.items() if not info.exclude]
+    for name in levers:
+        if "." in name or "[" in name or name in fields:
+            continue
+        hint = did_you_mean(name, [*ARGUMENTS, *fields]) or (
+            "did you mean 'seed'?" if name in ("rng", "random_seed") else None
+        )
+        raise LeverError(
+            name,
+            f"must be an argument of OrgModel ({', '.join(ARGUMENTS)}) or a lever path like "
+            f"teams.*.oncall_size, got {name}={levers[name]!r}",
+            hint,
+        )
