@@ -16,7 +16,7 @@ APP_HEADLESS ?= $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(shell 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,app,sweep]'
+	$(PY) -m pip install --quiet -e '.[dev,app,sweep,viz]'
 	@touch $(STAMP)
 
 install: $(STAMP)

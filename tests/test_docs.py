@@ -8,11 +8,13 @@
   (and, with a ``#fragment``, to a heading of that file), and every repository path they
   name in code (``orgtwin/world/build.py``) exists;
 - performance figures live only in ``benchmarks/README.md``;
-- the README stays short, lists every shipped scenario, and its Python example runs.
+- the README stays short, lists every shipped scenario, and its Python example runs;
+- the research guide's ``python`` blocks run, in order, as one script.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -32,6 +34,8 @@ README_MAX_LINES = 220
 START = "<!-- scenario-reference:start -->"
 END = "<!-- scenario-reference:end -->"
 EXAMPLE = re.compile(r"^<!-- example:python -->\n```python\n(.*?)^```$", re.M | re.S)
+PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.M | re.S)
+RESEARCH = DOCS / "research.md"
 FENCE = re.compile(r"^```.*?^```$", re.M | re.S)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
 LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
@@ -46,6 +50,39 @@ FIGURE = re.compile(r"≈\s*(\d[\d,.]*\s*(?:s|ms|MiB))\b")
 
 def page_id(path: Path) -> str:
     return str(path.relative_to(ROOT))
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    """Every ```python block of a page, in order, with the line its code starts on."""
+    return [
+        (text.count("\n", 0, match.start(1)) + 1, match.group(1))
+        for match in PYTHON_BLOCK.finditer(text)
+    ]
+
+
+RUN_BLOCKS = """
+import json, sys
+namespace = {"__name__": "__main__"}
+page, blocks = json.load(sys.stdin)
+for line, code in blocks:
+    exec(compile("\\n" * (line - 1) + code, page, "exec"), namespace)
+"""
+"""Runs blocks read as JSON from stdin in one namespace; a traceback names the page's line."""
+
+
+def run_blocks(
+    page: str, blocks: list[tuple[int, str]], cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run a page's code blocks in order, as one script, in a fresh interpreter in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-c", RUN_BLOCKS],
+        input=json.dumps([page, blocks]),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def prose(text: str) -> str:
@@ -220,14 +257,29 @@ def test_every_scenario_file_is_in_the_readme(readme: str, path: Path) -> None:
 def test_python_example_runs(readme: str) -> None:
     blocks = EXAMPLE.findall(readme)
     assert len(blocks) == 1, "README.md must have one ```python block after <!-- example:python -->"
-    done = subprocess.run(
-        [sys.executable, "-c", blocks[0]],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_blocks("README.md", [(1, blocks[0])], ROOT, timeout=300)
     assert done.returncode == 0, f"the README's Python example failed:\n{done.stderr}"
     for kpi in ("deploy_frequency_per_day", "lead_time_hours", "change_failure_rate_pct"):
         assert kpi in done.stdout, f"the example must print the comparison of {kpi}"
+
+
+# --------------------------------------------------------------------------- the research guide
+
+
+def test_python_blocks_are_found_in_order_with_their_lines() -> None:
+    text = "# T\n```python\na = 1\n```\n```sh\nls\n```\n```python\nb = a\n```\n"
+    assert python_blocks(text) == [(3, "a = 1\n"), (9, "b = a\n")]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_research_guide_runs(tmp_path: Path) -> None:
+    """Its blocks run in order in one namespace, in a scratch folder that sees the
+    repository's scenarios (the guide's paths are relative to the repository root)."""
+    blocks = python_blocks(RESEARCH.read_text(encoding="utf-8"))
+    assert len(blocks) >= 8, "docs/research.md must keep its runnable examples"
+    (tmp_path / "scenarios").symlink_to(ROOT / "scenarios", target_is_directory=True)
+    done = run_blocks(page_id(RESEARCH), blocks, tmp_path, timeout=240)
+    assert done.returncode == 0, f"docs/research.md's examples failed:\n{done.stderr}"
+    for shown in ("churned in a week", "free users", "ray", "paired interval"):
+        assert shown in done.stdout, f"docs/research.md's examples must print {shown!r}"
