@@ -30,6 +30,14 @@ whose tables are there and stacks their points:
   metrics, so these two streams take their level from the reference window (the
   median log residual there) and their scale as latency does; without a reference
   window, the scenario's level;
+- ``client_latency`` (per calling service and row, ms): how long a service waits on its
+  calls (the ``requests`` table's optional ``client_latency_p95_ms``) against the 95th
+  percentile of the mix of its callees' measured latency in the scenario's calls per
+  request (:func:`orgtwin.telemetry.derived.client_latency_p95`), at the level of the
+  reference window as ``utilisation`` and ``calls`` (the network's share is in it). A
+  callee slow on its own moves both; a delay on the network between them (on the
+  callee's pod, whose own latency holds) moves the wait alone. Without the column, no
+  stream;
 - ``demand`` (per segment and hour, sessions per hour): the arrivals against ``level ×
   profile × correction``, each from the hours before only (:func:`_demand_filter`): the
   profile the scenario's; the level smoothed over about two days; each hour of the
@@ -75,6 +83,7 @@ import polars as pl
 from orgtwin.behaviours import ChangeFailure, ChurnHazard, LatencyCurve
 from orgtwin.learn import own_latency, weekly_profile
 from orgtwin.scenario import Scenario
+from orgtwin.telemetry.derived import client_latency_p95
 from orgtwin.units import HOURS_PER_DAY, HOURS_PER_WEEK
 
 Window = tuple[datetime, datetime]
@@ -324,6 +333,70 @@ def _calls(
         observed = wide[callee].to_numpy().astype(float)
         frames.append(_log_ratio_points(callee, wide["time"], observed, planned, reference))
     return _stack(frames)
+
+
+# --------------------------------------------------------------------------- client latency
+
+
+def _client_latency(
+    scenario: Scenario, tables: Mapping[str, pl.DataFrame], reference: Window | None
+) -> pl.DataFrame:
+    """Each calling service's client latency (``client_latency_p95_ms``: how long it waits
+    on its calls) against what its callees' own measured latency implies, per row: the
+    95th percentile of the mix of its calls
+    (:func:`~orgtwin.telemetry.derived.client_latency_p95`: each callee's latency
+    lognormal with its measured 95th percentile and its 95th percentile over its median,
+    measured where the table has a median, else the twin's curve's; mixed in the
+    scenario's calls per request), at the level of the reference window
+    (:func:`_log_ratio_points`: the network's share is learned there). A callee that is
+    slow on its own moves both sides; a slow network between them (a delay on a callee's
+    pod, a congested link) moves the caller's wait alone. A table without the column, a
+    service that calls no service, and a row where one of its callees was not measured
+    give no point."""
+    requests = tables["requests"]
+    if "client_latency_p95_ms" not in requests.columns:
+        return _stack([])
+    names = list(scenario.services)
+    median = "latency_p50_ms" in requests.columns and (
+        requests["latency_p50_ms"].null_count() < requests.height
+    )
+    rows = requests.filter(pl.col("service").is_in(names)).select(
+        "time",
+        "service",
+        client=pl.col("client_latency_p95_ms"),
+        server=pl.col("latency_p95_ms"),
+        ratio=pl.col("latency_p95_ms") / pl.col("latency_p50_ms") if median else pl.lit(None),
+    )
+    wide = {
+        column: rows.pivot(on="service", index="time", values=column, aggregate_function="mean")
+        for column in ("client", "server", "ratio")
+    }
+    times = wide["client"].sort("time")["time"]
+    frames = []
+    for caller, spec in scenario.services.items():
+        calls = {b: per for b, per in spec.calls.items() if b in names and per > 0}
+        if not calls or caller not in wide["client"].columns:
+            continue
+        if set(calls) - set(wide["server"].columns):
+            continue
+        frame = pl.DataFrame({"time": times})
+        observed = _column(frame, wide["client"], caller)
+        server = np.column_stack([_column(frame, wide["server"], b) for b in calls])
+        curve = [LatencyCurve.from_spec(scenario.services[b].latency).p95_over_p50 for b in calls]
+        ratio = np.column_stack([_column(frame, wide["ratio"], b) for b in calls])
+        ratio = np.where(np.isfinite(ratio) & (ratio > 0), ratio, np.array(curve, dtype=float))
+        share = np.array(list(calls.values())) / sum(calls.values())
+        planned = client_latency_p95(server, share, ratio)
+        frames.append(_log_ratio_points(caller, times, observed, planned, reference))
+    return _stack(frames)
+
+
+def _column(frame: pl.DataFrame, wide: pl.DataFrame, name: str) -> np.ndarray:
+    """``wide``'s column ``name`` at ``frame``'s times, as floats (NaN where missing)."""
+    if name not in wide.columns:
+        return np.full(frame.height, np.nan)
+    joined = frame.join(wide.select("time", name), on="time", how="left", maintain_order="left")
+    return joined[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
 
 
 def _inside(times: pl.Series, window: Window | None) -> np.ndarray | None:
@@ -681,6 +754,8 @@ STREAMS: tuple[Stream, ...] = (
            "measured utilisation against the twin's at the measured load"),
     Stream("calls", ("requests",), _calls, "requests",
            "requests a service gets against its callers' requests times the calls per request"),
+    Stream("client_latency", ("requests",), _client_latency, "ms",
+           "time a service waits on its calls against its callees' own latency"),
     Stream("demand", ("arrivals",), _demand, "sessions per hour",
            "arrivals against the recent level times the hour-of-week profile"),
     Stream("change_failure", ("deploys",), _change_failure, "failed deploys per day",
@@ -723,7 +798,8 @@ def residuals(
             is skipped.
         reference: ``(start, end)``, a window in which the twin is taken to mirror
             production: the latency stream learns there how far real latency wanders
-            around the twin's (without one: a robust sd over the whole stream). The
+            around the twin's (without one: a robust sd over the whole stream), and the
+            utilisation, calls and client latency streams their level and scale. The
             other streams are standardised by the twin's own randomness and ignore it.
 
     Returns:

@@ -3,8 +3,9 @@
 A scenario can stand in for a real organisation: :func:`synth` runs it for one seed and
 writes its event tables (``requests``, ``calls``, ``deploys``, ``incidents``,
 ``user_days``, ``vendor_status``, ``pages``) as ``<out>/<table>.parquet``, in the schemas
-of :mod:`orgtwin.telemetry.schemas`, with two tables an organisation's billing and
-analytics would hold beside them:
+of :mod:`orgtwin.telemetry.schemas` (``requests`` with each calling service's client
+latency, its callees' latency mixed in the proportions of its calls), with two tables
+an organisation's billing and analytics would hold beside them:
 
 - ``customers``: one row per user of the ``user_days`` sample (billing's view), made by
   :func:`orgtwin.telemetry.derived.customers_from_user_days`;

@@ -50,7 +50,7 @@ SERIES_ROW_BYTES = 56.0
 """Per seed, per row of the series: the recorder's value and the tidy frame's row."""
 SERIES_ROW_ONCE_BYTES = 20.0
 """Once, per row of the series: building the tidy frame and the KPIs of a run."""
-REQUESTS_ROW_BYTES = 60.0
+REQUESTS_ROW_BYTES = 68.0
 """Per seed, per row of the ``requests`` table (a service's hour)."""
 USER_SLOT_BYTES = 32.0
 """Per seed, per user slot: the per-user arrays (intensity, experience, tenure, churn

@@ -13,7 +13,7 @@
 - :mod:`~orgtwin.telemetry.otlp`: OpenTelemetry spans as the Collector writes them in
   OTLP JSON, read into the ``spans`` table;
 - :mod:`~orgtwin.telemetry.derived`: tables made from other tables (``customers`` from
-  ``user_days``).
+  ``user_days``), and a service's client latency from its callees' latency.
 
 The simulator writes telemetry in exactly the shapes a real organisation's telemetry is
 read into, so a scenario can stand in for a real organisation.

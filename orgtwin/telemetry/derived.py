@@ -4,6 +4,9 @@ An organisation does not always export every table. :func:`customers_from_user_d
 turns the daily activity of users (``user_days``, with each user's tenure) into one row
 per customer, the shape the churn hazard is learned from; the simulator's synthetic
 telemetry is written the same way (:func:`orgtwin.runs.synth.synth`).
+:func:`client_latency_p95` is what a service's callees' latency implies about its own
+client latency (the ``requests`` table's ``client_latency_p95_ms``): the simulator
+records it so, and the drift watch predicts it so.
 
 Example:
     >>> import datetime as dt, polars as pl
@@ -17,10 +20,20 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import ndtr
 
 from orgtwin.telemetry import schemas
 from orgtwin.units import DAYS_PER_MONTH
+
+Z95 = 1.6448536269514722
+"""The standard normal's 95th percentile."""
+LOG_SD_FLOOR = 1e-3
+"""The least log sd of a callee's latency (a callee whose p95 is its median)."""
+_BISECTIONS = 32
+"""Halvings of the interval the mix's percentile lies in (its log: under 1e-8 left)."""
 
 
 def customers_from_user_days(user_days: pl.DataFrame) -> pl.DataFrame:
@@ -66,3 +79,47 @@ def customers_from_user_days(user_days: pl.DataFrame) -> pl.DataFrame:
         entry_tenure_months=pl.col("first_tenure") / month,
     )
     return out.select([pl.col(c).cast(t) for c, t in schemas.CUSTOMERS.items()])
+
+
+def client_latency_p95(
+    latency_p95: ArrayLike, share: ArrayLike, p95_over_p50: ArrayLike
+) -> NDArray[np.float64]:
+    """The 95th percentile of a service's calls, mixed over its callees.
+
+    Each callee's latency is taken as lognormal with its 95th percentile and its ratio of
+    the 95th percentile to the median; the calls are a mix of them in ``share``, and the
+    mix's 95th percentile ``q`` solves ``Σ_b share_b · P(L_b > q) = 0.05`` (by bisection
+    on ``log q``, which lies between the callees' least and greatest 95th percentiles).
+    A callee that turns slow moves it little while its calls are under 5% of the mix (the
+    other callees' tails still hold the 95th percentile), and up towards that callee's
+    own latency once they are more.
+
+    Args:
+        latency_p95: the callees' 95th percentiles, ms, one row per time and one column
+            per callee ``[rows, callees]``.
+        share: each callee's share of the calls (``[callees]``; scaled to sum to 1).
+        p95_over_p50: each callee's 95th percentile over its median, broadcast against
+            ``latency_p95`` (below 1 counts as 1).
+
+    Returns:
+        The mix's 95th percentile per row, ms; NaN where a callee's is not a positive
+        number.
+
+    Example:
+        >>> client_latency_p95([[10.0, 10.0], [10.0, 100.0]], [0.5, 0.5], 2.0).round(1)
+        array([10. , 85.8])
+    """
+    l95 = np.atleast_2d(np.asarray(latency_p95, dtype=float))
+    weights = np.asarray(share, dtype=float)
+    weights = weights / weights.sum()
+    ratio = np.broadcast_to(np.asarray(p95_over_p50, dtype=float), l95.shape)
+    good = np.all(np.isfinite(l95) & (l95 > 0), axis=1)
+    log95 = np.log(np.where(good[:, None], l95, 1.0))
+    sigma = np.maximum(np.log(np.maximum(np.nan_to_num(ratio, nan=1.0), 1.0)) / Z95, LOG_SD_FLOOR)
+    low, high = log95.min(axis=1), log95.max(axis=1)
+    for _ in range(_BISECTIONS):
+        middle = 0.5 * (low + high)
+        tail = ndtr(-Z95 - (middle[:, None] - log95) / sigma) @ weights
+        above = tail > 0.05  # q is further up
+        low, high = np.where(above, middle, low), np.where(above, high, middle)
+    return np.where(good, np.exp(0.5 * (low + high)), np.nan)

@@ -20,6 +20,7 @@ import polars as pl
 
 from orgtwin.errors import RunError
 from orgtwin.telemetry import schemas
+from orgtwin.telemetry.derived import client_latency_p95
 from orgtwin.telemetry.series import metrics_of
 from orgtwin.units import HOURS_PER_DAY, SECONDS_PER_HOUR
 
@@ -299,6 +300,9 @@ class EventLog:
         """The ``requests`` table: every service's hour, from the recorded series."""
         n_ticks, names = recorder.n_ticks, recorder.entities["service"]
         demand = recorder.metric("service", "demand_rps") * SECONDS_PER_HOUR
+        latency_p50 = recorder.metric("service", "latency_p50_ms")
+        latency_p95 = recorder.metric("service", "latency_p95_ms")
+        client = self._client_latency(names, latency_p50, latency_p95)
         start = np.datetime64(self.start, "us")
         times = start + np.arange(n_ticks).astype("timedelta64[h]")
         frame = pl.DataFrame(
@@ -307,13 +311,39 @@ class EventLog:
                 "service": np.tile(np.array(names), n_ticks),
                 "requests": demand.reshape(-1),
                 "errors": (demand * recorder.metric("service", "error_rate")).reshape(-1),
-                "latency_p50_ms": recorder.metric("service", "latency_p50_ms").reshape(-1),
-                "latency_p95_ms": recorder.metric("service", "latency_p95_ms").reshape(-1),
+                "latency_p50_ms": latency_p50.reshape(-1),
+                "latency_p95_ms": latency_p95.reshape(-1),
+                "client_latency_p95_ms": client.reshape(-1),
                 "cpu": recorder.metric("service", "utilisation").reshape(-1),
                 "replicas": recorder.metric("service", "replicas").reshape(-1),
             }
         )
-        return frame.select([pl.col(c).cast(t) for c, t in schemas.REQUESTS.items()])
+        return frame.select([pl.col(c).cast(t) for c, t in schemas.REQUESTS.items()]).with_columns(
+            pl.col("client_latency_p95_ms").fill_nan(None)  # calls no service: not measured
+        )
+
+    def _client_latency(
+        self, names: list[str], latency_p50: np.ndarray, latency_p95: np.ndarray
+    ) -> np.ndarray:
+        """Each service's client latency ``[tick, service]``: the 95th percentile of its
+        calls to other services, mixed over its callees in the proportions of the run's
+        calls (:func:`~orgtwin.telemetry.derived.client_latency_p95`, each callee's
+        latency lognormal with its recorded median and 95th percentile; the simulator's
+        calls take no network time). NaN for a service that called no service (or before
+        the run's calls are recorded)."""
+        index = {name: i for i, name in enumerate(names)}
+        weights = np.zeros((len(names), len(names)))
+        for call in self.calls:
+            if call.caller in index and call.callee in index:
+                weights[index[call.caller], index[call.callee]] += call.count
+        ratio = latency_p95 / np.where(latency_p50 > 0, latency_p50, np.nan)
+        client = np.full(latency_p95.shape, np.nan)
+        for i, total in enumerate(weights.sum(axis=1)):
+            callees = np.flatnonzero(weights[i] > 0)
+            if total > 0:
+                share = weights[i, callees] / total
+                client[:, i] = client_latency_p95(latency_p95[:, callees], share, ratio[:, callees])
+        return client
 
     def calls_table(self) -> pl.DataFrame:
         """The ``calls`` table."""

@@ -22,6 +22,7 @@ REQUESTS = {
     "errors": pl.Float64,
     "latency_p50_ms": pl.Float64,
     "latency_p95_ms": pl.Float64,
+    "client_latency_p95_ms": pl.Float64,
     "cpu": pl.Float64,
     "replicas": pl.Float64,
 }
@@ -32,6 +33,9 @@ REQUESTS_COLUMNS = {
     "errors": "Requests that failed (own errors and failed dependencies)",
     "latency_p50_ms": "Median latency, dependencies included, ms",
     "latency_p95_ms": "95th-percentile latency, dependencies included, ms",
+    "client_latency_p95_ms": "95th-percentile latency of the service's calls to other services "
+    "as it waits on them (the callees' latency and the network between), ms; null when not "
+    "measured or the service calls no other service",
     "cpu": "Utilisation of live capacity, 0..1 (can exceed 1 under overload)",
     "replicas": "Replicas running",
 }
@@ -251,8 +255,23 @@ TABLE_RULES: dict[str, TableRules] = {
     "requests": TableRules(
         keys=("time", "service"),
         times=("time",),
-        non_negative=("requests", "errors", "latency_p50_ms", "latency_p95_ms", "cpu", "replicas"),
-        optional=("errors", "latency_p50_ms", "latency_p95_ms", "cpu", "replicas"),
+        non_negative=(
+            "requests",
+            "errors",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "client_latency_p95_ms",
+            "cpu",
+            "replicas",
+        ),
+        optional=(
+            "errors",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "client_latency_p95_ms",
+            "cpu",
+            "replicas",
+        ),
     ),
     "calls": TableRules(keys=("caller", "callee"), non_negative=("count",)),
     "deploys": TableRules(

@@ -9,7 +9,11 @@ faults injected between 03:53 and 07:53, one about every 8 minutes (``cpu_conten
    (the ten pods are sampled within a second of each other, at about hh:mm:19), so the
    pods' rows line up; as the latency the twin knows, the server p90
    (``PodServerLatencyP90(s)``, the quantile nearest the median the files have: the
-   twin's curve is then a p90 curve); the other columns as mapped. The files' success
+   twin's curve is then a p90 curve); as the client latency, the client p95
+   (``PodClientLatencyP95(s)``: how long the pod waits on its calls, against its
+   callees' server p95; the mix of the callees takes each one's p95 over its p90 for
+   its p95 over its median, a narrower spread than the median would give, so the mix
+   follows a slow callee more closely); the other columns as mapped. The files' success
    rate is 0 in every row of every pod, so it says nothing and no errors are derived;
 2. learns the calls per request from the spans (``only=["structure"]``), then the
    twin's latency (``only=["latency"]``) on 08:00–18:00, from :data:`BASE` (the shop's
@@ -66,14 +70,18 @@ BASELINE_METRICS = ("requests", "cpu", "latency_p50_ms", "latency_p95_ms")
 
 
 def nezha_requests() -> tuple[pl.DataFrame, timedelta]:
-    """Nezha's per-pod minutes in the twin's ``requests`` shape, and the pods' sampling
-    offset within the minute (the median of each row's time past its minute)."""
+    """Nezha's per-pod minutes in the twin's ``requests`` shape (with
+    ``client_latency_p95_ms``), and the pods' sampling offset within the minute (the
+    median of each row's time past its minute)."""
     raw = read_example(NEZHA).tables["requests"].collect()
     offset = (raw["time"] - raw["time"].dt.truncate("1m")).median()
     requests = raw.with_columns(
         pl.col("time").dt.truncate("1m"),
         pl.col("requests", "cpu", "latency_p95_ms").fill_nan(None),  # a NaN is no figure
         latency_p50_ms=(pl.col("PodServerLatencyP90(s)").cast(pl.Float64) * 1000.0).fill_nan(None),
+        client_latency_p95_ms=(pl.col("PodClientLatencyP95(s)").cast(pl.Float64) * 1000.0).fill_nan(
+            None
+        ),
     )
     assert isinstance(offset, timedelta)
     return requests, offset

@@ -38,7 +38,8 @@ from orgtwin.fidelity.residuals import COLUMNS, LATENCY_LOG_SD_FLOOR, STREAMS, r
 from orgtwin.runs.synth import synth
 from orgtwin.scenario import load_scenario
 from orgtwin.scenario.spec import Scenario
-from orgtwin.telemetry.folder import read_telemetry
+from orgtwin.telemetry.derived import client_latency_p95
+from orgtwin.telemetry.folder import read_telemetry, write_telemetry
 
 SEEDS = (1, 2, 3, 4)
 DAYS = 35
@@ -132,6 +133,17 @@ def _z(
     return rows["z"].to_numpy()
 
 
+def _same_points(a: pl.DataFrame, b: pl.DataFrame) -> bool:
+    """Whether two residual frames hold the same points, their figures equal up to the
+    order of a sum (polars sums groups in parallel: churn's expected may differ in the
+    15th digit)."""
+    keys = ["time", "behaviour", "entity", "unit"]
+    return a.select(keys).equals(b.select(keys)) and all(
+        np.allclose(a[c].to_numpy(), b[c].to_numpy(), rtol=1e-12, atol=0.0, equal_nan=True)
+        for c in ("observed", "expected", "residual", "z")
+    )
+
+
 def _band(z: np.ndarray) -> float:
     """Half-width of the no-drift band of a mean of ``z``: 4 standard errors."""
     return 4.0 / np.sqrt(z.size)
@@ -168,6 +180,7 @@ def test_the_frame_has_the_columns_sorted_and_the_residual_in_units(runs):
         "churn": ["eu", "main"],
         "utilisation": ["api", "gateway"],
         "calls": ["api"],
+        "client_latency": ["gateway"],  # api calls no service: it has no client latency
     }
 
 
@@ -216,6 +229,14 @@ def test_without_drift_the_simulated_latency_and_errors_are_the_twins_exactly(ru
     assert np.abs(z).max() < 1e-6
 
 
+def test_without_drift_the_client_latency_is_the_mix_of_the_callees_latency_exactly(runs):
+    """The simulator records a caller's client latency as its callees' latency mixed in
+    the proportions of its calls, as the twin predicts it: the residual is rounding."""
+    z = _z(runs["same"], "client_latency")
+    assert z.size == len(SEEDS) * DAYS * 24
+    assert np.abs(z).max() < 1e-6
+
+
 def test_latency_is_standardised_by_how_far_it_wanders_in_the_reference_window(runs):
     """With 5% measurement noise, z after the reference window has sd 1 (and mean 0 where
     the noise enters the own latency unbent: ``api`` calls nothing)."""
@@ -234,6 +255,81 @@ def test_doubled_latency_shows_in_that_service_only(runs):
     assert np.allclose(api["z"], np.log(2.0) / LATENCY_LOG_SD_FLOOR)
     assert np.allclose(api["observed"], 2 * api["expected"])
     assert np.abs(_z(runs["drifted"], "latency", "gateway")).max() < 1e-6
+
+
+def test_a_slow_callee_is_not_taken_for_a_slow_network(runs):
+    """``api`` twice as slow: ``gateway`` waits twice as long on its calls, as the twin
+    predicts from ``api``'s measured latency, so its client latency stream stays at 0."""
+    gateway = runs["drifted"].filter(
+        (pl.col("behaviour") == "client_latency") & (pl.col("entity") == "gateway")
+    )
+    same = runs["same"].filter(
+        (pl.col("behaviour") == "client_latency") & (pl.col("entity") == "gateway")
+    )
+    assert gateway["observed"].median() > 1.5 * same["observed"].median()
+    assert np.abs(gateway["z"].to_numpy()).max() < 1e-6
+
+
+def test_a_slower_network_shows_in_the_callers_client_latency_only(twin, tmp_path):
+    """``gateway`` waiting 30% longer on its calls than ``api``'s latency explains (a
+    delay on the network between them) from day 21: its client latency stream shifts by
+    ``log 1.3`` over the floor of the log sd, in ms the wait added; its own latency, as
+    the table has it, and every other stream are as before."""
+    folder = synth(twin, days=DAYS, seed=SEEDS[0], out=tmp_path / "t")
+    tables = {name: frame.collect() for name, frame in read_telemetry(folder).tables.items()}
+    reference = (twin.start, twin.start + timedelta(days=REFERENCE_DAYS))
+    before = residuals(twin, tables, reference=reference)
+    slow = (pl.col("service") == "gateway") & (pl.col("time") >= START + timedelta(days=SURGE_DAY))
+    requests = tables["requests"].with_columns(
+        client_latency_p95_ms=pl.when(slow)
+        .then(pl.col("client_latency_p95_ms") * 1.3)
+        .otherwise(pl.col("client_latency_p95_ms"))
+    )
+    after = residuals(twin, {**tables, "requests": requests}, reference=reference)
+    shifted = _z(after, "client_latency", "gateway", after=SURGE_DAY)
+    assert np.allclose(shifted, np.log(1.3) / LATENCY_LOG_SD_FLOOR)
+    points = after.filter(
+        (pl.col("behaviour") == "client_latency")
+        & (pl.col("time") >= START + timedelta(days=SURGE_DAY))
+    )
+    assert np.allclose(points["residual"], 0.3 * points["expected"])
+    assert _z(after, "client_latency", "gateway", before=SURGE_DAY).max() < 1e-6
+    others = pl.col("behaviour") != "client_latency"
+    assert _same_points(after.filter(others), before.filter(others))
+
+
+def test_the_client_latency_mix_is_the_95th_percentile_of_the_calls_recomputed():
+    """Two callees, lognormal (p95 10 ms and 40 ms, p95 over median 2 and 1.5), 70% and
+    30% of the calls: the mix's 95th percentile is that of two million drawn calls; one
+    callee alone gives its own."""
+    rng = np.random.default_rng(3)
+    p95, ratio, share = np.array([10.0, 40.0]), np.array([2.0, 1.5]), np.array([0.7, 0.3])
+    sigma = np.log(ratio) / 1.6448536269514722
+    median = p95 / ratio
+    n = 2_000_000
+    which = rng.random(n) < share[1]
+    calls = median[which.astype(int)] * np.exp(sigma[which.astype(int)] * rng.standard_normal(n))
+    mixed = client_latency_p95(p95[None, :], share, ratio)[0]
+    assert mixed == pytest.approx(np.percentile(calls, 95), rel=0.01)
+    assert client_latency_p95([[25.0]], [1.0], 2.0)[0] == pytest.approx(25.0)
+    assert np.isnan(client_latency_p95([[25.0, np.nan]], [0.5, 0.5], 2.0)[0])
+
+
+def test_telemetry_without_client_latency_watches_as_before(twin, tmp_path):
+    """The column is optional: a ``requests`` table without it (or with it all null)
+    gives every other stream as it was, and no client latency stream."""
+    folder = synth(twin, days=7, seed=SEEDS[0], out=tmp_path / "t")
+    tables = {name: frame.collect() for name, frame in read_telemetry(folder).tables.items()}
+    full = residuals(twin, tables).filter(pl.col("behaviour") != "client_latency")
+    dropped = tables["requests"].drop("client_latency_p95_ms")
+    nulls = tables["requests"].with_columns(client_latency_p95_ms=None)
+    for requests in (dropped, nulls):
+        points = residuals(twin, {**tables, "requests": requests})
+        assert "client_latency" not in set(points["behaviour"])
+        assert _same_points(points, full)
+    write_telemetry(tmp_path / "without", {**tables, "requests": dropped})
+    read = read_telemetry(tmp_path / "without").tables["requests"].collect()
+    assert read["client_latency_p95_ms"].null_count() == read.height  # optional: all null
 
 
 def test_a_higher_base_error_rate_shows_in_that_service_only(runs):

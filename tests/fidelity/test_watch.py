@@ -134,6 +134,40 @@ def test_a_drift_is_flagged_on_its_behaviour_and_entity_within_a_bounded_delay(
         assert others.height <= allowed(found, weeks), (seed, others)
 
 
+def test_a_slower_network_is_flagged_on_the_callers_client_latency(runs: dict, tmp_path: Path):
+    """The simulator has no network delay: from the change hour, ``gateway``'s client
+    latency is put up by half (its wait on ``api`` grows, ``api``'s own latency holds).
+    The watch flags ``client_latency`` of ``gateway`` within two hours, with the change
+    point at the hour and the wait added in ms; the slow ``api`` of the latency case,
+    which ``gateway`` also waits on, raises no client latency alarm."""
+    at = runs["at"]
+    twin = runs["twin"]
+    reference = (twin.start, twin.start + timedelta(days=REFERENCE_DAYS))
+    for seed in SEEDS:
+        folder = tmp_path / f"network{seed}"
+        tables = {n: f.collect() for n, f in read_telemetry(runs[("plain", seed)]).tables.items()}
+        later = (pl.col("service") == "gateway") & (pl.col("time") >= at)
+        tables["requests"] = tables["requests"].with_columns(
+            client_latency_p95_ms=pl.when(later)
+            .then(pl.col("client_latency_p95_ms") * 1.5)
+            .otherwise(pl.col("client_latency_p95_ms"))
+        )
+        write_telemetry(folder, tables)
+        found = watch(twin, folder, reference=reference)
+        ours = found.alarms.filter(
+            (pl.col("behaviour") == "client_latency") & (pl.col("entity") == "gateway")
+        )
+        assert ours.height >= 1, (seed, found.alarms)
+        first = ours.row(0, named=True)
+        assert at <= first["raised"] <= at + timedelta(hours=2), (seed, first)
+        assert first["since"] == at and first["unit"] == "ms" and first["magnitude"] > 0
+        assert first["words"].startswith("gateway: client latency is +"), first["words"]
+        others = found.alarms.filter(pl.col("behaviour") != "client_latency")
+        assert others.height <= allowed(found, (DAYS - REFERENCE_DAYS) / 7), (seed, others)
+        slow_api = watched(runs, ("latency", seed)).alarms
+        assert slow_api.filter(pl.col("behaviour") == "client_latency").is_empty(), slow_api
+
+
 def test_stable_telemetry_raises_no_more_alarms_than_the_budget(runs: dict):
     total, budget = 0, 0
     for seed in SEEDS:

@@ -44,7 +44,7 @@ def sample_tables() -> dict[str, pl.DataFrame]:
     t0 = dt.datetime(2024, 1, 1)
     hour = dt.timedelta(hours=1)
     values: dict[str, list] = {
-        "requests": [t0, "web", 100.0, 1.0, 20.0, 80.0, 0.5, 3.0],
+        "requests": [t0, "web", 100.0, 1.0, 20.0, 80.0, 40.0, 0.5, 3.0],
         "calls": ["web", "db", 10.0],
         "deploys": [t0, "web", "core", 3, False, 4.5],
         "incidents": [1, "web", "core", 2, "deploy", t0, t0 + hour, t0 + 2 * hour],

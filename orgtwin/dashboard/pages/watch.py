@@ -37,8 +37,20 @@ BEHAVIOURS = {
     "churn": ("Churn", "segment"),
     "utilisation": ("Utilisation", "service"),
     "calls": ("Calls received", "service"),
+    "client_latency": ("Client latency (the wait on its calls)", "service"),
 }
 """Each watched behaviour in words, and what kind of entity it is watched for."""
+NOT_RELEARNED = {
+    "errors": "no learner estimates it from telemetry yet (the twin's error rates come "
+    "from its scenario).",
+    "utilisation": "it follows from the demand and the capacity per replica, which learning "
+    "the latency curve against CPU sets: re-learn latency.",
+    "calls": "it follows from the call graph, which learning the structure sets: re-learn "
+    "the whole twin.",
+    "client_latency": "it follows from its callees' latency and the call graph: where the "
+    "callees mirror and this does not, the network between them moved.",
+}
+"""Why a watched behaviour with no learner of its own cannot be re-learned from the page."""
 DIRECTION_WORDS = {"up": "higher than the twin", "down": "lower than the twin"}
 SOURCE_WORDS = {"learned": "learned", "shrunk": "shrunk toward the twin's", "prior": "kept"}
 
@@ -258,8 +270,8 @@ def relearn_section(
     if behaviour not in telemetry_state.WATCH_LEARNERS:
         title = BEHAVIOURS.get(behaviour, (behaviour, ""))[0]
         st.info(
-            f"{title} cannot be re-learned: no learner estimates it from telemetry yet "
-            "(the twin's error rates come from its scenario).",
+            f"{title} cannot be re-learned on its own: "
+            + NOT_RELEARNED.get(behaviour, "no learner estimates it from telemetry yet."),
             icon=":material/info:",
         )
         return
