@@ -55,7 +55,6 @@ if TYPE_CHECKING:  # for readers and type checkers; at run time each name loads 
     from orgtwin.fidelity.scorecard import validate
     from orgtwin.fidelity.watch import watch
     from orgtwin.runs import (
-        KPIS,
         RunResult,
         RunSet,
         base_of,
@@ -69,9 +68,10 @@ if TYPE_CHECKING:  # for readers and type checkers; at run time each name loads 
     from orgtwin.sweeps import SweepResult, sweep
     from orgtwin.telemetry.folder import read_telemetry
     from orgtwin.world import OrgModel, derive_seed
+    from orgtwin.world.kpis import KPIS
 
 _LAZY = {
-    "KPIS": "orgtwin.runs",
+    "KPIS": "orgtwin.world.kpis",
     "RunResult": "orgtwin.runs",
     "RunSet": "orgtwin.runs",
     "base_of": "orgtwin.runs",

@@ -33,11 +33,12 @@ import pytest
 
 from orgtwin import load_scenario, simulate
 from orgtwin.explore import explore
-from orgtwin.runs import metrics, results
+from orgtwin.runs import results
 from orgtwin.runs.results import RunResult, RunSet
 from orgtwin.scenario.spec import Scenario
 from orgtwin.sweeps.api import SweepResult, sweep
 from orgtwin.telemetry import schemas
+from orgtwin.world.kpis import KPIS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -227,7 +228,7 @@ def _summary_set(scenario: str, seeds: list[int], **kpis: list[float]) -> RunSet
         "seed": seeds,
         "days": [30] * n,
     }
-    columns |= {kpi: list(kpis.get(kpi, [1.0] * n)) for kpi in metrics.KPIS}
+    columns |= {kpi: list(kpis.get(kpi, [1.0] * n)) for kpi in KPIS}
     summary = pl.DataFrame(columns, schema=results.SUMMARY)
     return RunSet(scenario, 30, summary, pl.DataFrame(schema=schemas.SERIES), {})
 

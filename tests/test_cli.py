@@ -24,11 +24,12 @@ import pytest
 import orgtwin
 from orgtwin import derive_seed, load_scenario
 from orgtwin.cli import build_parser, main
-from orgtwin.runs import metrics, pool
+from orgtwin.runs import pool
 from orgtwin.runs.results import RESULT_FILES
 from orgtwin.scenario.spec import Scenario
 from orgtwin.sweeps import design
 from orgtwin.telemetry import schemas as tables
+from orgtwin.world.kpis import KPIS
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "scenarios/baseline.yaml"
@@ -153,7 +154,7 @@ def test_run_compares_against_the_base_and_writes_parquet(
     summary = pl.read_parquet(out / "summary.parquet")
     assert summary.height == 2
     assert summary["seed"].to_list() == seeds
-    assert set(metrics.KPIS) <= set(summary.columns)
+    assert set(KPIS) <= set(summary.columns)
     assert (summary["days"] == PRICE_DAYS).all()
     series = pl.read_parquet(out / "series.parquet")
     assert set(series["seed"]) == set(seeds)
@@ -175,7 +176,7 @@ def test_run_of_a_scenario_without_base_prints_a_summary(capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "baseline: 1 seed x 3 days"
     assert " vs " not in out
-    for kpi in metrics.KPIS:
+    for kpi in KPIS:
         assert kpi in out
 
 

@@ -123,6 +123,37 @@ def test_a_stage_imports_only_its_own_and_lower_stages(name: str):
     assert not higher, f"{name} ({here}) imports a higher stage: {sorted(higher)}"
 
 
+def dynamic_imports_of(name: str) -> list[str]:
+    """What a module imports by name (``importlib.import_module(...)``, ``__import__(...)``):
+    the string given, or ``"<computed>"`` when the name is not a literal."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args:
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in ("import_module", "__import__"):
+                arg = node.args[0]
+                literal = isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+                found.append(arg.value if literal else "<computed>")
+    return found
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(MODULES) if stage(n)], ids=str)
+def test_no_stage_reaches_a_higher_one_by_name(name: str):
+    """The rule holds for imports by name too: a literal of the module's own stage or below."""
+    here = LAYERS.index(stage(name))  # type: ignore[arg-type]
+    for imported in dynamic_imports_of(name):
+        assert imported != "<computed>", f"{name} imports a module whose name it computes"
+        there = stage(imported)
+        if imported.split(".")[0] == "orgtwin" and there in LAYERS:
+            assert LAYERS.index(there) <= here, f"{name} imports {imported} by name"
+
+
+def test_the_walk_finds_imports_by_name():
+    assert dynamic_imports_of("orgtwin.sweeps") == ["orgtwin.sweeps.analysis"]
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """A cycle of a directed graph (its nodes, in order), or None."""
     done: set[str] = set()
@@ -244,3 +275,21 @@ import orgtwin
 print(json.dumps(sorted(m for m in sys.modules if m.startswith(("orgtwin.", "mesa", "polars")))))
 """
     assert run_python(code) == ["orgtwin.errors"]
+
+
+@pytest.mark.parametrize("layer", [s for s in LAYERS if s != "dashboard"])
+def test_importing_a_stage_loads_no_higher_stage(layer: str):
+    """Every module of a stage, imported in a fresh interpreter, loads none above it.
+
+    (The dashboard is the top stage: nothing sits above it, and its pages run when loaded.)
+    """
+    names = sorted(n for n in MODULES if stage(n) == layer)
+    code = f"""
+import importlib, json, sys
+for name in {names!r}:
+    importlib.import_module(name)
+print(json.dumps(sorted({{m.split(".")[1] for m in sys.modules if m.startswith("orgtwin.")}})))
+"""
+    above = set(LAYERS[LAYERS.index(layer) + 1 :])
+    loaded = set(run_python(code))
+    assert not loaded & above, f"importing orgtwin.{layer} loads {sorted(loaded & above)}"

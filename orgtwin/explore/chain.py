@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from orgtwin.explore import mechanisms
-from orgtwin.runs import metrics
+from orgtwin.world.kpis import KPIS
 
 NOTHING_MOVED = "Nothing moved beyond noise."
 NOTHING_FIRST = "Nothing the change acts on first moved beyond noise."
@@ -106,7 +106,7 @@ def _as_figures(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
     out = {}
     for row in frame.iter_rows(named=True):
         key = row["key"]
-        kpi = metrics.KPIS.get(key)
+        kpi = KPIS.get(key)
         out[key] = {
             "unit": row["unit"],
             "higher_is_better": kpi.higher_is_better if kpi else mechanisms.BETTER.get(key),

@@ -19,10 +19,11 @@ from typing import Any, Literal
 import polars as pl
 
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
-from orgtwin.runs import metrics, stats
+from orgtwin.runs import stats
 from orgtwin.runs.results import RunSet
 from orgtwin.telemetry import series as registry
 from orgtwin.units import HOURS_PER_DAY, format_delta, format_value, with_unit
+from orgtwin.world.kpis import KPIS
 
 HEADLINE_KPIS: tuple[str, ...] = (
     "users", "churn_rate_monthly_pct", "revenue_usd", "margin_after_people_usd",
@@ -75,7 +76,7 @@ def kpi_cards(
             else f"no {level} CI with fewer than 2 seeds"
         )
         cards.append({
-            "kpi": kpi, "label": metrics.KPIS[kpi].label, "unit": unit,
+            "kpi": kpi, "label": KPIS[kpi].label, "unit": unit,
             "base": row["base_mean"], "change": row["change_mean"], "delta": row["delta"],
             "rel_delta": row["rel_delta"], "ci_low": low, "ci_high": high,
             "significant": bool(row["significant"]), "better": row["better"],

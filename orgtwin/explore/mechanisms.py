@@ -5,7 +5,7 @@ is a mechanism of the simulator, not two large effects side by side. Each edge n
 where the simulator does it (``agents/users.py``, ``agents/teams.py``…) in its words.
 
 - :data:`FIGURES`: every figure the chain may name, in causal order (the order links of
-  one step are written in), with its words; KPIs of :data:`orgtwin.runs.metrics.KPIS`
+  one step are written in), with its words; KPIs of :data:`orgtwin.world.kpis.KPIS`
   and a few figures of the series (sessions, load, toil…) that carry a change between
   KPIs.
 - :data:`MECHANISMS`: ``(cause, effect, sign, how)``: ``sign`` +1 when the effect moves

@@ -44,12 +44,13 @@ import polars as pl
 from orgtwin.explore import mechanisms
 from orgtwin.explore.chain import ChainStep, trace
 from orgtwin.explore.controls import controls
-from orgtwin.runs import metrics, stats
+from orgtwin.runs import stats
 from orgtwin.runs.comparison import compare
 from orgtwin.runs.results import RunSet
 from orgtwin.scenario.spec import Scenario
 from orgtwin.telemetry import series as series_metrics
 from orgtwin.units import HOURS_PER_DAY
+from orgtwin.world.kpis import KPIS
 
 NodeKind = Literal["segment", "team", "service", "vendor"]
 
@@ -59,7 +60,7 @@ class NodeFigure(NamedTuple):
 
     Attributes:
         name: what the figure is called in :attr:`Ripple.nodes` (``metric``).
-        metric: the series metric it is made from (see :mod:`orgtwin.runs.metrics`).
+        metric: the series metric it is made from (see :mod:`orgtwin.world.kpis`).
         accrued: True: the run's total (``churned`` users); False: the mean over hours.
         per: a gauge to divide by (its mean over the run), or None.
         higher_is_better: which way is good.
@@ -337,7 +338,7 @@ def _kpi_figures(comparison: pl.DataFrame) -> dict[str, dict[str, Any]]:
     for row in comparison.iter_rows(named=True):
         kpi = row["kpi"]
         out[kpi] = {
-            "unit": row["unit"], "higher_is_better": metrics.KPIS[kpi].higher_is_better,
+            "unit": row["unit"], "higher_is_better": KPIS[kpi].higher_is_better,
             "base": row["base_mean"], "change": row["change_mean"], "delta": row["delta"],
             "low": row["ci_low"], "high": row["ci_high"], "rel": row["rel_delta"],
             "significant": bool(row["significant"]),

@@ -10,7 +10,7 @@ a fall. Numbers are formatted for their unit (:mod:`orgtwin.units`).
 after people cost over the whole horizon: the run's own, plus, for each seed, each
 scenario's margin per day over its last week carried forward with its users growing or
 shrinking at their net growth rate of the last 30 days, compounded daily
-(:func:`orgtwin.runs.costs.project`). The difference is paired by seed like the
+(:func:`orgtwin.world.costs.project`). The difference is paired by seed like the
 comparison, with its interval across seeds. It is a projection, labelled as one: prices,
 costs and behaviours stay as they were at the end of the run, and a user base that
 shrinks a little faster takes a little more margin with it every day.
@@ -25,12 +25,13 @@ import numpy as np
 import polars as pl
 
 from orgtwin.errors import ExploreError, whole_number
-from orgtwin.runs import metrics, stats
+from orgtwin.runs import stats
 from orgtwin.runs.comparison import compare
-from orgtwin.runs.costs import project
 from orgtwin.runs.results import RunSet
 from orgtwin.scenario.spec import Scenario
 from orgtwin.units import format_delta, format_value, with_unit
+from orgtwin.world.costs import project
+from orgtwin.world.kpis import KPIS, check_decides
 
 PROJECTED_KPI = "margin_after_people_usd"
 """The KPI a projection carries beyond the run."""
@@ -73,7 +74,7 @@ def verdict(
         >>> verdict(base, change, sc, horizon_days=365).startswith("If we raise the Pro plan")
         True
     """
-    decides = metrics.check_decides(scenario) or [PROJECTED_KPI, "users"]
+    decides = check_decides(scenario) or [PROJECTED_KPI, "users"]
     days = change.days
     horizon = days if horizon_days is None else horizon_days
     horizon = whole_number(
@@ -101,7 +102,7 @@ def verdict(
 def _clause(row: dict[str, Any], level: str) -> str:
     """What one KPI did: ``adds $380,112 to margin after people cost (95% CI …)``."""
     kpi, unit = row["kpi"], row["unit"]
-    label = _lower(metrics.KPIS[kpi].label)
+    label = _lower(KPIS[kpi].label)
     delta = row["delta"]
     if delta is None or (isinstance(delta, float) and math.isnan(delta)):
         return f"leaves {label} without an estimate"
@@ -124,7 +125,7 @@ def _clause(row: dict[str, Any], level: str) -> str:
 
 def _answer(row: dict[str, Any], level: str) -> str:
     """The answer on the KPI that decides first."""
-    label = _lower(metrics.KPIS[row["kpi"]].label)
+    label = _lower(KPIS[row["kpi"]].label)
     if not row["significant"]:
         why = (
             "the same in every seed"
@@ -145,7 +146,7 @@ def _projection(
 ) -> str:
     """The margin over the horizon: the run's, plus each seed's run rates carried forward."""
     low, mid, high = _projected_delta(base, change, extra, confidence)
-    label = _lower(metrics.KPIS[PROJECTED_KPI].label)
+    label = _lower(KPIS[PROJECTED_KPI].label)
     method = (
         f"a projection, not a simulation: each run's {label} per day over its last week "
         "carried forward, its users growing or shrinking at their rate of the last 30 days"

@@ -21,9 +21,10 @@ import numpy as np
 import polars as pl
 
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
-from orgtwin.runs import metrics, stats
+from orgtwin.runs import stats
 from orgtwin.runs.results import RunSet
 from orgtwin.runs.stats import interval
+from orgtwin.world.kpis import KPIS
 
 COMPARISON: dict[str, pl.DataType] = {
     "kpi": pl.String(),
@@ -60,7 +61,7 @@ def compare(
     Args:
         base: the reference set.
         change: the set with the change applied.
-        kpis: names from :data:`orgtwin.runs.metrics.KPIS`; all of them by default.
+        kpis: names from :data:`orgtwin.world.kpis.KPIS`; all of them by default.
         confidence: coverage of the interval, 0..1 exclusive.
 
     Returns:
@@ -122,7 +123,7 @@ def _welch(base: pl.Series, change: pl.Series, confidence: float) -> _Estimate:
 
 
 def _comparison_row(kpi: str, estimate: _Estimate, method: str) -> dict[str, object]:
-    spec = metrics.KPIS[kpi]
+    spec = KPIS[kpi]
     row: dict[str, object] = {"kpi": kpi, "unit": spec.unit, "n": estimate.n, "method": method}
     row |= {"base_mean": estimate.base_mean, "change_mean": estimate.change_mean}
     row |= {"significant": False}
@@ -151,14 +152,14 @@ def _same_seeds(base: pl.DataFrame, change: pl.DataFrame) -> bool:
 
 def _check_kpis(kpis: Sequence[str] | None) -> list[str]:
     if kpis is None:
-        return list(metrics.KPIS)
+        return list(KPIS)
     if isinstance(kpis, str):
         raise ResultsError(f"kpis must be a sequence of KPI names, got the string {kpis!r}")
     for kpi in kpis:
-        if kpi not in metrics.KPIS:
+        if kpi not in KPIS:
             raise ResultsError(
-                f"kpis must be names from metrics.KPIS, got {kpi!r}"
-                + in_brackets(did_you_mean(kpi, metrics.KPIS))
+                f"kpis must be names from orgtwin.KPIS, got {kpi!r}"
+                + in_brackets(did_you_mean(kpi, KPIS))
             )
     return list(kpis)
 
@@ -193,7 +194,7 @@ def compare_scenarios(
 
     Args:
         runsets: two or more run sets; the first is the reference.
-        kpis: names from :data:`orgtwin.runs.metrics.KPIS`; all of them by default.
+        kpis: names from :data:`orgtwin.world.kpis.KPIS`; all of them by default.
         confidence: coverage of the intervals, 0..1 exclusive.
 
     Returns:
@@ -222,7 +223,7 @@ def compare_scenarios(
         frame = described.select(
             pl.lit(runset.scenario, pl.String).alias("scenario"),
             "kpi",
-            pl.col("kpi").replace_strict({k: metrics.KPIS[k].label for k in names}).alias("label"),
+            pl.col("kpi").replace_strict({k: KPIS[k].label for k in names}).alias("label"),
             "unit",
             "mean",
             "ci_low",

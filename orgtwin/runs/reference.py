@@ -6,7 +6,7 @@ Every column, series metric and KPI is declared once in the code, with its meani
   :data:`~orgtwin.telemetry.schemas.SERIES` and, beside each schema, its column
   descriptions (:data:`~orgtwin.telemetry.schemas.COLUMN_DESCRIPTIONS`);
 - the per-tick series metrics: :data:`orgtwin.telemetry.series.SERIES_METRICS`;
-- the KPIs of a run summary: :data:`orgtwin.runs.metrics.KPIS`.
+- the KPIs of a run summary: :data:`orgtwin.world.kpis.KPIS`.
 
 :func:`telemetry_reference` turns them into one Markdown page, ``docs/telemetry.md``
 (``make docs`` rewrites it; ``python -m orgtwin.runs.reference`` prints it).
@@ -21,9 +21,9 @@ from typing import Any
 import polars as pl
 
 from orgtwin.errors import TelemetryError
-from orgtwin.runs.metrics import KPIS, PLANNED_CAUSES
 from orgtwin.telemetry.schemas import COLUMN_DESCRIPTIONS, EVENT_TABLES, SERIES, TELEMETRY_TABLES
 from orgtwin.telemetry.series import ENTITY_TYPES, SERIES_METRICS
+from orgtwin.world.kpis import KPIS, PLANNED_CAUSES
 
 __all__ = ["ROWS", "telemetry_reference"]
 
@@ -84,7 +84,7 @@ def telemetry_reference() -> str:
         "",
         "What a run records, generated from the declarations in the code: the event tables "
         "and the series (`orgtwin/telemetry/schemas.py`), the series metrics "
-        "(`orgtwin/telemetry/series.py`) and the KPIs (`orgtwin/runs/metrics.py`). To change "
+        "(`orgtwin/telemetry/series.py`) and the KPIs (`orgtwin/world/kpis.py`). To change "
         f"a word here, change it there and run `{COMMAND}`; `tests/test_docs.py` fails until "
         "the page agrees.",
         "",

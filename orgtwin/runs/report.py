@@ -21,9 +21,9 @@ from typing import Any
 
 import polars as pl
 
-from orgtwin.runs import metrics
 from orgtwin.runs.results import RunSet
 from orgtwin.units import MISSING, format_delta, format_table, format_value, with_unit
+from orgtwin.world.kpis import KPIS
 
 _SHORT_UNITS = {"h", "ms"}
 """Units written after every value in a sentence; others only after its interval."""
@@ -119,7 +119,7 @@ def _comparison_table(cmp: pl.DataFrame, level: str) -> str:
 def _sentence(row: dict[str, Any], level: str) -> str:
     """One line: ``- Lead time for changes rose 310% (from 6.2 h to 25.4 h; 95% CI …): worse.``"""
     kpi, unit = row["kpi"], row["unit"]
-    label = metrics.KPIS[kpi].label if kpi in metrics.KPIS else kpi
+    label = KPIS[kpi].label if kpi in KPIS else kpi
     short = f" {unit}" if unit in _SHORT_UNITS else ""
     rel = row["rel_delta"]
     if unit == "%":

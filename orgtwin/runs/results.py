@@ -28,10 +28,11 @@ from pathlib import Path
 import polars as pl
 
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
-from orgtwin.runs import metrics, stats
+from orgtwin.runs import stats
 from orgtwin.runs.stats import interval
 from orgtwin.scenario.spec import CostSpec
 from orgtwin.telemetry import schemas as tables
+from orgtwin.world.kpis import KPIS, summarise
 
 RUN_COLUMNS: dict[str, pl.DataType] = {
     "run_id": pl.String(),  # f"{scenario}/{replicate}"
@@ -43,8 +44,9 @@ RUN_COLUMNS: dict[str, pl.DataType] = {
 KEY_COLUMNS: dict[str, pl.DataType] = {"run_id": pl.String(), "seed": pl.Int64()}
 """Columns in front of every row of a set's series and event tables."""
 
-SUMMARY = RUN_COLUMNS | {name: pl.Float64() for name in metrics.KPIS}
-"""Schema of :attr:`RunSet.summary`: one row per run, every KPI of :data:`metrics.KPIS`."""
+SUMMARY = RUN_COLUMNS | {name: pl.Float64() for name in KPIS}
+"""Schema of :attr:`RunSet.summary`: one row per run, every KPI of
+:data:`~orgtwin.world.kpis.KPIS`."""
 RESULT_FILES: tuple[str, ...] = (
     *(f"{name}.parquet" for name in tables.EVENT_TABLES),
     "series.parquet",
@@ -97,8 +99,8 @@ class RunResult:
         return f"{self.scenario}/{self.replicate}"
 
     def summary(self) -> dict[str, float]:
-        """Every KPI of the run (see :func:`orgtwin.runs.metrics.summarise`)."""
-        return metrics.summarise(
+        """Every KPI of the run (see :func:`orgtwin.world.kpis.summarise`)."""
+        return summarise(
             self.series, self.events, start=self.start, days=self.days,
             slo_availability=self.slo_availability, costs=self.costs,
         )  # fmt: skip
@@ -197,7 +199,7 @@ class RunSet:
         """
         stats.check_confidence(confidence)
         rows = []
-        for kpi, spec in metrics.KPIS.items():
+        for kpi, spec in KPIS.items():
             mean, half, n = stats.mean_interval(self.summary[kpi].to_numpy(), confidence=confidence)
             low, high = interval(mean, half)
             rows.append((kpi, spec.unit, mean, low, high, n))

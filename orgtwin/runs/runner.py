@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orgtwin.errors import RunError, whole_number
-from orgtwin.runs.metrics import check_decides
 from orgtwin.runs.pool import (
     ShippedScenario,
     check_workers,
@@ -31,14 +30,13 @@ from orgtwin.runs.results import RunResult, RunSet
 from orgtwin.scenario.load import check_timing, load_scenario
 from orgtwin.scenario.spec import Scenario
 from orgtwin.telemetry.recording import check_tables
+from orgtwin.world.kpis import KPI_TABLES, check_decides
 from orgtwin.world.model import OrgModel
 from orgtwin.world.rng import derive_seed
 
 ScenarioLike = Scenario | str | os.PathLike[str] | Mapping
 SeriesResolution = Literal["hourly", "daily"]
 SERIES_RESOLUTIONS: tuple[SeriesResolution, ...] = ("hourly", "daily")
-KPI_TABLES: tuple[str, ...] = ("deploys", "incidents", "pages")
-"""The telemetry tables the KPI summary reads (pass as ``tables=`` when only KPIs matter)."""
 LEAN: dict[str, Any] = {"tables": (*KPI_TABLES, "calls", "vendor_status"), "series": "daily"}
 """Options of :func:`simulate` for a lean run (``run(..., lean=True)``): the small event
 tables and the series as daily means."""
@@ -110,7 +108,8 @@ def simulate(
             :class:`orgtwin.world.build.Behaviours`).
         tables: names of the telemetry tables to build (the others are left empty, in
             their schema; they cost time and memory: ``user_days`` is the dearest);
-            every table by default. The KPI summary needs :data:`KPI_TABLES`.
+            every table by default. The KPI summary needs
+            :data:`~orgtwin.world.kpis.KPI_TABLES`.
         series: ``"hourly"`` (every tick) or ``"daily"``: one row per day, ``tick``
             the day's first hour and ``value`` the mean over the day's hours; the KPIs
             are then computed from every hour first (the result is a
@@ -195,7 +194,7 @@ def run(
             declare (:func:`setting_bounds`), or ``workers`` is not a whole number between
             1 and :data:`~orgtwin.runs.pool.MAX_WORKERS`; nothing has run yet.
         ScenarioError: the scenario's ``decides`` names something that is not a KPI
-            (:func:`~orgtwin.runs.metrics.check_decides`); nothing has run yet.
+            (:func:`~orgtwin.world.kpis.check_decides`); nothing has run yet.
 
     Example:
         >>> import orgtwin
@@ -370,7 +369,7 @@ class SummarisedRun(RunResult):
     """A run whose KPI summary was computed where it ran (in a worker process).
 
     Attributes:
-        kpis: KPI name -> value, as :func:`orgtwin.runs.metrics.summarise` gave it.
+        kpis: KPI name -> value, as :func:`orgtwin.world.kpis.summarise` gave it.
     """
 
     kpis: dict[str, float] = field(default_factory=dict)

@@ -2,7 +2,7 @@
 
 Every function takes the ``runs`` frame of a sweep: one row per (point, replicate) with
 ``point``, ``replicate``, ``seed``, one column per lever (named by its path), every KPI of
-:data:`orgtwin.runs.metrics.KPIS` and ``error`` (null when the run succeeded). Rows with an
+:data:`orgtwin.world.kpis.KPIS` and ``error`` (null when the run succeeded). Rows with an
 error, or with a lever left null, are ignored; a KPI that is ``NaN`` (undefined) in a run
 leaves that run out of that KPI. Numeric levers (integers, floats) are ordered; string and
 boolean levers are categorical.
@@ -19,7 +19,7 @@ boolean levers are categorical.
   for the CLI.
 
 Levers are named in words by :func:`orgtwin.scenario.wording.lever_label`, KPIs by
-:attr:`orgtwin.runs.metrics.Kpi.label`; raw paths stay in the tables for downloads.
+:attr:`orgtwin.world.kpis.Kpi.label`; raw paths stay in the tables for downloads.
 
 Scenario discovery (PRIM: a box of lever ranges where a condition on the KPIs such as
 ``"availability_pct < 99.9"`` mostly holds) lives in :mod:`orgtwin.sweeps.discovery`;
@@ -39,7 +39,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.model_selection import GroupShuffleSplit
 
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
-from orgtwin.runs import metrics, stats
+from orgtwin.runs import stats
 from orgtwin.scenario.wording import lever_label
 from orgtwin.sweeps.discovery import (
     Discovery,
@@ -51,6 +51,7 @@ from orgtwin.sweeps.discovery import (
     successful_runs,
 )
 from orgtwin.units import format_delta, format_table, format_value, in_sentence, with_unit
+from orgtwin.world.kpis import KPIS
 
 __all__ = [
     "BIN_SHARE",
@@ -168,7 +169,7 @@ def lever_effects(
 
 
 def _effect_row(frame: pl.DataFrame, lever: str, kpi: str, confidence: float) -> dict[str, Any]:
-    unit = metrics.KPIS[kpi].unit if kpi in metrics.KPIS else ""
+    unit = KPIS[kpi].unit if kpi in KPIS else ""
     row: dict[str, Any] = {"lever": lever, "kpi": kpi, "unit": unit, "significant": False}
     if frame.is_empty():
         return row
@@ -332,7 +333,7 @@ def importance_sentence(ranks: pl.DataFrame) -> str:
         One sentence, ending with a full stop.
     """
     kpi = ranks["kpi"][0]
-    what = in_sentence(metrics.KPIS[kpi].label) if kpi in metrics.KPIS else kpi
+    what = in_sentence(KPIS[kpi].label) if kpi in KPIS else kpi
     r2, top = ranks["surrogate_r2"][0], ranks["importance_mean"][0]
     if not is_conclusive(ranks):
         return (
@@ -455,7 +456,7 @@ def effects_in_words(effects: pl.DataFrame) -> pl.DataFrame:
     rows = []
     for row in effects.iter_rows(named=True):
         unit = row["unit"]
-        kpi = metrics.KPIS[row["kpi"]].label if row["kpi"] in metrics.KPIS else row["kpi"]
+        kpi = KPIS[row["kpi"]].label if row["kpi"] in KPIS else row["kpi"]
         interval = "n/a"
         if row["ci_low"] is not None:
             low, high = (format_delta(row[k], unit) for k in ("ci_low", "ci_high"))
@@ -485,7 +486,7 @@ def _kpis(runs: pl.DataFrame, kpis: Sequence[str] | None) -> list[str]:
     if isinstance(kpis, str):
         raise ResultsError(f"kpis must be a sequence of KPI names, got the string {kpis!r}")
     names = list(kpis) if kpis is not None else [k for k in MAIN_KPIS if k in runs.columns]
-    names = names or [k for k in metrics.KPIS if k in runs.columns]
+    names = names or [k for k in KPIS if k in runs.columns]
     for name in names:
         if name not in runs.columns or not runs.schema[name].is_numeric():
             raise ResultsError(
@@ -493,7 +494,7 @@ def _kpis(runs: pl.DataFrame, kpis: Sequence[str] | None) -> list[str]:
                 + in_brackets(did_you_mean(name, runs.columns))
             )
     if not names:
-        raise ResultsError("runs must have KPI columns, got none of metrics.KPIS")
+        raise ResultsError("runs must have KPI columns, got none of orgtwin.KPIS")
     return names
 
 

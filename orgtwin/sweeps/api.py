@@ -32,7 +32,6 @@ import numpy as np
 import polars as pl
 
 from orgtwin.errors import SweepError, SweepInterrupted, whole_number
-from orgtwin.runs.metrics import KPIS
 from orgtwin.runs.pool import MAX_WORKERS
 from orgtwin.runs.runner import ScenarioLike, as_scenario, derive_seed, setting_bounds
 from orgtwin.scenario.levers import Lever, parse_levers
@@ -51,6 +50,7 @@ from orgtwin.sweeps.executors import (
     plan_chunks,
 )
 from orgtwin.sweeps.store import FORMAT_VERSION, SweepStore, scenario_sha256
+from orgtwin.world.kpis import KPIS
 
 if TYPE_CHECKING:
     from orgtwin.sweeps.discovery import Discovery
@@ -462,7 +462,7 @@ class SweepResult:
         """One row per run, sorted by point and replicate.
 
         Columns: ``point``, ``replicate``, ``seed``, one per lever path, every KPI of
-        :data:`orgtwin.runs.metrics.KPIS`, ``wall_s`` (run time, s) and ``error`` (null when
+        :data:`orgtwin.world.kpis.KPIS`, ``wall_s`` (run time, s) and ``error`` (null when
         the run succeeded; the KPIs are null when it did not).
 
         Raises:

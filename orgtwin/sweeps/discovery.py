@@ -46,9 +46,9 @@ import numpy as np
 import polars as pl
 
 from orgtwin.errors import ResultsError, did_you_mean, in_brackets
-from orgtwin.runs.metrics import KPIS
 from orgtwin.scenario.wording import lever_words
 from orgtwin.units import format_value, in_sentence, with_unit
+from orgtwin.world.kpis import KPIS
 
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,

@@ -29,12 +29,12 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from orgtwin.runs.metrics import KPIS
-from orgtwin.runs.runner import KPI_TABLES, simulate
+from orgtwin.runs.runner import simulate
 from orgtwin.scenario.levers import apply_levers
 from orgtwin.scenario.spec import Scenario
 from orgtwin.sweeps.runtime import ray_runtime
 from orgtwin.units import HOURS_PER_DAY
+from orgtwin.world.kpis import KPI_TABLES, KPIS
 
 SeriesMode = Literal["none", "daily", "hourly"]
 SERIES_MODES: tuple[SeriesMode, ...] = ("none", "daily", "hourly")

@@ -51,10 +51,10 @@ from typing import Any
 import polars as pl
 
 from orgtwin.errors import SweepError
-from orgtwin.runs.metrics import KPIS
 from orgtwin.scenario.levers import parse_levers
 from orgtwin.scenario.spec import Scenario
 from orgtwin.sweeps.executors import RUN_SCHEMA, series_schema
+from orgtwin.world.kpis import KPIS
 
 try:
     import fcntl

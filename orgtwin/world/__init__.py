@@ -8,6 +8,10 @@
 - :mod:`~orgtwin.world.drive`: the inputs production was given, imposed on a replay;
 - :mod:`~orgtwin.world.build`: :func:`~orgtwin.world.build.build_world`, the one build
   step, and the :class:`~orgtwin.world.build.World` it returns;
+- :mod:`~orgtwin.world.kpis`: :data:`~orgtwin.world.kpis.KPIS`, what a run's KPIs mean,
+  and :func:`~orgtwin.world.kpis.summarise`, how a run's telemetry becomes its KPIs;
+- :mod:`~orgtwin.world.costs`: the KPIs of the whole cost (people in money, lifetime
+  value, run rates);
 - :mod:`~orgtwin.world.collecting`: :class:`~orgtwin.world.collecting.OrgCollector`, the
   model's Mesa ``datacollector`` (hourly series, the run's KPIs, agents on request), and
   how :func:`mesa.batch_run` takes seeds, days and lever paths;
@@ -15,9 +19,7 @@
   and advances it an hour at a time, as a Mesa model (``running``, ``datacollector``).
 
 May import: :mod:`orgtwin.errors`, :mod:`orgtwin.units`, :mod:`orgtwin.scenario`,
-:mod:`orgtwin.behaviours`, :mod:`orgtwin.telemetry`, :mod:`orgtwin.agents`. The KPI
-formulas of :mod:`orgtwin.runs.metrics` are looked up by name, when a run's KPIs are read
-(see :mod:`~orgtwin.world.collecting`).
+:mod:`orgtwin.behaviours`, :mod:`orgtwin.telemetry`, :mod:`orgtwin.agents`.
 """
 
 from orgtwin.world.build import Behaviours, World, build_world

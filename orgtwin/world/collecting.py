@@ -35,7 +35,7 @@ The API (see :class:`~orgtwin.world.model.OrgModel`)::
   over every entity of the recorded series (:mod:`orgtwin.telemetry.series`), each with
   its unit declared there. None shares a KPI's name: ``revenue_usd_hour`` is the hour's
   revenue, ``revenue_usd`` the run's KPI;
-- every KPI of :data:`orgtwin.runs.metrics.KPIS`, under its own name: ``NaN`` on every
+- every KPI of :data:`orgtwin.world.kpis.KPIS`, under its own name: ``NaN`` on every
   hour but the last, where it is the run's value, exactly as :func:`orgtwin.run` reports
   it for the same scenario, seed and days. A run stopped before its last hour (a
   ``max_steps`` below ``days × 24``) has no KPIs.
@@ -52,16 +52,14 @@ kinds (``("teams",)``, or the classes, ``(Team,)``) give one row per agent of th
 kinds per hour, with ``kind``, ``name`` and the kind's figures (:data:`AGENT_FIGURES`;
 the other kinds' columns are ``None``).
 
-The KPI formulas live in :mod:`orgtwin.runs.metrics`, a stage above the world. The
-collector looks them up by name (:data:`KPI_FORMULAS`) when it is made (their names
-become its columns) and calls them only when a run's KPIs are read: importing the world
-stage does not load the runs stage, and the KPIs come from the one copy of the formulas
-that :func:`orgtwin.run` uses. This is the world's one reference to a higher stage.
+The KPI formulas are those of :mod:`orgtwin.world.kpis`, the one copy that
+:func:`orgtwin.run` uses too: their names (:data:`~orgtwin.world.kpis.KPIS`) are the
+collector's KPI columns, and :func:`~orgtwin.world.kpis.summarise` computes them from the
+run's series and the tables of :data:`~orgtwin.world.kpis.KPI_TABLES`.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple, Protocol
@@ -78,11 +76,8 @@ from orgtwin.errors import RunError, did_you_mean, in_brackets
 from orgtwin.scenario.spec import Scenario
 from orgtwin.telemetry.recording import SeriesRecorder
 from orgtwin.world.build import World
+from orgtwin.world.kpis import KPI_TABLES, KPIS, summarise
 
-KPI_FORMULAS = "orgtwin.runs.metrics"
-"""The module of the KPI formulas (``summarise``, ``KPIS``), looked up by name."""
-KPI_TABLES_AT = "orgtwin.runs.runner"
-"""The module that declares ``KPI_TABLES``, the telemetry tables the KPIs read."""
 LATENCY_QUANTILE = 0.95
 
 
@@ -306,7 +301,7 @@ class OrgCollector(mesa.DataCollector):
             columns |= dict.fromkeys(AGENT_FIGURES[kind])
         super().__init__(agent_reporters={name: name for name in columns})
         self._model = model
-        self._kpi_names = tuple(importlib.import_module(KPI_FORMULAS).KPIS)
+        self._kpi_names = tuple(KPIS)
         self.model_reporters = {name: _Latest(name) for name in [*HOURLY, OPEN_INCIDENTS]}
         self.model_reporters |= {name: _Kpi(name) for name in self._kpi_names}
         self._open_incidents = np.zeros(model.n_ticks)
@@ -373,10 +368,9 @@ class OrgCollector(mesa.DataCollector):
         if self._kpis is None:
             model.finish()
             world, sc = model.world, model.scenario
-            tables = importlib.import_module(KPI_TABLES_AT).KPI_TABLES
-            self._kpis = importlib.import_module(KPI_FORMULAS).summarise(
+            self._kpis = summarise(
                 world.recorder.to_frame(),
-                world.events.tables(world.recorder, only=tables),
+                world.events.tables(world.recorder, only=KPI_TABLES),
                 start=sc.start,
                 days=model.days,
                 slo_availability=sc.slo.availability_target,

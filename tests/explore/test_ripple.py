@@ -31,11 +31,11 @@ from orgtwin.explore.ripple import (
     node_ids,
     ripple,
 )
-from orgtwin.runs import metrics
 from orgtwin.scenario.interventions import INTERVENTION_KINDS
 from orgtwin.scenario.load import load_scenario
 from orgtwin.scenario.spec import Scenario
 from orgtwin.telemetry import series
+from orgtwin.world.kpis import KPIS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_FILES = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -226,7 +226,7 @@ def test_the_mechanisms_join_declared_figures():
     for m in mechanisms.MECHANISMS:
         assert {m.cause, m.effect} <= keys and m.sign in (-1, 0, 1) and m.how, m
     kpis = {f.key for f in mechanisms.FIGURES if f.series is None} - {"batch_size"}
-    assert kpis <= set(metrics.KPIS)
+    assert kpis <= set(KPIS)
     for figure in mechanisms.FIGURES:
         if figure.series is not None:
             series.metric(*figure.series)  # declared
@@ -251,7 +251,7 @@ def figures_table(moves: dict[str, tuple[float, float, bool]]) -> pl.DataFrame:
     rows = []
     for key, (base, change, significant) in moves.items():
         figure = next(f for f in mechanisms.FIGURES if f.key == key)
-        unit = metrics.KPIS[key].unit if key in metrics.KPIS else "changes"
+        unit = KPIS[key].unit if key in KPIS else "changes"
         if figure.series is not None:
             unit = series.metric(*figure.series).unit
         delta = change - base

@@ -17,8 +17,8 @@ import pytest
 import orgtwin
 from orgtwin.errors import ExploreError
 from orgtwin.explore import verdict
-from orgtwin.runs import costs
-from orgtwin.runs.metrics import KPIS, check_decides
+from orgtwin.world import costs
+from orgtwin.world.kpis import KPIS, check_decides
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))

@@ -17,9 +17,10 @@ import polars as pl
 import pytest
 
 from orgtwin.errors import ResultsError
-from orgtwin.runs import comparison, metrics
+from orgtwin.runs import comparison
 from orgtwin.runs.comparison import compare, compare_scenarios
 from orgtwin.runs.results import RunSet
+from orgtwin.world.kpis import KPIS
 
 MakeSet = Callable[..., RunSet]
 
@@ -170,7 +171,7 @@ def test_compare_scenarios_puts_each_set_beside_the_first(make_summary_set: Make
     assert revenue["mean"].to_list() == pytest.approx(
         [BASE_REVENUE.mean(), (BASE_REVENUE + 5 + NOISE).mean(), (BASE_REVENUE - 40 + NOISE).mean()]
     )
-    assert revenue["label"].to_list() == [metrics.KPIS["revenue_usd"].label] * 3
+    assert revenue["label"].to_list() == [KPIS["revenue_usd"].label] * 3
     assert row(revenue.filter(pl.col("scenario") == "cheaper"), "revenue_usd")["better"] is False
 
 

@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import pytest
 
-from orgtwin.runs import metrics
 from orgtwin.runs.comparison import compare
 from orgtwin.runs.report import format_comparison, format_summary
 from orgtwin.runs.results import RunResult, RunSet
+from orgtwin.world.kpis import KPIS
 
 MakeSet = Callable[..., RunSet]
 
@@ -36,8 +36,8 @@ def test_format_comparison_tells_what_moved(make_summary_set: MakeSet) -> None:
     assert len(moved) == 1
     assert moved[0].startswith("- Lead time for changes rose 310% (from 6.2 h to 25.4 h; 95% CI +")
     assert moved[0].endswith(" h): worse.")
-    kpi_lines = [line for line in text.splitlines() if line.startswith(tuple(metrics.KPIS))]
-    assert len(kpi_lines) == len(metrics.KPIS)
+    kpi_lines = [line for line in text.splitlines() if line.startswith(tuple(KPIS))]
+    assert len(kpi_lines) == len(KPIS)
     assert len({line.index(" h ") for line in kpi_lines if " h " in line}) == 1  # aligned
 
 
@@ -51,6 +51,4 @@ def test_format_comparison_says_when_nothing_moved(make_summary_set: MakeSet) ->
 def test_format_summary_lists_every_kpi(runset: RunSet) -> None:
     text = format_summary(runset)
     assert text.splitlines()[0] == "base: 2 seeds x 1 day"
-    assert sum(line.startswith(tuple(metrics.KPIS)) for line in text.splitlines()) == len(
-        metrics.KPIS
-    )
+    assert sum(line.startswith(tuple(KPIS)) for line in text.splitlines()) == len(KPIS)

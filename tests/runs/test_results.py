@@ -25,9 +25,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from orgtwin.errors import ResultsError
-from orgtwin.runs import metrics, results
+from orgtwin.runs import results
 from orgtwin.runs.results import RunResult, RunSet, check_results_folder, save_results
 from orgtwin.telemetry import schemas as tables
+from orgtwin.world.kpis import KPIS
 
 MakeRun = Callable[..., RunResult]
 
@@ -400,4 +401,4 @@ def test_describe_gives_a_t_interval_per_kpi(make_summary_set: Callable[..., Run
     users = row(described, "users")
     assert users["mean"] == 20.0
     assert users["ci_high"] - users["mean"] == pytest.approx(4.303 * 10 / math.sqrt(3), abs=1e-2)
-    assert described.height == len(metrics.KPIS)
+    assert described.height == len(KPIS)

@@ -22,10 +22,10 @@ import pytest
 from orgtwin import derive_seed, load_scenario, simulate
 from orgtwin.cli import main
 from orgtwin.errors import LeverError, SweepError, SweepInterrupted
-from orgtwin.runs.metrics import KPIS
 from orgtwin.scenario.levers import apply_levers
 from orgtwin.scenario.spec import Scenario
 from orgtwin.sweeps.api import SweepResult, sweep
+from orgtwin.world.kpis import KPIS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,9 +19,9 @@ from orgtwin.agents.users import UserSegment
 
 import orgtwin
 from orgtwin import LeverError, RunError, derive_seed, simulate
-from orgtwin.runs.metrics import KPIS
 from orgtwin.scenario.levers import apply_levers
 from orgtwin.scenario.spec import Scenario
+from orgtwin.world.kpis import KPIS
 from orgtwin.world.model import OrgModel
 
 DAYS = 3

@@ -17,9 +17,9 @@ from orgtwin.agents.services import ServiceMesh
 
 from orgtwin import behaviours as bh
 from orgtwin import load_scenario, simulate
-from orgtwin.runs.metrics import dora
 from orgtwin.runs.results import RunResult
 from orgtwin.scenario.spec import Scenario
+from orgtwin.world.kpis import dora
 from orgtwin.world.model import HOURS_PER_MONTH, OrgModel
 
 SECONDS_PER_HOUR = 3600.0

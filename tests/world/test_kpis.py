@@ -1,4 +1,4 @@
-"""The run KPIs (orgtwin/runs/metrics.py): each computed from a tiny hand-made run.
+"""The run KPIs (orgtwin/world/kpis.py): each computed from a tiny hand-made run.
 
 Every expected value is worked out here from the hand-made series and event tables;
 the DORA metrics are also checked against a direct count on random deploys.
@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 
 from orgtwin.errors import ResultsError, TelemetryError
-from orgtwin.runs import metrics
 from orgtwin.runs.results import RunResult
 from orgtwin.telemetry import schemas as tables
+from orgtwin.world.kpis import KPIS, dora, weighted_quantile
 
 START = datetime(2026, 1, 5)
 DAYS = 2
@@ -153,7 +153,7 @@ def summary() -> dict[str, float]:
 
 
 def test_summary_has_every_kpi_in_order(summary: dict[str, float]) -> None:
-    assert list(summary) == list(metrics.KPIS)
+    assert list(summary) == list(KPIS)
     assert all(isinstance(value, float) for value in summary.values())
 
 
@@ -219,7 +219,7 @@ def test_dora_matches_a_direct_count() -> None:
     deploys = deploys_frame(batch.tolist(), lead.tolist(), failed.tolist())
     incidents = incidents_frame(list(zip(starts.tolist(), (starts + hours).tolist(), strict=True)))
 
-    kpis = metrics.dora(deploys, incidents, days=3)
+    kpis = dora(deploys, incidents, days=3)
 
     assert kpis["deploy_frequency_per_day"] == pytest.approx(n / 3)
     assert kpis["change_failure_rate_pct"] == pytest.approx(100 * failed.sum() / n)
@@ -229,12 +229,12 @@ def test_dora_matches_a_direct_count() -> None:
 
 def test_lead_time_with_an_even_number_of_changes_averages_the_middle_two() -> None:
     deploys = deploys_frame([2, 2], [1.0, 5.0], [False, False])
-    kpis = metrics.dora(deploys, tables.empty("incidents"), days=1)
+    kpis = dora(deploys, tables.empty("incidents"), days=1)
     assert kpis["lead_time_hours"] == 3.0
 
 
 def test_no_deploys_or_incidents_gives_nan_for_undefined_ratios() -> None:
-    kpis = metrics.dora(tables.empty("deploys"), tables.empty("incidents"), days=5)
+    kpis = dora(tables.empty("deploys"), tables.empty("incidents"), days=5)
     assert kpis["deploy_frequency_per_day"] == 0.0
     for name in ("lead_time_hours", "change_failure_rate_pct", "time_to_restore_hours"):
         assert math.isnan(kpis[name]), name
@@ -267,23 +267,23 @@ def test_availability_without_errors_is_100_and_uses_no_budget() -> None:
 
 def test_dora_rejects_bad_days_and_tables() -> None:
     with pytest.raises(ResultsError, match="days must be an integer >= 1, got 0"):
-        metrics.dora(tables.empty("deploys"), tables.empty("incidents"), days=0)
+        dora(tables.empty("deploys"), tables.empty("incidents"), days=0)
     with pytest.raises(TelemetryError, match="deploys table must have columns"):
-        metrics.dora(pl.DataFrame({"time": []}), tables.empty("incidents"), days=1)
+        dora(pl.DataFrame({"time": []}), tables.empty("incidents"), days=1)
 
 
 def test_weighted_quantile_ignores_zero_weights() -> None:
     values = pl.Series([1.0, 2.0, 3.0, 100.0])
     weights = pl.Series([1.0, 1.0, 2.0, 0.0])
-    assert metrics.weighted_quantile(values, weights, 0.25) == 1.0
-    assert metrics.weighted_quantile(values, weights, 0.5) == 2.0
-    assert metrics.weighted_quantile(values, weights, 0.6) == 3.0
-    assert metrics.weighted_quantile(values, weights, 1.0) == 3.0
-    assert math.isnan(metrics.weighted_quantile(values, pl.Series([0.0] * 4), 0.5))
+    assert weighted_quantile(values, weights, 0.25) == 1.0
+    assert weighted_quantile(values, weights, 0.5) == 2.0
+    assert weighted_quantile(values, weights, 0.6) == 3.0
+    assert weighted_quantile(values, weights, 1.0) == 3.0
+    assert math.isnan(weighted_quantile(values, pl.Series([0.0] * 4), 0.5))
 
 
 def test_kpi_table_declares_every_kpi_in_summary_order() -> None:
-    assert list(metrics.KPIS) == [
+    assert list(KPIS) == [
         "users", "users_start", "churned", "acquired", "churn_rate_monthly_pct",
         "revenue_usd", "infra_cost_usd", "vendor_cost_usd", "margin_usd",
         "people_cost_usd", "margin_after_people_usd", "margin_per_day_end_usd",
@@ -294,8 +294,8 @@ def test_kpi_table_declares_every_kpi_in_summary_order() -> None:
         "deploy_frequency_per_day", "lead_time_hours", "change_failure_rate_pct",
         "time_to_restore_hours",
     ]  # fmt: skip
-    assert metrics.KPIS["lead_time_hours"].label == "Lead time for changes"
-    assert metrics.KPIS["lead_time_hours"].higher_is_better is False
-    margin = metrics.KPIS["margin_usd"]
+    assert KPIS["lead_time_hours"].label == "Lead time for changes"
+    assert KPIS["lead_time_hours"].higher_is_better is False
+    margin = KPIS["margin_usd"]
     assert (margin.unit, margin.higher_is_better) == ("USD", True)
     assert margin.description.startswith("Margin: ")

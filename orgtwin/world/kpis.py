@@ -11,7 +11,7 @@ KPIs read the per-tick series (its metrics are declared in
 :data:`orgtwin.telemetry.series.SERIES_METRICS`) and the event tables.
 Incidents, pages and the DORA metrics come from the event tables, not the series. The
 KPIs in money beyond revenue and infrastructure and vendor cost (people, lifetime value,
-run rates) are :mod:`orgtwin.runs.costs`' job.
+run rates) are :mod:`orgtwin.world.costs`' job.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import NamedTuple
 import polars as pl
 
 from orgtwin.errors import ResultsError, ScenarioError, TelemetryError, did_you_mean
-from orgtwin.runs.costs import SERIES_READ, lifetime_value, whole_cost
 from orgtwin.scenario.spec import CostSpec, Scenario
 from orgtwin.units import DAYS_PER_WEEK, SECONDS_PER_HOUR
+from orgtwin.world.costs import SERIES_READ, lifetime_value, whole_cost
 
 CHURN_PERIOD_DAYS = 30
 """The "month" of the monthly churn KPI: a period of 30 days (as the KPI says)."""
@@ -120,6 +120,8 @@ KPIS: dict[str, Kpi] = {
     ),
 }
 """Every KPI of a run summary, in the order of the summary columns."""
+KPI_TABLES: tuple[str, ...] = ("deploys", "incidents", "pages")
+"""The telemetry tables the KPI summary reads (pass as ``tables=`` when only KPIs matter)."""
 
 
 def summarise(
@@ -135,13 +137,13 @@ def summarise(
 
     Args:
         series: the run's per-tick series (schema :data:`orgtwin.telemetry.schemas.SERIES`).
-        events: the run's telemetry tables (at least ``deploys``, ``incidents``, ``pages``).
+        events: the run's telemetry tables (at least those of :data:`KPI_TABLES`).
         start: wall time of tick 0.
         days: length of the run, days.
         slo_availability: the availability target, a fraction (``0.999``).
         costs: what engineers' time and turnover cost (the defaults of
             :class:`~orgtwin.scenario.spec.CostSpec` when None); see
-            :mod:`orgtwin.runs.costs`.
+            :mod:`orgtwin.world.costs`.
 
     Returns:
         KPI name -> value, in the order of :data:`KPIS`; undefined ratios are ``NaN``.
@@ -248,7 +250,7 @@ _SERIES_METRICS = [
     "cost_usd",  # service, vendor
     "requests", "errors", "latency_p95_ms",  # feature
     "headcount", "oncall_size", "fatigue", "left", "changes_shipped",  # team
-    *SERIES_READ,  # the whole cost (orgtwin.runs.costs)
+    *SERIES_READ,  # the whole cost (orgtwin.world.costs)
 ]  # fmt: skip
 
 

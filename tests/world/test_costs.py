@@ -1,4 +1,4 @@
-"""The whole cost (orgtwin/runs/costs.py): people in money, lifetime value, run rates.
+"""The whole cost (orgtwin/world/costs.py): people in money, lifetime value, run rates.
 
 Each KPI is recomputed by hand from a simulated run's series and incident table, with
 plain Python over the rows; the cost settings price what the run did without changing it.
@@ -15,11 +15,12 @@ import pytest
 
 from orgtwin import load_scenario, run, simulate
 from orgtwin.errors import ScenarioError
-from orgtwin.runs import costs, metrics
 from orgtwin.runs.results import RunResult
 from orgtwin.scenario.spec import CostSpec
 from orgtwin.telemetry import schemas as tables
 from orgtwin.units import DAYS_PER_MONTH, HOURS_PER_MONTH
+from orgtwin.world import costs
+from orgtwin.world.kpis import KPIS
 from tests.conftest import SMALL
 
 DAYS = 10
@@ -124,7 +125,7 @@ def test_cost_settings_price_the_run_without_changing_it(small_spec: dict[str, A
     plain = simulate(load_scenario(small_spec), seed=2, days=3).summary()
     small_spec["costs"] = {"engineer_cost_usd_hour": 200.0, "hours_per_page": 0.0}
     dear = simulate(load_scenario(small_spec), seed=2, days=3).summary()
-    for kpi in metrics.KPIS:
+    for kpi in KPIS:
         if kpi not in (*MONEY_KPIS, "unplanned_hours"):
             assert dear[kpi] == plain[kpi] or (math.isnan(dear[kpi]) and math.isnan(plain[kpi]))
     page_hours = plain["pages"] * CostSpec().hours_per_page

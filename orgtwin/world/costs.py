@@ -1,6 +1,6 @@
 """The whole cost of a run: people in money, the lifetime value of users, run rates.
 
-The KPIs declared in :data:`orgtwin.runs.metrics.KPIS` that put engineers' time and the
+The KPIs declared in :data:`orgtwin.world.kpis.KPIS` that put engineers' time and the
 future of the user base in money are computed here, from the run's series and incident
 table and the scenario's cost settings (:class:`orgtwin.scenario.spec.CostSpec`). The
 simulation never reads these settings: they price what it did.
