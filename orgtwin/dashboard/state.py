@@ -508,9 +508,22 @@ def report_html(
 ) -> str:
     """The exploration as one self-contained HTML page (:mod:`orgtwin.explore.report`):
     verdict, KPI cards, the ripple chain, dated series charts, provenance."""
+    return _report(explore.html_report, path, stamp, values, days, seeds, seed, horizon_days)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def report_pdf(
+    path: str, stamp: int, values: Values, days: int, seeds: int, seed: int, horizon_days: int
+) -> bytes:
+    """The same report as a PDF (:mod:`orgtwin.explore.pdf`), for print."""
+    return _report(explore.pdf_report, path, stamp, values, days, seeds, seed, horizon_days)
+
+
+def _report(make: Callable[..., Any], path: str, stamp: int, values: Values, days: int,
+            seeds: int, seed: int, horizon_days: int) -> Any:  # fmt: skip
     key = (path, stamp, values, days, seeds, seed)
     series = {title: (bands(*key, kind, metric), unit) for title, kind, metric, unit in SERIES}
-    return explore.html_report(
+    return make(
         exploration(*key),
         path,
         verdict=verdict(*key, horizon_days),

@@ -8,7 +8,8 @@
 - :mod:`~orgtwin.explore.drill`: what moved at one link of the chain or node of the graph;
 - :mod:`~orgtwin.explore.figures`: KPI cards and time series with bands across seeds;
 - :mod:`~orgtwin.explore.verdict`: the paragraph that answers the scenario's question;
-- :mod:`~orgtwin.explore.report`: an exploration as one self-contained HTML page.
+- :mod:`~orgtwin.explore.report`: an exploration as one self-contained HTML page;
+- :mod:`~orgtwin.explore.pdf`: the same report as a PDF.
 
 May import every lower stage, up to :mod:`orgtwin.sweeps`.
 """
@@ -30,6 +31,7 @@ from orgtwin.explore.exploration import (
     start_lean,
 )
 from orgtwin.explore.figures import HEADLINE_KPIS, kpi_cards, series_bands
+from orgtwin.explore.pdf import pdf_report
 from orgtwin.explore.report import html_report
 from orgtwin.explore.ripple import Ripple, ripple
 from orgtwin.explore.verdict import MAX_HORIZON_DAYS, verdict
@@ -54,6 +56,7 @@ __all__ = [
     "explore_from",
     "html_report",
     "kpi_cards",
+    "pdf_report",
     "ripple",
     "run_base",
     "run_change",

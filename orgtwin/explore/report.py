@@ -20,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import html
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -35,16 +36,89 @@ WIDTH, HEIGHT, PAD = 460, 180, 36
 """Size of one series chart and its margin for the axis labels, px."""
 COLOURS = ("#8c8c8c", "#1f77b4", "#ff7f0e", "#2ca02c")
 """The base in grey, then the change (as on the page)."""
-STYLE = """
+TONES = {"better": "#1a7f37", "worse": "#c62828", "same": "#666666"}
+"""The colour of a KPI card's change by :func:`card_tone`."""
+STYLE = (
+    "".join(f".{tone}{{color:{colour}}}" for tone, colour in TONES.items())
+    + """
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
 .verdict{background:#eef5fc;border-left:4px solid #1f77b4;padding:.8em 1em}
 .cards{display:grid;grid-template-columns:repeat(4,1fr);gap:.6em}
 .card{border:1px solid #ddd;border-radius:6px;padding:.5em .7em}
-.card .v{font-size:1.3em}.better{color:#1a7f37}.worse{color:#c62828}.same{color:#666}
+.card .v{font-size:1.3em}
 .charts{display:grid;grid-template-columns:repeat(2,1fr);gap:1em}
 table{border-collapse:collapse}td{padding:.15em .8em .15em 0;vertical-align:top}
 small{color:#666}
 """
+)
+CARDS_NOTE = "Change against the base; ± the 95% interval of the change over seeds."
+"""The line under the KPI cards."""
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    """What a report of an exploration says, worked out once for every format.
+
+    Attributes:
+        title: ``"<change> against <base>"``.
+        verdict: the paragraph answering the scenario's question.
+        cards: the KPI cards (:func:`orgtwin.explore.kpi_cards`), in order.
+        chain: the ripple chain in words.
+        notes: what moved outside the chain, a sentence each.
+        series: charts by title: a bands frame (``day``, ``mean``, ``low``, ``high``,
+            ``run``) and its unit.
+        start: the date of day 0, to date the charts; None to count days.
+        provenance: what reproduces the report, by row label (``"Scenario file"``, …).
+    """
+
+    title: str
+    verdict: str
+    cards: list[dict[str, Any]]
+    chain: str
+    notes: tuple[str, ...]
+    series: dict[str, tuple[pl.DataFrame, str]]
+    start: datetime | None
+    provenance: dict[str, str]
+
+
+def report_content(
+    found: Exploration,
+    scenario_path: str | Path,
+    *,
+    verdict: str,
+    seed: int,
+    series: Mapping[str, tuple[pl.DataFrame, str]] | None = None,
+    start: datetime | None = None,
+    kpis: Sequence[str] = HEADLINE_KPIS,
+    made: datetime | None = None,
+) -> ReportContent:
+    """What the reports of an exploration say (:func:`html_report`, ``pdf_report``).
+
+    Args:
+        found: the exploration (:func:`orgtwin.explore.explore` or ``explore_from``).
+        scenario_path: the scenario file it ran (hashed for the provenance).
+        verdict: the paragraph answering the scenario's question.
+        seed: the base seed the runs' seeds derive from.
+        series: charts by title: a frame with ``day``, ``mean``, ``low``, ``high``,
+            ``run`` (base and change stacked) and its unit.
+        start: the date of day 0 (the scenario's ``start``), to date the charts.
+        kpis: the KPI cards shown, in order.
+        made: when the report was made (now, in local time, when None).
+
+    Returns:
+        The report's content, formatted for people.
+    """
+    ripple = found.ripple
+    return ReportContent(
+        title=f"{found.scenario_name} against {found.base_name}",
+        verdict=verdict,
+        cards=kpi_cards(found.comparison, kpis),
+        chain=chain_sentence(ripple.chain) if ripple.chain else ripple.sentence,
+        notes=tuple(ripple.notes),
+        series=dict(series or {}),
+        start=start,
+        provenance=_provenance(found, Path(scenario_path), seed, made),
+    )
 
 
 def html_report(
@@ -56,6 +130,7 @@ def html_report(
     series: Mapping[str, tuple[pl.DataFrame, str]] | None = None,
     start: datetime | None = None,
     kpis: Sequence[str] = HEADLINE_KPIS,
+    made: datetime | None = None,
 ) -> str:
     """The exploration as one HTML page.
 
@@ -68,30 +143,44 @@ def html_report(
             ``run`` (base and change stacked) and its unit.
         start: the date of day 0 (the scenario's ``start``), to date the charts.
         kpis: the KPI cards shown, in order.
+        made: when the report was made (now, in local time, when None).
 
     Returns:
         The page, UTF-8 text, with nothing fetched when it opens.
     """
-    title = f"{found.scenario_name} against {found.base_name}"
-    cards = "".join(_card(c) for c in kpi_cards(found.comparison, kpis))
-    chain = chain_sentence(found.ripple.chain) if found.ripple.chain else found.ripple.sentence
-    charts = "".join(_svg(df, name, unit, start) for name, (df, unit) in (series or {}).items())
+    report = report_content(
+        found, scenario_path, verdict=verdict, seed=seed, series=series, start=start,
+        kpis=kpis, made=made,
+    )  # fmt: skip
+    cards = "".join(_card(c) for c in report.cards)
+    charts = "".join(_svg(df, name, unit, start) for name, (df, unit) in report.series.items())
+    provenance = "".join(
+        f"<tr><td><b>{_e(k)}</b></td><td>{_e(v)}</td></tr>" for k, v in report.provenance.items()
+    )
     body = (
-        f"<h1>{_e(title)}</h1>"
+        f"<h1>{_e(report.title)}</h1>"
         f'<p class="verdict"><b>Verdict.</b> {_e(verdict)}</p>'
         f'<h2>Headline KPIs</h2><div class="cards">{cards}</div>'
-        "<p><small>Change against the base; ± the 95% interval of the change over seeds."
-        "</small></p>"
-        f"<h2>How the change travelled</h2><p>{_e(chain)}</p>"
-        + "".join(f"<p><small>Not in the chain: {_e(n)}</small></p>" for n in found.ripple.notes)
+        f"<p><small>{_e(CARDS_NOTE)}</small></p>"
+        f"<h2>How the change travelled</h2><p>{_e(report.chain)}</p>"
+        + "".join(f"<p><small>Not in the chain: {_e(n)}</small></p>" for n in report.notes)
         + (f'<h2>Over time</h2><div class="charts">{charts}</div>' if charts else "")
-        + f"<h2>Provenance</h2>{_provenance(found, Path(scenario_path), seed)}"
+        + f"<h2>Provenance</h2><table>{provenance}</table>"
     )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>orgtwin: {_e(title)}</title><style>{STYLE}</style></head>"
+        f"<title>orgtwin: {_e(report.title)}</title><style>{STYLE}</style></head>"
         f"<body>{body}</body></html>"
     )
+
+
+def card_tone(card: Mapping[str, Any]) -> Literal["better", "worse", "same"]:
+    """Whether a KPI card's change is better, worse, or neither (no good direction, or
+    within the noise), as the reports colour it."""
+    better = card["better"]
+    if better is None or not card["significant"]:
+        return "same"
+    return "better" if better else "worse"
 
 
 def _e(text: object) -> str:
@@ -99,29 +188,25 @@ def _e(text: object) -> str:
 
 
 def _card(card: dict[str, Any]) -> str:
-    better = card["better"]
-    tone = "same" if better is None or not card["significant"] else "better" if better else "worse"
     return (
         f'<div class="card"><div>{_e(card["label"])}</div>'
         f'<div class="v">{_e(card["change_text"])}</div>'
-        f'<div class="{tone}">{_e(card["text"])}</div>'
+        f'<div class="{card_tone(card)}">{_e(card["text"])}</div>'
         f"<small>base {_e(card['base_text'])}</small></div>"
     )
 
 
-def _provenance(found: Exploration, path: Path, seed: int) -> str:
+def _provenance(found: Exploration, path: Path, seed: int, made: datetime | None) -> dict[str, str]:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     moved = ", ".join(f"{p} = {v}" for p, v in found.values.items()) or "none (as in the file)"
-    rows = {
+    return {
         "Scenario file": f"{path.name} (SHA-256 {digest})",
         "Levers moved": moved,
         "Runs": f"{found.seeds} seeds × {found.days} days, base seed {seed}; "
         f"seeds {', '.join(map(str, found.change.seeds))}",
         "orgtwin": _version(),
-        "Made": f"{datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        "Made": f"{made or datetime.now().astimezone():%Y-%m-%d %H:%M %Z}".rstrip(),
     }
-    cells = "".join(f"<tr><td><b>{_e(k)}</b></td><td>{_e(v)}</td></tr>" for k, v in rows.items())
-    return f"<table>{cells}</table>"
 
 
 def _version() -> str:

@@ -8,10 +8,14 @@ Runs are short (14 to 30 days, 2 seeds); the bundled scenarios are the scenarios
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
+from pypdf import PdfReader
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 import orgtwin
@@ -129,6 +133,29 @@ def test_one_click_report_is_offered_and_stands_alone():
     assert "2 seeds × 21 days, base seed 7" in page
     assert "<svg" in page and "2026-01-05" in page  # dated, drawn inline
     assert "<script" not in page and "src=" not in page  # nothing fetched when opened
+
+
+def test_the_report_is_offered_as_a_pdf_too(monkeypatch: pytest.MonkeyPatch):
+    """Report (PDF) beside Report (HTML): the file its button makes (the callable the page
+    hands Streamlit, run as a click would) is a PDF with the scenario file's hash."""
+    made = {}  # deferred file id -> the callable that makes the file
+    add = MediaFileManager.add_deferred
+
+    def record(manager: MediaFileManager, data: Any, *args: Any, **kwargs: Any) -> str:
+        made[file_id := add(manager, data, *args, **kwargs)] = data
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record)
+    at = run_price_increase(start(), days=21)
+    buttons = {d.proto.label: d.proto for d in at.get("download_button")}
+    assert {"Report (HTML)", "Report (PDF)"} <= set(buttons)
+    button = buttons["Report (PDF)"]
+    assert button.deferred_file_id and button.help.startswith("The same report as a PDF")
+    pdf = made[button.deferred_file_id]()
+    assert pdf.startswith(b"%PDF")
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    path = SCENARIOS / "price_increase.yaml"
+    assert f"SHA-256 {hashlib.sha256(path.read_bytes()).hexdigest()}" in " ".join(text.split())
 
 
 def test_labels_and_limits_follow_the_other_controls_before_run():

@@ -491,6 +491,16 @@ def verdict_section(request: state.Request, stamp: int) -> str:
         help="One self-contained page: the verdict, the KPI cards, the ripple in words, "
         "the charts and how to reproduce them (scenario file SHA-256, seeds, version).",
     )
+    st.download_button(
+        "Report (PDF)",
+        data=lambda: state.report_pdf(*request.key(stamp), horizon),
+        file_name=f"{ui.slug(name, 'report', f'{request.seeds}x{request.days}d')}.pdf",
+        mime="application/pdf",
+        key="explore-report-pdf",
+        on_click="ignore",
+        icon=":material/picture_as_pdf:",
+        help="The same report as a PDF, for print: A4 pages, charts dated.",
+    )
     return text
 
 
