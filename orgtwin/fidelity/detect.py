@@ -135,12 +135,16 @@ def cusum(z: np.ndarray, *, k: float = 0.5, h: float, rearm: Rearm = "at_zero") 
     up = down = 0.0
     up_start = down_start = 0
     up_quiet = down_quiet = False
-    for i, x in enumerate(values.tolist()):
+    for i, x in enumerate(values.tolist()):  # the hot loop: comparisons, no calls
         if x != x:  # NaN: skipped
             continue
         was_up, was_down = up, down
-        up = max(0.0, up + x - k)
-        down = max(0.0, down - x - k)
+        up = up + x - k
+        if up < 0.0:
+            up = 0.0
+        down = down - x - k
+        if down < 0.0:
+            down = 0.0
         if up > 0 and was_up == 0:
             up_start = i
         if down > 0 and was_down == 0:
@@ -157,7 +161,10 @@ def cusum(z: np.ndarray, *, k: float = 0.5, h: float, rearm: Rearm = "at_zero") 
             continue
         up_quiet = (up_quiet or fire_up) and up > 0
         down_quiet = (down_quiet or fire_down) and down > 0
-        up, down = min(up, h), min(down, h)
+        if up > h:
+            up = h
+        if down > h:
+            down = h
     return changes
 
 
@@ -201,16 +208,38 @@ def count_alarms(
         raise ValueError(f"h must be a number or a 1-D array, got shape {thresholds.shape}")
     for one in thresholds:
         _check(k=k, h=float(one), rearm=rearm)
-    n_streams, n_points = values.shape
+    return _count_columns(_Columns.of(values), k=k, thresholds=thresholds, rearm=rearm,
+                          skip=skip, one=np.ndim(h) == 0)  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class _Columns:
+    """Streams laid out point by point for :func:`count_alarms`' loop (made once, counted
+    against many thresholds by :func:`calibrate`)."""
+
+    columns: np.ndarray  # [points, streams], contiguous
+    gaps: np.ndarray  # [points, streams]: NaN there
+    any_gap: np.ndarray  # [points]
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> _Columns:
+        columns = np.ascontiguousarray(values.T)
+        gaps = np.isnan(columns)
+        return cls(columns, gaps, gaps.any(axis=1))
+
+
+def _count_columns(
+    laid: _Columns, *, k: float, thresholds: np.ndarray, rearm: Rearm, skip: int, one: bool
+) -> np.ndarray:
+    """:func:`count_alarms` on streams laid out already (arguments checked)."""
+    columns, gaps, any_gap = laid.columns, laid.gaps, laid.any_gap
+    n_points, n_streams = columns.shape
     shape = (thresholds.size, n_streams)
     cap = np.broadcast_to(thresholds[:, None], shape).copy()
     up, down = np.zeros(shape), np.zeros(shape)
     up_quiet, down_quiet = np.zeros(shape, bool), np.zeros(shape, bool)
     fire, fire_down = np.zeros(shape, bool), np.zeros(shape, bool)
     counts = np.zeros(shape, np.int64)
-    columns = np.ascontiguousarray(values.T)
-    gaps = np.isnan(columns)
-    any_gap = gaps.any(axis=1)
     restart = rearm == "restart"
     for j in range(n_points):
         x = columns[j]
@@ -246,7 +275,7 @@ def count_alarms(
         up_quiet &= up > 0
         down_quiet |= fire_down
         down_quiet &= down > 0
-    return counts[0] if np.ndim(h) == 0 else counts
+    return counts[0] if one else counts
 
 
 def false_alarm_rate(per_week: float, points_per_week: float, streams: int = 1) -> float:
@@ -471,8 +500,13 @@ def calibrate(
         """The Poisson upper confidence limit of the expected alarms (Garwood)."""
         return stats.chi2.ppf(confidence, 2 * (counts + 1)) / 2
 
+    laid = _Columns.of(streams)  # once, for every threshold tried
+
     def alarms(hs: np.ndarray) -> np.ndarray:
-        return count_alarms(streams, k=k, h=hs, rearm=rearm, skip=skip).sum(axis=1)
+        for one in hs:
+            _check(k=k, h=float(one), rearm=rearm)
+        counted = _count_columns(laid, k=k, thresholds=hs, rearm=rearm, skip=skip, one=False)
+        return counted.sum(axis=1)
 
     grid = np.array([0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
     counts = alarms(grid)

@@ -372,6 +372,11 @@ def _client_latency(
         for column in ("client", "server", "ratio")
     }
     times = wide["client"].sort("time")["time"]
+    frame = pl.DataFrame({"time": times})
+    aligned = {  # each figure at the client's times, once
+        column: frame.join(table, on="time", how="left", maintain_order="left")
+        for column, table in wide.items()
+    }
     frames = []
     for caller, spec in scenario.services.items():
         calls = {b: per for b, per in spec.calls.items() if b in names and per > 0}
@@ -379,11 +384,10 @@ def _client_latency(
             continue
         if set(calls) - set(wide["server"].columns):
             continue
-        frame = pl.DataFrame({"time": times})
-        observed = _column(frame, wide["client"], caller)
-        server = np.column_stack([_column(frame, wide["server"], b) for b in calls])
+        observed = _column(aligned["client"], caller)
+        server = np.column_stack([_column(aligned["server"], b) for b in calls])
         curve = [LatencyCurve.from_spec(scenario.services[b].latency).p95_over_p50 for b in calls]
-        ratio = np.column_stack([_column(frame, wide["ratio"], b) for b in calls])
+        ratio = np.column_stack([_column(aligned["ratio"], b) for b in calls])
         ratio = np.where(np.isfinite(ratio) & (ratio > 0), ratio, np.array(curve, dtype=float))
         share = np.array(list(calls.values())) / sum(calls.values())
         planned = client_latency_p95(server, share, ratio)
@@ -391,12 +395,12 @@ def _client_latency(
     return _stack(frames)
 
 
-def _column(frame: pl.DataFrame, wide: pl.DataFrame, name: str) -> np.ndarray:
-    """``wide``'s column ``name`` at ``frame``'s times, as floats (NaN where missing)."""
-    if name not in wide.columns:
-        return np.full(frame.height, np.nan)
-    joined = frame.join(wide.select("time", name), on="time", how="left", maintain_order="left")
-    return joined[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+def _column(aligned: pl.DataFrame, name: str) -> np.ndarray:
+    """Column ``name`` of a frame aligned to the stream's times, as floats (NaN where
+    missing; all NaN where the frame has no such column)."""
+    if name not in aligned.columns:
+        return np.full(aligned.height, np.nan)
+    return aligned[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
 
 
 def _inside(times: pl.Series, window: Window | None) -> np.ndarray | None:
@@ -523,23 +527,25 @@ def _demand_filter(
     spread = floor
     c, c_spread = DEMAND_CLIP, DEMAND_SPREAD_CLIP
     consistency = _clipped_square_mean(c_spread)
-    expected, sd = np.empty(n), np.empty(n)
-    for i in range(n):
-        h = int(how[i])
-        mu = level * rate[h] * correction[h]
-        model = mu + cv2[h] * mu * mu
+    expected, sd = [0.0] * n, [0.0] * n
+    # A recursion, hour by hour: on Python floats (the same IEEE doubles as numpy's,
+    # without the cost of indexing arrays one scalar at a time).
+    rate_of, cv2_of, corrections = rate.tolist(), cv2.tolist(), correction.tolist()
+    for i, (h, count) in enumerate(zip(how.tolist(), counts.astype(float).tolist(), strict=True)):
+        mu = level * rate_of[h] * corrections[h]
+        model = mu + cv2_of[h] * mu * mu
         scale = math.sqrt(model * max(spread, floor))
         expected[i], sd[i] = mu, scale
         root, half = math.sqrt(mu), c * scale / (2.0 * math.sqrt(mu))
-        clipped = min(max(math.sqrt(float(counts[i])), root - half), root + half) ** 2
-        level += a * (clipped / rate[h] - level)
-        correction[h] += g * (clipped / (level * rate[h]) - correction[h])
-        residual = float(counts[i]) - mu
+        clipped = min(max(math.sqrt(count), root - half), root + half) ** 2
+        level += a * (clipped / rate_of[h] - level)
+        corrections[h] += g * (clipped / (level * rate_of[h]) - corrections[h])
+        residual = count - mu
         spread += DEMAND_SPREAD_GAIN * (
             min(residual * residual / model, c_spread**2 * max(spread, floor)) / consistency
             - spread
         )
-    return expected, sd
+    return np.array(expected), np.array(sd)
 
 
 def _clipped_square_mean(c: float) -> float:

@@ -77,11 +77,9 @@ def nezha_requests() -> tuple[pl.DataFrame, timedelta]:
     offset = (raw["time"] - raw["time"].dt.truncate("1m")).median()
     requests = raw.with_columns(
         pl.col("time").dt.truncate("1m"),
-        pl.col("requests", "cpu", "latency_p95_ms").fill_nan(None),  # a NaN is no figure
+        # a NaN is no figure; the mapping reads the client p95 (PodClientLatencyP95(s))
+        pl.col("requests", "cpu", "latency_p95_ms", "client_latency_p95_ms").fill_nan(None),
         latency_p50_ms=(pl.col("PodServerLatencyP90(s)").cast(pl.Float64) * 1000.0).fill_nan(None),
-        client_latency_p95_ms=(pl.col("PodClientLatencyP95(s)").cast(pl.Float64) * 1000.0).fill_nan(
-            None
-        ),
     )
     assert isinstance(offset, timedelta)
     return requests, offset
