@@ -320,8 +320,8 @@ def base_label(found: explore.Exploration) -> str:
 
 
 def change_label(found: explore.Exploration) -> str:
-    """The change's name in legends: the scenario, marked when its levers were moved."""
-    return f"{found.scenario_name} (levers moved)" if found.values else found.scenario_name
+    """The change's name in legends: the scenario, ``"… as set"`` when levers were moved."""
+    return f"{found.scenario_name} as set" if found.values else found.scenario_name
 
 
 # --------------------------------------------------------------------------- compare

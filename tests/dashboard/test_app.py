@@ -87,8 +87,8 @@ def test_explore_a_lever_moves_the_kpis(results_dir: Path):
     at.button(key="explore-run").click().run()
     assert not at.exception and not at.error, texts(at.error)
     assert metric(at, "Revenue").delta.startswith("+$")
-    line = "baseline (levers moved) vs baseline · 2 seeds × 14 days · base seed 7"
-    assert f"{line} · segments.pro_us.price_usd_month = 24.0" in texts(at.caption)
+    line = "baseline as set vs baseline · 2 seeds × 14 days · base seed 7"
+    assert f"{line} · Price (segment pro_us): 24 USD/month" in texts(at.caption)
 
 
 def test_a_broken_scenario_shows_the_field_path_not_a_traceback(

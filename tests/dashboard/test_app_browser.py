@@ -217,8 +217,8 @@ def test_explore_change_a_lever_and_run(dashboard: Server, tmp_path: Path):
         text = revenue.inner_text()
         assert "+$" in text, text  # a higher price: more revenue
         assert cards.count() == 13  # margin after people cost among them
-        caption = page.get_by_text("baseline (levers moved) vs baseline · 2 seeds × 14 days").first
-        sync_api.expect(caption).to_contain_text("segments.pro_us.price_usd_month = 15.0")
+        caption = page.get_by_text("baseline as set vs baseline · 2 seeds × 14 days").first
+        sync_api.expect(caption).to_contain_text("Price (segment pro_us): 15 USD/month")
         page.wait_for_timeout(1500)  # let the charts draw for the screenshot
         page.screenshot(path=str(ARTIFACTS / "app-explore.png"))
     assert not problems, "\n".join(problems)

@@ -92,8 +92,10 @@ def test_a_link_reopens_the_same_exploration():
     at.switch_page("orgtwin/dashboard/pages/explore.py").run()
     assert not at.exception and not at.error, (at.exception, texts(at.error))
     assert at.selectbox(key="explore-scenario").value == "price_increase.yaml"
-    line = "price_increase (levers moved) vs baseline · 2 seeds × 21 days · base seed 7"
-    assert f"{line} · {PRICE} = 18.0" in texts(at.caption)
+    line = "price_increase as set vs baseline · 2 seeds × 21 days · base seed 7"
+    caption = texts(at.caption)
+    assert f"{line} · New price (Pro 12 → 15 USD, from day 14): 18 USD/month" in caption, caption
+    assert PRICE not in caption  # the path is in the downloads
     assert texts(at.info).startswith("**Verdict.**")
 
     at.number_input(key="explore-days").set_value(22)

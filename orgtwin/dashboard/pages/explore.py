@@ -516,6 +516,25 @@ def on_controls(exc: ScenarioError, info: state.ScenarioInfo) -> None:
     st.error("The run was refused:\n\n" + "\n".join(lines), icon=":material/error:")
 
 
+def moved_in_words(info: state.ScenarioInfo, values: state.Values) -> str:
+    """The levers a run moved, by their labels, each value formatted for its unit
+    (``"Price (segment pro_us): 24 USD/month"``); the paths are in the downloads."""
+    controls = {c.path: c for c in info.controls}
+    words = []
+    for path, value in values:
+        control = controls.get(path)
+        label, unit = (control.label, control.unit) if control else (path, "")
+        if isinstance(value, bool):
+            shown = "on" if value else "off"
+        elif isinstance(value, int | float):
+            shown = f"{float(value):,g}"  # as the lead set it
+            shown += f" {unit}" if unit and unit not in UNITS_UNSAID else ""
+        else:
+            shown = str(value)
+        words.append(f"{label}: {shown}")
+    return "; ".join(words) or "levers as in the file"
+
+
 def results(request: state.Request, stamp: int) -> None:
     """Everything below the form, for the last request."""
     found = run_request(request, stamp)
@@ -528,7 +547,7 @@ def results(request: state.Request, stamp: int) -> None:
         days=request.days,
         seed=request.seed,
     )
-    changed = ", ".join(f"{p} = {v}" for p, v in request.values) or "levers as in the file"
+    changed = moved_in_words(state.scenario_info(request.path, stamp), request.values)
     ran = st.session_state[WALL][request]
     ui.caption(f"{line} · {changed} · ran in {ran:.1f} s")
     verdict_section(request, stamp)
