@@ -247,6 +247,21 @@ def test_partial_specs_keep_the_declared_descriptions_and_bounds():
             assert kept.items() <= partial["properties"][key].items(), f"{name}.{key}"
 
 
+def test_the_schema_describes_the_file_format():
+    """Its top level: the sections users write, not the loader's own fields (``source``,
+    ``base``); no section required of every file, the organisation of one without
+    ``extends``."""
+    schema = json.loads(json.dumps(scenario_json_schema()))
+    properties = schema["properties"]
+    for key in ("segments", "services", "teams", "interventions", "extends"):
+        assert key in properties
+    assert "source" not in properties and "base" not in properties
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert schema["additionalProperties"] is False
+    assert "required" not in schema, "a derived file or one without a name is valid"
+    assert set(schema["then"]["required"]) == {"segments", "features", "services", "teams"}
+
+
 def test_orgtwin_schema_prints_the_schema(capsys: pytest.CaptureFixture[str]):
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out) == scenario_json_schema()
