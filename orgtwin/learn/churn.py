@@ -390,7 +390,8 @@ class ChurnLearner(Learner):
         if grad_beta.size:
             grad[-grad_beta.size :] = grad_beta
         se = math.sqrt(max(float(grad @ self.cov_ @ grad), 0.0))
-        as_prob = lambda z: float(-np.expm1(-np.exp(z)))  # noqa: E731
+        # a monthly hazard of exp(z) as a probability; past z = 700 it is 1 (exp overflows)
+        as_prob = lambda z: float(-np.expm1(-np.exp(min(z, 700.0))))  # noqa: E731
         method = "proportional-hazards MLE, delta-method interval"
         if k and grad_beta.size:
             method += "; covariate mix of the segment folded in"
