@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import polars as pl
@@ -256,10 +257,15 @@ class TinySweep:
 
     levers: dict[str, str]
     days: int
+    chunk: int = 5
+    """Runs per chunk after the first run, fixed: the sweep sizes its chunks by the first
+    run's time (:func:`orgtwin.sweeps.executors.chunk_size`), which follows the machine's
+    speed, and the store's tests name the shards the runs land in."""
 
     def __call__(self, scenario: Scenario, out: Path, **options: Any) -> SweepResult:
         options = {"seeds": 2, "days": self.days, "out": out, "runner": "serial"} | options
-        return sweep(scenario, self.levers, **options)
+        with mock.patch("orgtwin.sweeps.api.chunk_size", lambda *_, **__: self.chunk):
+            return sweep(scenario, self.levers, **options)
 
     @staticmethod
     def rows(result: SweepResult) -> pl.DataFrame:
