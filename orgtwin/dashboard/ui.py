@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, time
 from pathlib import Path
+from typing import Any
 
 import altair as alt
 import polars as pl
@@ -164,52 +165,54 @@ def comparison_in_words(comparison: pl.DataFrame) -> pl.DataFrame:
     it is beyond noise and whether that is better or worse (the raw columns stay in the
     downloads)."""
     from orgtwin import KPIS
-    from orgtwin.units import format_delta, format_value
 
     rows = []
     for r in comparison.iter_rows(named=True):
-        unit = r["unit"]
-        low, high = r["ci_low"], r["ci_high"]
         judged = {True: "better", False: "worse"}.get(r["better"], "")
         rows.append({
             "KPI": KPIS[r["kpi"]].label if r["kpi"] in KPIS else r["kpi"],
-            "Base": format_value(r["base_mean"], unit),
-            "With the change": format_value(r["change_mean"], unit),
-            "Difference": format_delta(r["delta"], unit),
-            "95% interval": "–" if low is None or high is None
-            else f"{format_delta(low, unit)} to {format_delta(high, unit)}",
-            "Beyond noise": "yes" if r["significant"] else "no",
+            **_move_in_words(r, r["base_mean"], r["change_mean"], r["unit"]),
             "Better or worse": judged if r["significant"] else "",
         })  # fmt: skip
     return pl.DataFrame(rows, schema=dict.fromkeys(
-        ("KPI", "Base", "With the change", "Difference", "95% interval", "Beyond noise",
-         "Better or worse"), pl.String))  # fmt: skip
+        ("KPI", *_MOVE_COLUMNS, "Better or worse"), pl.String))  # fmt: skip
 
 
 def drill_in_words(rows: pl.DataFrame) -> pl.DataFrame:
     """A drill's rows (:attr:`orgtwin.explore.Drill.rows`) for people: who, the figure in
     words, the base, the change, the difference and its 95% interval formatted for the
     figure's unit, whether it is beyond noise, and its share of the total change."""
-    from orgtwin.units import format_delta, format_value
-
     out = []
     for r in rows.iter_rows(named=True):
         unit = r["unit"]
-        low, high = r["ci_low"], r["ci_high"]
         out.append({
             "Who": r["entity"],
             "Figure": f"{r['figure']} ({unit})" if unit not in ("", "USD", "%") else r["figure"],
-            "Base": format_value(r["base"], unit),
-            "With the change": format_value(r["change"], unit),
-            "Difference": format_delta(r["delta"], unit),
-            "95% interval": "–" if low is None or high is None
-            else f"{format_delta(low, unit)} to {format_delta(high, unit)}",
-            "Beyond noise": "yes" if r["significant"] else "no",
+            **_move_in_words(r, r["base"], r["change"], unit),
             "Share of the change": "" if r["share"] is None else f"{r['share']:.0%}",
         })  # fmt: skip
     return pl.DataFrame(out, schema=dict.fromkeys(
-        ("Who", "Figure", "Base", "With the change", "Difference", "95% interval",
-         "Beyond noise", "Share of the change"), pl.String))  # fmt: skip
+        ("Who", "Figure", *_MOVE_COLUMNS, "Share of the change"), pl.String))  # fmt: skip
+
+
+_MOVE_COLUMNS = ("Base", "With the change", "Difference", "95% interval", "Beyond noise")
+"""The columns of a paired move in words (:func:`_move_in_words`)."""
+
+
+def _move_in_words(row: dict[str, Any], base: float, change: float, unit: str) -> dict[str, str]:
+    """A paired move (a row with ``delta``, ``ci_low``, ``ci_high`` and ``significant``)
+    in :data:`_MOVE_COLUMNS`, formatted for ``unit``."""
+    from orgtwin.units import format_delta, format_value
+
+    low, high = row["ci_low"], row["ci_high"]
+    return {
+        "Base": format_value(base, unit),
+        "With the change": format_value(change, unit),
+        "Difference": format_delta(row["delta"], unit),
+        "95% interval": "–" if low is None or high is None
+        else f"{format_delta(low, unit)} to {format_delta(high, unit)}",
+        "Beyond noise": "yes" if row["significant"] else "no",
+    }  # fmt: skip
 
 
 def caption(text: str) -> None:

@@ -479,11 +479,11 @@ def verdict_section(request: state.Request, stamp: int) -> str:
             f"Days {request.days + 1} to {horizon} are projected, not simulated: "
             "prices, costs and behaviours stay as at the end of the run."
         )
-    name = Path(request.path).stem
+    stem = ui.slug(Path(request.path).stem, "report", f"{request.seeds}x{request.days}d")
     st.download_button(
         "Report (HTML)",
         data=lambda: state.report_html(*request.key(stamp), horizon),
-        file_name=f"{ui.slug(name, 'report', f'{request.seeds}x{request.days}d')}.html",
+        file_name=f"{stem}.html",
         mime="text/html",
         key="explore-report",
         on_click="ignore",
@@ -494,7 +494,7 @@ def verdict_section(request: state.Request, stamp: int) -> str:
     st.download_button(
         "Report (PDF)",
         data=lambda: state.report_pdf(*request.key(stamp), horizon),
-        file_name=f"{ui.slug(name, 'report', f'{request.seeds}x{request.days}d')}.pdf",
+        file_name=f"{stem}.pdf",
         mime="application/pdf",
         key="explore-report-pdf",
         on_click="ignore",
