@@ -169,6 +169,18 @@ def open_landing(page: Any, url: str) -> None:
     )
 
 
+def set_run(page: Any, *, days: int, seeds: int, slider: str, steps: int, to: str) -> None:
+    """Type Days and Seeds, and move the slider named ``slider`` ``steps`` steps right
+    with the keyboard, as a lead would; wait until it shows ``to``."""
+    page.get_by_role("spinbutton", name="Days").fill(str(days))
+    page.get_by_role("spinbutton", name="Seeds").fill(str(seeds))
+    moved = page.get_by_role("slider", name=slider)
+    moved.focus()
+    for _ in range(steps):
+        moved.press("ArrowRight")
+    sync_api.expect(moved).to_have_attribute("aria-valuetext", to)
+
+
 def small_telemetry(folder: Path, *, days: int) -> Path:
     """Telemetry of the bundled baseline with 200 users in each of its small segments
     (watched or validated against ``baseline.yaml`` itself, with more: lines move)."""
@@ -199,13 +211,8 @@ def test_explore_change_a_lever_and_run(dashboard: Server, tmp_path: Path):
         run.wait_for(timeout=SERVER_START_S * 1000)
         sync_api.expect(page.get_by_role("heading", name="Explore a scenario")).to_be_visible()
 
-        page.get_by_role("spinbutton", name="Days").fill("14")
-        page.get_by_role("spinbutton", name="Seeds").fill("2")
-        price = page.get_by_role("slider", name=PRICE_LEVER)
-        price.focus()
-        for _ in range(6):  # 12.00 → 15.00 in steps of 0.50
-            price.press("ArrowRight")
-        sync_api.expect(price).to_have_attribute("aria-valuetext", "15.00")
+        # the price 12.00 → 15.00 in steps of 0.50
+        set_run(page, days=14, seeds=2, slider=PRICE_LEVER, steps=6, to="15.00")
         run.click()
 
         cards = page.get_by_test_id("stMetric")

@@ -23,6 +23,7 @@ from tests.dashboard.test_app_browser import (  # noqa: F401 (dashboard is a fix
     dashboard,
     open_landing,
     pytestmark,
+    set_run,
     sync_api,
     watched_tab,
 )
@@ -50,13 +51,8 @@ def test_a_lead_answers_should_we_raise_the_pro_price(
         run = page.get_by_role("button", name="Run")
         run.wait_for(timeout=SERVER_START_S * 1000)
         assert "scenario=price_increase.yaml" in page.url
-        page.get_by_role("spinbutton", name="Days").fill("21")
-        page.get_by_role("spinbutton", name="Seeds").fill("2")
-        price = page.get_by_role("slider", name=PRICE)
-        price.focus()
-        for _ in range(6):  # 15.00 → 18.00 in steps of 0.50
-            price.press("ArrowRight")
-        sync_api.expect(price).to_have_attribute("aria-valuetext", "18.00")
+        # the new price 15.00 → 18.00 in steps of 0.50
+        set_run(page, days=21, seeds=2, slider=PRICE, steps=6, to="18.00")
         run.click()
 
         verdict = page.get_by_text(re.compile(r"^Verdict\. "))
