@@ -10,8 +10,9 @@ holds the state of every service in arrays and advances them together each hour:
 2. capacity: replicas × per-replica throughput, less replicas lost to spot preemption
    and capacity lost to incidents; utilisation = demand / capacity;
 3. latency and errors: each service's own latency follows its latency-vs-load curve,
-   overload is rejected as errors; latency adds up and failures compound along call
-   paths, vendors included:
+   overload is rejected as errors; latency adds up along call paths by its moments
+   (:class:`~orgtwin.behaviours.LatencyComposition`: quantiles do not add), and
+   failures compound, vendors included:
    ``log(1 − e_total) = (I − F)⁻¹ · (log(1 − e_own) + G·log(1 − e_vendor))``;
 4. autoscaling towards a target utilisation with a lag and bounds (before serving);
 5. cost per replica-hour, with spot replicas at a discount.
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import mesa
 import numpy as np
+
+from orgtwin.behaviours import LatencyComposition
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -85,7 +88,8 @@ class ServiceMesh:
         # inverse's rounding leaves entries of -1e-17 where it is 0, which would give
         # services negative requests. They are zeroed.
         self.demand_operator = np.maximum(np.linalg.inv(identity - self.fanout.T), 0.0)
-        self.path_operator = np.maximum(np.linalg.inv(identity - self.fanout), 0.0)
+        self.composition = LatencyComposition(self.fanout, self.vendor_fanout)
+        self.path_operator = self.composition.path_operator
         self.replicas = np.asarray(replicas, dtype=float).copy()
         self.capacity_rps_per_replica = np.asarray(capacity_rps_per_replica, dtype=float)
         self.replica_cost_usd_hour = np.asarray(replica_cost_usd_hour, dtype=float)
@@ -106,7 +110,6 @@ class ServiceMesh:
         self._lost_before = np.zeros(n)
         self._no_preemption = np.zeros(n)
         self._spot_used = False
-        self._own_latency = np.zeros((n, 2))  # p50 and p95 of each service's own work, ms
         self._desired_ring = np.tile(self.replicas, (49, 1))
         self._position = 0
         self._index = np.arange(n)
@@ -199,11 +202,10 @@ class ServiceMesh:
         vendor_ok = np.log1p(-np.minimum(vendor_error, _MAX_ERROR))
         log_ok = np.log(np.maximum(own_ok, 1.0 - _MAX_ERROR)) + self.vendor_fanout @ vendor_ok
         self.error_rate = -np.expm1(self.path_operator @ log_ok)
-        vendor_ms = self.vendor_fanout @ vendor_latency_ms
-        own = self._own_latency
-        own[:, 0], own[:, 1] = self.latency.predict_quantiles(self.utilisation)
-        own += vendor_ms[:, None]
-        self.latency_p50_ms, self.latency_p95_ms = (self.path_operator @ own).T
+        own_p50, own_p95 = self.latency.predict_quantiles(self.utilisation)
+        self.latency_p50_ms, self.latency_p95_ms = self.composition.total(
+            own_p50, own_p95, vendor_latency_ms
+        )
         self.cost_usd = self.replicas * self.replica_unit_cost()
 
     def replica_unit_cost(self) -> NDArray:

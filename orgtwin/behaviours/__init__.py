@@ -2,7 +2,8 @@
 
 - :mod:`~orgtwin.behaviours.users`: :class:`DemandProfile`, :class:`ChurnHazard`,
   :class:`Acquisition`;
-- :mod:`~orgtwin.behaviours.services`: :class:`LatencyCurve`;
+- :mod:`~orgtwin.behaviours.services`: :class:`LatencyCurve`, :class:`LatencyComposition`
+  (how latency adds up along calls);
 - :mod:`~orgtwin.behaviours.teams`: :class:`ChangeFailure`, :class:`IncidentTiming`;
 - :mod:`~orgtwin.behaviours.vendors`: :class:`VendorOutages`.
 
@@ -15,7 +16,7 @@ May import: :mod:`orgtwin.errors`, :mod:`orgtwin.units`, :mod:`orgtwin.scenario`
 """
 
 from orgtwin.behaviours.base import Behaviour
-from orgtwin.behaviours.services import LatencyCurve
+from orgtwin.behaviours.services import LatencyComposition, LatencyCurve
 from orgtwin.behaviours.teams import ChangeFailure, IncidentTiming
 from orgtwin.behaviours.users import Acquisition, ChurnHazard, DemandProfile
 from orgtwin.behaviours.vendors import VendorOutages
@@ -27,6 +28,7 @@ __all__ = [
     "ChurnHazard",
     "DemandProfile",
     "IncidentTiming",
+    "LatencyComposition",
     "LatencyCurve",
     "VendorOutages",
 ]

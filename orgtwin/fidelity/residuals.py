@@ -11,7 +11,7 @@ needs, the function, its unit and what it compares); :func:`residuals` runs ever
 whose tables are there and stacks their points:
 
 - ``latency`` (per service and hour, ms): each service's own median latency
-  (:func:`orgtwin.learn.own_latency`: measured minus its calls') against
+  (:func:`orgtwin.learn.own_latency`: measured less its calls', by moments) against
   :meth:`LatencyCurve.predict <orgtwin.behaviours.LatencyCurve.predict>` at the measured
   utilisation (``cpu``). The twin's latency is deterministic given the load, so how far
   real latency wanders is learned: the log residual is divided by its sd in the
@@ -172,16 +172,14 @@ def _latency(
         "latency_p50_ms" not in requests.columns
         or requests["latency_p50_ms"].null_count() == requests.height
     )
-    if tail:  # own_latency takes both columns: the p95 stands in for both
-        requests = requests.with_columns(latency_p50_ms=pl.col("latency_p95_ms"))
+    column = "latency_p95_ms" if tail else "latency_p50_ms"
     own = own_latency(requests, scenario).filter(
-        pl.col("cpu").is_finite() & pl.col("latency_p50_ms").is_finite()
-        & (pl.col("latency_p50_ms") > 0)
-    )  # fmt: skip
+        pl.col("cpu").is_finite() & pl.col(column).is_finite() & (pl.col(column) > 0)
+    )
     frames = []
     for (service,), rows in own.sort("time").group_by("service", maintain_order=True):
         curve = LatencyCurve.from_spec(scenario.services[service].latency)
-        observed = rows["latency_p50_ms"].to_numpy()
+        observed = rows[column].to_numpy()
         predict = curve.predict_p95 if tail else curve.predict
         expected = np.asarray(predict(rows["cpu"].to_numpy()), dtype=float)
         log_residual = np.log(observed) - np.log(expected)

@@ -9,7 +9,8 @@ feed, and returns the learned scenario and its fit report.
   report's parts;
 - one module per behaviour: :mod:`~orgtwin.learn.structure` (services and call fan-out),
   :mod:`~orgtwin.learn.demand` (hour-of-week profile, level, trend),
-  :mod:`~orgtwin.learn.latency` (latency against utilisation),
+  :mod:`~orgtwin.learn.latency` (latency against utilisation; :mod:`~orgtwin.learn.own`:
+  own latency, the calls' taken out),
   :mod:`~orgtwin.learn.changes` (change failure), :mod:`~orgtwin.learn.incidents` (time
   to detect and restore), :mod:`~orgtwin.learn.churn` (churn hazard),
   :mod:`~orgtwin.learn.acquisition` (arrivals of new users), :mod:`~orgtwin.learn.vendors`
@@ -29,9 +30,10 @@ import sys
 import types
 from typing import Any
 
-from orgtwin.learn.api import latency_learner, learn, learn_to, own_latency
+from orgtwin.learn.api import latency_learner, learn, learn_to
 from orgtwin.learn.base import Estimate, Fit, HoldoutScore, Learner
 from orgtwin.learn.demand import weekly_profile
+from orgtwin.learn.own import own_latency
 from orgtwin.learn.report import LearnReport
 from orgtwin.learn.twin import learned_scenario, write_scenario
 

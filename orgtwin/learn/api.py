@@ -28,12 +28,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 from sklearn.base import clone
 
 from orgtwin.errors import LearnError
 from orgtwin.learn.base import Fit, HoldoutScore
+from orgtwin.learn.own import CALLEES_OVER_S, own_latency
 from orgtwin.learn.report import LearnReport
 from orgtwin.learn.twin import learned_scenario
 from orgtwin.scenario import Scenario, load_scenario
@@ -261,14 +261,13 @@ def _latency(ctx: Context) -> Learned:
         ctx.warnings.append(f"latency: services not in the base scenario were left out: {unknown}")
     p95_only = not measured["latency_p95_ms"].is_null().all()
     p95_only &= bool(measured["latency_p50_ms"].is_null().all())
-    if p95_only:  # own p95 in both columns (p95s add along calls in the twin), then /ratio
-        measured = measured.with_columns(latency_p50_ms=pl.col("latency_p95_ms"))
+    if p95_only:  # own_latency takes the base's ratio for the medians; the curve: own p95/ratio
         ctx.warnings.append(
             "latency: the requests table has a p95 but no median, so each service's own "
             "median is taken as its own p95 over the base's p95_over_p50 (kept): the curve "
             "is learned to its p95"
         )
-    requests = own_latency(measured, ctx.base)
+    requests = own_latency(measured, ctx.base, callees_over_s=CALLEES_OVER_S)
     if p95_only:
         ratio = {n: s.latency.p95_over_p50 for n, s in ctx.base.services.items()}
         requests = requests.with_columns(
@@ -348,64 +347,6 @@ def _latency_holdout(learner: Any, requests: pl.DataFrame, test_share: float = 0
         )
         for name in errors
     }
-
-
-def own_latency(requests: pl.DataFrame, base: Scenario) -> pl.DataFrame:
-    """``requests`` with each service's own latency in place of the measured one.
-
-    A service's measured latency includes what its calls take: ``total = own + F·total``
-    with ``F`` the calls per request (plus each vendor call's latency), so ``own = total -
-    F·total - vendors``. Only services of the base whose latency and whose callees'
-    latency were measured are kept, each at the times it and its callees were; the
-    result is empty when there are none. Times are first cut to the table's spacing (a
-    minute, an hour: :func:`spacing_s`), so that services measured at different seconds
-    of the same minute line up.
-    """
-    measured = requests.filter(
-        pl.col("service").is_in(list(base.services))
-        & pl.col("latency_p50_ms").is_not_null()
-        & pl.col("latency_p95_ms").is_not_null()
-    )
-    present = set(measured["service"].unique().to_list())
-    usable = [s for s in base.services if s in present and set(base.services[s].calls) <= present]
-    if not usable:
-        return measured.clear()
-    step = spacing_s(measured)
-    measured = measured.with_columns(pl.col("time").dt.truncate(f"{step}s")).unique(
-        subset=["time", "service"], keep="first", maintain_order=True
-    )
-    out = []
-    for column in ("latency_p50_ms", "latency_p95_ms"):
-        wide = measured.pivot(on="service", index="time", values=column).sort("time")
-        parts = []
-        for name in usable:
-            spec = base.services[name]
-            rows = wide.select("time", name, *spec.calls).drop_nulls()
-            own = rows[name].to_numpy() - sum(
-                (calls * rows[callee].to_numpy() for callee, calls in spec.calls.items()),
-                np.zeros(rows.height),
-            )
-            own -= sum(calls * base.vendors[v].latency_ms for v, calls in spec.vendors.items())
-            parts.append(
-                pl.DataFrame({"time": rows["time"], "service": name, column: np.maximum(own, 1e-3)})
-            )
-        out.append(pl.concat(parts))
-    owned = out[0].join(out[1], on=["time", "service"])
-    return measured.drop("latency_p50_ms", "latency_p95_ms").join(owned, on=["time", "service"])
-
-
-def spacing_s(table: pl.DataFrame) -> int:
-    """The spacing of a table's rows in whole seconds: the smallest, over its services,
-    of the median step between a service's times (an hour for hourly telemetry)."""
-    steps = (
-        table.select("time", "service")
-        .unique()
-        .sort("service", "time")
-        .group_by("service")
-        .agg(pl.col("time").diff().dt.total_seconds().median().alias("step"))["step"]
-        .drop_nulls()
-    )
-    return max(round(float(steps.min())), 1) if steps.len() else 3600
 
 
 def _structure(ctx: Context) -> Learned:

@@ -24,9 +24,10 @@ many as the threshold detector.
 
 The replay scorecard of the same evening (:func:`tests.fidelity.nezha.nezha_replay_figures`):
 the twin learned on 08:00–18:00, fed the frontend's requests, mirrors every other
-service's hourly requests better than persistence; its latency does not beat
-persistence on an evening whose load never moves (an expected failure, with the
-figures).
+service's hourly requests better than persistence. Its latency mirrors on every
+service (median MAPE 1.5%, no line biased, since latency adds up along calls by moments
+and the learner takes own latency out the same way) but does not beat persistence
+(0.9%) on an evening whose load never moves (an expected failure, with the figures).
 """
 
 from __future__ import annotations
@@ -127,23 +128,24 @@ def test_the_replayed_evening_mirrors_each_services_requests_better_than_persist
     """The twin learned on 08:00–18:00, replayed over 18:00–24:00 fed the frontend's
     requests: every other service's hourly requests follow from the calls per request.
     Measured: median MAPE 1.7% against 3.3% for persistence (the last hour before,
-    carried forward), 8 of 9 services at or below it; 95% of the scorecard's lines
-    mirror."""
+    carried forward), 8 of 9 services at or below it. Every line of the scorecard
+    mirrors, latency too (median MAPE 1.5%): while the twin added its callees' p95 to a
+    caller's, the frontend's p95 read 12% low and its line was biased."""
     assert (
         replayed["nezha_replay_requests_mape_median"]
         < replayed["nezha_replay_requests_persistence_mape_median"]
     ), describe(replayed)
     assert replayed["nezha_replay_requests_beats_persistence"] >= 7, describe(replayed)
-    assert replayed["nezha_replay_mirrors_share"] >= 0.8, describe(replayed)
-    assert replayed["nezha_replay_latency_mape_median"] < 0.05, describe(replayed)
+    assert replayed["nezha_replay_mirrors_share"] >= 0.95, describe(replayed)
+    assert replayed["nezha_replay_latency_mape_median"] < 0.025, describe(replayed)
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured: latency p95 median MAPE 2.8% against 0.9% for persistence, 3 of 10 "
-    "services at or below it. Nezha's evening load is constant, so the last hour's p95 "
-    "carried forward is nearly exact, and the twin composes a caller's p95 by adding its "
-    "callees' along the calls, which puts the frontend and checkout about 10% low",
+    reason="measured: latency p95 median MAPE 1.5% against 0.9% for persistence, 3 of 10 "
+    "services at or below it, every line mirroring. Nezha's evening load is constant, so "
+    "the last hour's p95 carried forward is as near as the hour-to-hour noise of a "
+    "quantised p95 (checkout: 475 ms in 5 of 6 hours), which no model of load can follow",
 )
 def test_the_replayed_evening_mirrors_latency_better_than_persistence(
     replayed: dict[str, float],

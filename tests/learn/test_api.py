@@ -155,7 +155,7 @@ def test_latency_of_services_whose_callees_were_not_measured_keeps_the_base(
     at the base's values, the others are learned."""
     import polars as pl
 
-    from orgtwin.learn.api import own_latency
+    from orgtwin.learn.own import own_latency
     from orgtwin.telemetry.folder import read_telemetry
 
     requests = read_telemetry(telemetry).tables["requests"].collect()
@@ -272,7 +272,7 @@ def test_own_latency_lines_up_services_measured_at_different_seconds(small_base,
 
     import polars as pl
 
-    from orgtwin.learn.api import own_latency
+    from orgtwin.learn.own import own_latency
     from orgtwin.telemetry.folder import read_telemetry
 
     requests = read_telemetry(telemetry).tables["requests"].collect()
@@ -285,3 +285,4 @@ def test_own_latency_lines_up_services_measured_at_different_seconds(small_base,
     apart = own_latency(shifted, small_base).select(key).sort("service", "time")
     assert apart.height == on_the_hour.height > 0
     assert apart.equals(on_the_hour)
+

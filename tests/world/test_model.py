@@ -212,7 +212,18 @@ def test_incident_and_vendor_errors_compound_along_a_chain():
 def test_recorded_errors_and_latency_follow_the_call_graph_every_hour(small_spec: dict[str, Any]):
     """A full model with a vendor outage and a rate limit: each hour, a service's error is
     its own error compounded with its vendors' and callees' errors, and its latency is its
-    own plus its vendors' and its callees' latency per request."""
+    own plus its vendors' and its callees' latency per request, added by moments: the
+    mean of the callees' recorded latency times the calls, the variance of each call plus
+    that of the number of calls (⌊k⌋ or ⌈k⌉), read back as a lognormal."""
+
+    def moments(p50: float, p95: float) -> tuple[float, float]:
+        s2 = (np.log(p95 / p50) / 1.6448536269514722) ** 2
+        mean = p50 * np.exp(s2 / 2)
+        return mean, mean**2 * (np.exp(s2) - 1)
+
+    def calls_variance(k: float) -> float:
+        return (k - np.floor(k)) * (1 - (k - np.floor(k)))
+
     small_spec["vendors"]["authz"]["rate_limit_rps"] = 1.0  # partial errors at peaks
     small_spec["interventions"] = [
         {"kind": "vendor_outage", "vendor": "stripe", "at": "20h", "until": "26h"}
@@ -230,22 +241,33 @@ def test_recorded_errors_and_latency_follow_the_call_graph_every_hour(small_spec
         rec = model.world.recorder
         error = rec.metric("service", "error_rate")[t]
         p50 = rec.metric("service", "latency_p50_ms")[t]
+        p95 = rec.metric("service", "latency_p95_ms")[t]
         vendor_error = rec.metric("vendor", "error_rate")[t]
-        own_p50 = model.world.mesh.latency.predict(rec.metric("service", "utilisation")[t])
+        utilisation = rec.metric("service", "utilisation")[t]
+        own_p50, own_p95 = model.world.mesh.latency.predict_quantiles(utilisation)
         partial += int(((vendor_error > 0.01) & (vendor_error < 0.99)).any())
         for i, name in enumerate(names):
             spec = scenario.services[name]
             ok = 1 - model.world.mesh.own_error[i]
-            latency = own_p50[i]
+            mean, var = moments(own_p50[i], own_p95[i])
             for vendor, k in spec.vendors.items():
                 ok *= (1 - vendor_error[vendors.index(vendor)]) ** k
-                latency += k * vendor_ms[vendors.index(vendor)]
+                mean += k * vendor_ms[vendors.index(vendor)]
+                var += calls_variance(k) * vendor_ms[vendors.index(vendor)] ** 2
             for (caller, callee), k in fanout.items():
                 if caller == name:
                     ok *= (1 - error[names.index(callee)]) ** k
-                    latency += k * p50[names.index(callee)]
+                    callee_mean, callee_var = moments(p50[names.index(callee)],
+                                                      p95[names.index(callee)])  # fmt: skip
+                    mean += k * callee_mean
+                    var += k * callee_var + calls_variance(k) * callee_mean**2
+            s2 = np.log1p(var / mean**2)
             assert error[i] == pytest.approx(1 - ok, abs=1e-9), (t, name)
-            assert p50[i] == pytest.approx(latency, rel=1e-9), (t, name)
+            assert p50[i] == pytest.approx(mean * np.exp(-s2 / 2), rel=1e-9), (t, name)
+            assert p95[i] == pytest.approx(p50[i] * np.exp(1.6448536269514722 * np.sqrt(s2)),
+                                           rel=1e-9), (t, name)  # fmt: skip
+            if not spec.vendors and not any(c == name for c, _ in fanout):
+                assert (p50[i], p95[i]) == (own_p50[i], own_p95[i]), "a leaf's own, exactly"
     down = rec.metric("vendor", "up")[:, vendors.index("stripe")]
     assert (down[20:26] == 0).all() and (down[:20] == 1).all() and (down[26:] == 1).all()
     checkout = rec.metric("service", "error_rate")[20:26, names.index("checkout")]
