@@ -49,6 +49,9 @@ class Context:
 
     telemetry: Telemetry
     base: Scenario
+    """The base scenario with what the steps before have learned written in: own latency
+    is separated from the calls' with the calls per request just learned, as the twin
+    will add them."""
     start: datetime | None
     end: datetime | None
     warnings: list[str]
@@ -482,6 +485,8 @@ def learn(
         fits, learned = step.run(ctx)
         report.fits += fits
         values |= learned
+        if learned:
+            ctx = replace(ctx, base=learned_scenario(scenario, values, name=scenario.name))
     report.warnings += ctx.warnings
     report.applied = dict(sorted(values.items()))
     twin = learned_scenario(scenario, values, name=report.scenario)

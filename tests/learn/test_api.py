@@ -286,3 +286,25 @@ def test_own_latency_lines_up_services_measured_at_different_seconds(small_base,
     assert apart.height == on_the_hour.height > 0
     assert apart.equals(on_the_hour)
 
+
+def test_latency_is_taken_out_with_the_calls_per_request_learned_in_the_same_run(
+    small_base, telemetry
+):
+    """Each step sees what the steps before it learned: a base whose calls per request are
+    twice the truth learns the structure first, then own latency with the learned calls,
+    as the twin will add them; with the base's calls the callers' own latency would come
+    out far too low."""
+    doubled = load_scenario(BASELINE, overrides={
+        "segments": {s: {"n_users": 500} for s in SEGMENTS},
+        "services": {name: {"calls": {c: 2 * n for c, n in spec.calls.items()}}
+                     for name, spec in small_base.services.items() if spec.calls},
+    })  # fmt: skip
+    twin, _ = learn(telemetry, base=doubled, only=["structure", "latency"])
+    callers = [name for name, spec in small_base.services.items() if spec.calls]
+    assert callers
+    for name in callers:
+        for callee, n in small_base.services[name].calls.items():
+            assert twin.services[name].calls[callee] == pytest.approx(n, rel=0.05), (name, callee)
+    for name, service in small_base.services.items():
+        learned = twin.services[name].latency
+        assert learned.base_ms == pytest.approx(service.latency.base_ms, rel=0.02), name
