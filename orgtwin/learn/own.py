@@ -95,34 +95,36 @@ def own_latency(
             )
             for column, frame in wide.items()
         }
+    column = {name: i for i, name in enumerate(names)}
+
+    def matrix(frames: dict[str, pl.DataFrame], quantile: str) -> np.ndarray:
+        """``[time, service]`` in the order of ``names``; NaN where not measured."""
+        values = frames[quantile].select(names).fill_null(np.nan).to_numpy()
+        return values.astype(float).reshape(-1, len(names))
+
+    total = {q: matrix(wide, q) for q in ("latency_p50_ms", "latency_p95_ms")}
+    seen = {q: matrix(callee_wide, q) for q in ("latency_p50_ms", "latency_p95_ms")}
+    times = wide["latency_p95_ms"]["time"]
     parts = []
     for name in usable:
         calls = base.services[name].calls
-        callees = list(calls)
-        rows = (
-            pl.DataFrame({"time": wide["latency_p95_ms"]["time"]})
-            .with_columns(
-                total_p50=wide["latency_p50_ms"][name],
-                total_p95=wide["latency_p95_ms"][name],
-                **{f"p50 {c}": callee_wide["latency_p50_ms"][c] for c in callees},
-                **{f"p95 {c}": callee_wide["latency_p95_ms"][c] for c in callees},
-            )
-            .fill_nan(None)
-            .drop_nulls()
-        )
+        at = [column[c] for c in calls]
+        callee_p50, callee_p95 = seen["latency_p50_ms"][:, at], seen["latency_p95_ms"][:, at]
+        total_p50 = total["latency_p50_ms"][:, column[name]]
+        total_p95 = total["latency_p95_ms"][:, column[name]]
+        rows = np.isfinite(total_p50) & np.isfinite(total_p95)
+        rows &= np.isfinite(callee_p50).all(axis=1) & np.isfinite(callee_p95).all(axis=1)
         known = (
-            rows["total_p95"].to_numpy(), np.array([calls[c] for c in callees], dtype=float),
-            rows.select(f"p50 {c}" for c in callees).to_numpy().reshape(rows.height, -1),
-            rows.select(f"p95 {c}" for c in callees).to_numpy().reshape(rows.height, -1),
-            *vendors[name],
+            total_p95[rows], np.array(list(calls.values()), dtype=float),
+            callee_p50[rows], callee_p95[rows], *vendors[name],
         )  # fmt: skip
         if tail:  # the own p95 is the base's ratio times the own median
             ratio = base.services[name].latency.p95_over_p50
             p50 = _own_for_p95(known[0], ratio, *known[1:])[0]
             p95 = p50 * ratio
         else:
-            p50, p95 = own_quantiles(rows["total_p50"].to_numpy(), *known)
-        parts.append(pl.DataFrame({"time": rows["time"], "service": name,
+            p50, p95 = own_quantiles(total_p50[rows], *known)
+        parts.append(pl.DataFrame({"time": times.filter(rows), "service": name,
                                    "latency_p50_ms": p50, "latency_p95_ms": p95}))  # fmt: skip
     owned = pl.concat(parts)
     return measured.drop("latency_p50_ms", "latency_p95_ms").join(owned, on=["time", "service"])
