@@ -358,11 +358,14 @@ WATCH_LEARNERS = {
     "demand": "demand",
     "change_failure": "change_failure",
     "churn": "churn",
+    "restore": "incident_timing",
+    "vendor_outages": "vendor_outages",
 }
 
 
 """The learner (:func:`orgtwin.learn.learn`'s ``only``) that re-learns each watched
-behaviour; ``errors`` has none (the twin's error rates are not learned from telemetry)."""
+behaviour (``restore`` by the incident-timing learner, ``vendor_outages`` by the vendor
+learner); ``errors`` has none (the twin's error rates are not learned from telemetry)."""
 
 
 WATCH_TIME_COLUMNS = ("time", "day", "started")

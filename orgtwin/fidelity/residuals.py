@@ -67,7 +67,17 @@ whose tables are there and stacks their points:
   against the sum of their churn probabilities ``1 − exp(−hazard)``, the hazard of
   :class:`~orgtwin.behaviours.ChurnHazard` at each user's tenure and price with
   experience 0 (bad experience is not in telemetry),
-  ``z = (obs − exp) / sqrt(Σp(1 − p))``.
+  ``z = (obs − exp) / sqrt(Σp(1 − p))``;
+- ``restore`` (per team and incident, hours): each restored deploy incident's time to
+  restore (``resolved − detected``, whole hours) against the team's log-normal restore
+  law (:class:`~orgtwin.behaviours.IncidentTiming`) at fatigue 0 and expertise 1 (a
+  rested, typical responder: telemetry shows neither) and the batch of the service's
+  latest failed deploy before it (with ``deploys``), one point at its resolve time; ``z``
+  the law's mean normal score over the hour it was rounded to, scaled to sd 1
+  (:func:`_hour_bin_z`), so a slower restore is positive. Open incidents give no point;
+- ``vendor_outages`` (per vendor and day, outages per day): outages started
+  (``vendor_status``) against the vendor's Poisson rate over the hours of the day the
+  telemetry covers, ``z = (obs − exp) / sqrt(exp)``.
 """
 
 from __future__ import annotations
@@ -79,12 +89,20 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
+from scipy import special
 
-from orgtwin.behaviours import ChangeFailure, ChurnHazard, LatencyCurve
+from orgtwin.behaviours import (
+    ChangeFailure,
+    ChurnHazard,
+    IncidentTiming,
+    LatencyCurve,
+    VendorOutages,
+)
+from orgtwin.behaviours.teams import MAX_INCIDENT_HOURS
 from orgtwin.learn import own_latency, weekly_profile
 from orgtwin.scenario import Scenario
 from orgtwin.telemetry.derived import client_latency_p95
-from orgtwin.units import HOURS_PER_DAY, HOURS_PER_WEEK
+from orgtwin.units import HOURS_PER_DAY, HOURS_PER_MONTH, HOURS_PER_WEEK
 
 Window = tuple[datetime, datetime]
 """A time window ``(start, end)``: ``start <= time < end``."""
@@ -109,6 +127,7 @@ MAD_TO_SD = 1.4826
 """Median absolute deviation to standard deviation, for normal data."""
 _MAX_ERROR = 1.0 - 1e-12
 """The highest error share the simulator compounds along calls (a vendor that is down)."""
+_LOG_MAX_HOURS = math.log(MAX_INCIDENT_HOURS)
 DEMAND_WARMUP_HOURS = 2 * HOURS_PER_WEEK
 """Hours the demand filter runs before its points count (two weeks: the level, the
 shape's corrections and the spread settle)."""
@@ -749,6 +768,176 @@ def _incident_hours(incidents: pl.DataFrame, service: str, times: pl.Series) -> 
     return out
 
 
+# --------------------------------------------------------------------------- restore
+
+
+def _restore(
+    scenario: Scenario, tables: Mapping[str, pl.DataFrame], reference: Window | None
+) -> pl.DataFrame:
+    """Each restored deploy incident's restore time (``resolved − detected``, whole
+    hours) against the team's restore-time law, one point at its resolve time.
+
+    The law (:class:`~orgtwin.behaviours.IncidentTiming`) is log-normal around
+    :meth:`restore_median <orgtwin.behaviours.IncidentTiming.restore_median>` at fatigue 0
+    and expertise 1 (a rested, typical responder: telemetry shows neither) and the batch
+    of the latest failed deploy of the service before the incident (with the ``deploys``
+    table; else one change), as the learner fits it. Only deploy incidents are restored
+    by hand (vendor and capacity incidents end when their cause does, drills take their
+    set hours); incidents still open give no point. ``z`` is :func:`_hour_bin_z`: a
+    slower restore is a positive ``z``.
+    """
+    incidents = tables["incidents"].filter(
+        pl.col("team").is_in(list(scenario.teams))
+        & (pl.col("cause") == "deploy")
+        & pl.col("detected").is_not_null()
+        & pl.col("resolved").is_not_null()
+    )
+    incidents = _causing_batch(incidents, tables.get("deploys"))
+    frames = []
+    for (team,), rows in incidents.sort("resolved").group_by("team", maintain_order=True):
+        law = IncidentTiming.from_spec(scenario.teams[team].incidents)
+        hours = (rows["resolved"] - rows["detected"]).dt.total_seconds().to_numpy() / 3600.0
+        median = np.array(
+            [law.restore_median(0.0, 1.0, b) for b in rows["batch_size"].to_list()]
+        )  # fatigue 0, expertise 1: what the learner's restore median stands for
+        frames.append(
+            pl.DataFrame(
+                {
+                    "time": rows["resolved"],
+                    "entity": team,
+                    "observed": np.maximum(np.ceil(hours), 1.0),
+                    "expected": median,
+                    "z": _hour_bin_z(hours, np.log(median), law.restore_sigma),
+                }
+            )
+        )
+    return _stack(frames)
+
+
+def _causing_batch(incidents: pl.DataFrame, deploys: pl.DataFrame | None) -> pl.DataFrame:
+    """``incidents`` with ``batch_size``: that of the latest failed deploy of the service
+    at or before each incident's start (1 without one, or without ``deploys``)."""
+    if deploys is None:
+        return incidents.with_columns(batch_size=pl.lit(1.0))
+    failed = (
+        deploys.filter(pl.col("failed").fill_null(False))
+        .select("service", pl.col("batch_size").cast(pl.Float64), started=pl.col("time"))
+        .sort("started")
+    )
+    return (
+        incidents.sort("started")
+        .join_asof(failed, on="started", by="service", strategy="backward", check_sortedness=False)
+        .with_columns(pl.col("batch_size").fill_null(1.0))
+    )
+
+
+def _hour_bin_z(hours: np.ndarray, log_median: np.ndarray, sigma: float) -> np.ndarray:
+    """Standard scores of whole-hour durations under a log-normal law.
+
+    The simulator rounds a restore time up to whole hours (at least one), so a duration
+    of ``d`` hours says the latent one lay in ``(d − 1, d]`` (``(0, 1]`` for 1): its
+    score is the mean of the law's standard normal over that bin, ``E[Z | bin]``, divided
+    by the sd of that mean over all bins, ``sqrt(Σ p_b E[Z | b]²)``, so that ``z`` has
+    mean 0 and sd 1 exactly under the law (a mid-bin probability transform would be
+    narrower than N(0, 1) where the bins are coarse against the spread). Bins beyond
+    :data:`~orgtwin.behaviours.teams.MAX_INCIDENT_HOURS` (or 8 sd) are one.
+
+    Args:
+        hours: the durations, hours.
+        log_median: the law's log median per duration.
+        sigma: the law's log sd.
+
+    Returns:
+        ``z`` per duration (NaN where the law puts all its weight in one bin).
+    """
+    sigma = max(float(sigma), 1e-3)
+    whole = np.maximum(np.ceil(hours), 1.0)
+    z = np.full(whole.shape, np.nan)
+    for mu in np.unique(log_median):
+        at = log_median == mu
+        last = int(
+            min(math.ceil(math.exp(min(mu + 8.0 * sigma, _LOG_MAX_HOURS))), MAX_INCIDENT_HOURS)
+        )
+        edges = np.append(np.arange(last + 1, dtype=float), np.inf)
+        with np.errstate(divide="ignore"):
+            a = (np.log(edges[:-1]) - mu) / sigma
+            b = (np.log(edges[1:]) - mu) / sigma
+        upper = a > 0  # the far side of each bin's tail, for precision
+        p = np.where(upper, special.ndtr(-a) - special.ndtr(-b), special.ndtr(b) - special.ndtr(a))
+        density = np.exp(-0.5 * np.square(np.stack([a, b]))) / math.sqrt(2.0 * math.pi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = np.where(p > 1e-300, (density[0] - density[1]) / p, np.where(upper, a, b))
+        scale = math.sqrt(float(np.sum(p * np.square(np.nan_to_num(mean)))))
+        if scale > 1e-12:
+            z[at] = mean[np.minimum(whole[at], last + 1).astype(int) - 1] / scale
+    return z
+
+
+# --------------------------------------------------------------------------- vendor outages
+
+
+def _vendor_outages(
+    scenario: Scenario, tables: Mapping[str, pl.DataFrame], reference: Window | None
+) -> pl.DataFrame:
+    """Outages started per vendor and day against the vendor's outage rate (Poisson):
+    ``expected = rate_per_month × hours of the day watched / HOURS_PER_MONTH``,
+    ``z = (obs − exp) / sqrt(exp)``.
+
+    The days are those the ``requests`` table covers (its first row to the end of its
+    last); without it, the first outage start to the last outage end (which overstates
+    the rate a little, as the learner's fallback does). The hours a vendor is down count
+    as watched (at an outage a month or so, they barely change the expected count).
+    """
+    status = tables["vendor_status"].filter(
+        pl.col("vendor").is_in(list(scenario.vendors)) & pl.col("outage_start").is_not_null()
+    )
+    span = _watched_span(tables.get("requests"), status)
+    if span is None:
+        return _stack([])
+    start, end = span
+    first = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    days = np.arange(np.datetime64(first, "us"), np.datetime64(end, "us"), np.timedelta64(1, "D"))
+    lo = np.maximum(days, np.datetime64(start, "us"))
+    hi = np.minimum(days + np.timedelta64(1, "D"), np.datetime64(end, "us"))
+    watched = (hi - lo) / np.timedelta64(1, "h")
+    grid = pl.DataFrame({"time": pl.Series(days).cast(pl.Datetime("us")), "hours": watched})
+    counts = (
+        status.filter(pl.col("outage_start").is_between(start, end, closed="left"))
+        .group_by("vendor", time=pl.col("outage_start").dt.truncate("1d"))
+        .agg(observed=pl.len().cast(pl.Float64))
+    )
+    frames = []
+    for vendor, spec in scenario.vendors.items():
+        rate = VendorOutages.from_spec(spec).rate_per_month / HOURS_PER_MONTH  # per hour
+        rows = grid.join(counts.filter(pl.col("vendor") == vendor).drop("vendor"), on="time",
+                         how="left")  # fmt: skip
+        frames.append(
+            rows.filter((pl.col("hours") > 0) & (rate > 0)).select(
+                "time",
+                entity=pl.lit(vendor),
+                observed=pl.col("observed").fill_null(0.0),
+                expected=pl.col("hours") * rate,
+                z=(pl.col("observed").fill_null(0.0) - pl.col("hours") * rate)
+                / (pl.col("hours") * rate).sqrt(),
+            )
+        )
+    return _stack(frames)
+
+
+def _watched_span(requests: pl.DataFrame | None, status: pl.DataFrame) -> Window | None:
+    """The window the telemetry covers: the ``requests`` table's first time to the end
+    of its last row; without it (or rows), the first outage start to the last outage end
+    (or start); None without any."""
+    if requests is not None and requests.height:
+        times = requests["time"]
+        step = timedelta(seconds=_interval_seconds(times))
+        return times.min(), times.max() + step  # type: ignore[operator]
+    if not status.height:
+        return None
+    ends = pl.concat([status["outage_start"], status["outage_end"].drop_nulls()])
+    return status["outage_start"].min(), ends.max() + timedelta(microseconds=1)  # type: ignore[operator]
+
+
 # --------------------------------------------------------------------------- the streams
 
 STREAMS: tuple[Stream, ...] = (
@@ -769,6 +958,11 @@ STREAMS: tuple[Stream, ...] = (
            ("vendor_status", "incidents")),
     Stream("churn", ("user_days",), _churn, "users per day",
            "users who left against the churn hazard of the users active that day"),
+    Stream("restore", ("incidents",), _restore, "hours",
+           "time to restore a deploy incident against the team's restore-time law",
+           ("deploys",)),
+    Stream("vendor_outages", ("vendor_status",), _vendor_outages, "outages per day",
+           "vendor outages started against the vendor's outage rate", ("requests",)),
 )  # fmt: skip
 """Every residual stream, in the order they run."""
 

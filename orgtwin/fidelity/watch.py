@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import zlib
@@ -86,14 +87,23 @@ THRESHOLDS = {
 """One row per stream watched: its calibrated CUSUM threshold and how it was calibrated."""
 
 NULL_SIMULATIONS = 400
-"""Null streams simulated per stream to calibrate its threshold."""
+"""The most null streams simulated per stream to calibrate its threshold."""
 NULL_POINTS = 1024
-"""Points per simulated null stream."""
-COUNTS = frozenset({"churn", "change_failure", "errors", "demand"})
+"""The most points per simulated null stream."""
+COUNTS = frozenset({"churn", "change_failure", "errors", "demand", "vendor_outages"})
 """Behaviours whose residuals are counts: without enough reference residuals, their null
 streams are simulated from the twin's count noise (:func:`_count_null`)."""
 COUNT_SIMULATIONS = 100
-"""Null streams simulated per count stream."""
+"""The most null streams simulated per count stream."""
+NULL_ALARMS = 300
+"""False alarms a null simulation is sized to show at the rate it calibrates for (its
+count's relative noise about 6%, which the calibration's confidence bound absorbs)."""
+MIN_SIMULATIONS = 16
+"""The fewest null streams simulated, whatever the rate."""
+NULL_RUN_LENGTHS = 20
+"""Average run lengths between false alarms a simulated null stream spans, at least."""
+MIN_NULL_POINTS = 256
+"""The fewest points per simulated null stream, whatever the rate."""
 NULL_BLOCK = 6
 """Points per block when null streams are resampled from the reference residuals."""
 
@@ -257,7 +267,9 @@ def follow(
         stop.wait(poll_s)
 
 
-def _count_null(stream: pl.DataFrame, rng: np.random.Generator) -> np.ndarray | None:
+def _count_null(
+    stream: pl.DataFrame, rng: np.random.Generator, shape: tuple[int, int]
+) -> np.ndarray | None:
     """Null streams of a count behaviour, simulated from the twin's count noise.
 
     At points drawn from the stream's own, a Poisson count around the expected one, over
@@ -283,7 +295,7 @@ def _count_null(stream: pl.DataFrame, rng: np.random.Generator) -> np.ndarray | 
     extra = np.sqrt(np.maximum(scale**2 - expected, 0.0))
     if stream["behaviour"][0] != "demand":
         extra = np.zeros_like(extra)  # the scale's floor (errors) is not noise
-    pick = rng.integers(0, mean.size, size=(COUNT_SIMULATIONS, NULL_POINTS))
+    pick = rng.integers(0, mean.size, size=shape)
     m = mean[pick]
     draws = rng.poisson(m) - m + extra[pick] * rng.standard_normal(pick.shape)
     return draws / scale[pick]
@@ -319,7 +331,11 @@ def episodes(changes: list[detect.Change], z: np.ndarray | None = None) -> list[
 
 
 def _streams(points: pl.DataFrame) -> Iterator[tuple[tuple[str, str], pl.DataFrame]]:
-    for key, stream in points.sort("time").group_by("behaviour", "entity", maintain_order=True):
+    """Each behaviour's and entity's points in time order, in the order they first come
+    (one pass over the table, not one filter per stream)."""
+    parts = points.sort("time").partition_by("behaviour", "entity", maintain_order=True,
+                                             as_dict=True)  # fmt: skip
+    for key, stream in parts.items():
         yield (str(key[0]), str(key[1])), stream
 
 
@@ -361,22 +377,45 @@ def _threshold(
             if pooled is not None:
                 ref = pooled
                 how = f"block bootstrap of {ref.size} reference residuals of the behaviour"
-            null = detect.null_streams(ref, NULL_SIMULATIONS, NULL_POINTS, rng, block=NULL_BLOCK)
+            null = detect.null_streams(ref, *_null_shape(rate), rng, block=NULL_BLOCK)
             null = null if clip is None else np.clip(null, -clip, clip)
             return detect.calibrate(null, k=k, rate=rate, rearm="restart"), how
     if stream["behaviour"][0] in COUNTS:
         rng = np.random.default_rng([seed, zlib.crc32(name), 1])
-        null = _count_null(stream, rng)
+        null = _count_null(stream, rng, _null_shape(rate, COUNT_SIMULATIONS))
         if null is not None:
             how = "the twin's count noise around its expected counts"
             null = null if clip is None else np.clip(null, -clip, clip)
             return detect.calibrate(null, k=k, rate=rate, rearm="restart"), how
     if rate not in normal:
         rng = np.random.default_rng([seed, 0])
-        null = rng.standard_normal((NULL_SIMULATIONS, NULL_POINTS))
+        null = rng.standard_normal(_null_shape(rate))
         null = null if clip is None else np.clip(null, -clip, clip)
         normal[rate] = detect.calibrate(null, k=k, rate=rate, rearm="restart")
     return normal[rate], "standard normal"
+
+
+def _null_shape(rate: float, most: int = NULL_SIMULATIONS) -> tuple[int, int]:
+    """How many null streams to simulate, and how long, for a false-alarm ``rate`` per
+    point: each :data:`NULL_RUN_LENGTHS` average run lengths (``1 / rate``) long, within
+    :data:`MIN_NULL_POINTS` and :data:`NULL_POINTS`; enough of them to expect
+    :data:`NULL_ALARMS` false alarms, within :data:`MIN_SIMULATIONS` and ``most`` (where
+    the rate is too small for that, the threshold is extrapolated:
+    :func:`~orgtwin.fidelity.detect.calibrate`).
+
+    The detector restarts at 0 after each alarm, as each null stream starts, so a stream
+    of a few run lengths counts the rate as a long one does; and the calibration's cost
+    is a loop over points. A sparse stream (a day's churn, an incident's restore: a few
+    points a week, allowed many alarms per point) is calibrated on few short streams,
+    an hourly one on the most.
+
+    Example:
+        >>> _null_shape(1e-5), _null_shape(0.036), _null_shape(0.5)
+        ((400, 1024), (16, 556), (16, 256))
+    """
+    points = int(min(NULL_POINTS, max(MIN_NULL_POINTS, math.ceil(NULL_RUN_LENGTHS / rate))))
+    simulations = math.ceil(NULL_ALARMS / (rate * points))
+    return int(min(most, max(MIN_SIMULATIONS, simulations))), points
 
 
 def _pooled(points: pl.DataFrame, reference: tuple[datetime, datetime]) -> dict[str, np.ndarray]:
@@ -397,9 +436,10 @@ def _reference_z(stream: pl.DataFrame, reference: tuple[datetime, datetime]) -> 
     null streams are (:func:`orgtwin.fidelity.detect.null_streams`): a twin whose
     residuals sit a little off 0 there (a median fit of skewed latency) would otherwise
     raise alarms beyond the budget; a shift is then counted from the reference's level."""
-    start, end = reference
-    ref = stream.filter(pl.col("time").is_between(start, end, closed="left"))["z"]
-    return ref.drop_nulls().drop_nans().to_numpy()
+    times = stream["time"]  # in order (:func:`_streams`)
+    low, high = (int(times.search_sorted(edge, side="left")) for edge in reference)
+    z = stream["z"][low:high].to_numpy().astype(float)
+    return z[np.isfinite(z)]
 
 
 def _alarm(

@@ -102,7 +102,7 @@ def test_a_slower_service_is_flagged_charted_and_relearned(watch_dirs, slower):
     _, change = slower
     at = watched()
     shown = texts(at.main.markdown)
-    assert re.search(r"\b\d+ alarms? on 12 streams since 2026-01-05 00:00 \(UTC\)", shown), shown
+    assert re.search(r"\b\d+ alarms? on 15 streams since 2026-01-05 00:00 \(UTC\)", shown), shown
     (table,) = frames(at)
     assert {"raised", "what", "since", "how big", "downstream"} <= set(table.columns)
     ours = table.filter(pl.col("what").str.contains("Latency of service api"))

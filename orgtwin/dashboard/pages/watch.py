@@ -38,6 +38,8 @@ BEHAVIOURS = {
     "utilisation": ("Utilisation", "service"),
     "calls": ("Calls received", "service"),
     "client_latency": ("Client latency (the wait on its calls)", "service"),
+    "restore": ("Time to restore", "team"),
+    "vendor_outages": ("Outages", "vendor"),
 }
 """Each watched behaviour in words, and what kind of entity it is watched for."""
 NOT_RELEARNED = {
