@@ -604,21 +604,29 @@ def _daily_bernoulli(entity: str, trials: pl.DataFrame) -> pl.DataFrame:
     Returns:
         ``time``, ``entity``, ``observed``, ``expected`` and ``z`` per day.
     """
-    daily = (
-        trials.group_by("time")
-        .agg(
-            observed=pl.col("y").cast(pl.Float64).sum(),
-            expected=pl.col("p").sum(),
-            variance=(pl.col("p") * (1 - pl.col("p"))).sum(),
-        )
-        .filter(pl.col("variance") > 0)
-    )
-    return daily.select(
-        "time",
-        entity=pl.lit(entity),
-        observed="observed",
-        expected="expected",
-        z=(pl.col("observed") - pl.col("expected")) / pl.col("variance").sqrt(),
+    ordered = trials.sort("time", maintain_order=True)  # each day's trials in their order
+    if ordered.height == 0:
+        return pl.DataFrame(schema={"time": pl.Datetime("us"), "entity": pl.String,
+                                    "observed": pl.Float64, "expected": pl.Float64,
+                                    "z": pl.Float64})  # fmt: skip
+    times = ordered["time"]
+    starts = np.flatnonzero(np.r_[True, (times[1:] != times[:-1]).to_numpy()])
+    # Sums in a fixed order (a hashed group-by adds floats in whatever order its threads
+    # take them, which moves the last bits from one run to the next).
+    y = ordered["y"].cast(pl.Float64).to_numpy()
+    p = ordered["p"].to_numpy().astype(float)
+    observed = np.add.reduceat(y, starts)
+    expected = np.add.reduceat(p, starts)
+    variance = np.add.reduceat(p * (1.0 - p), starts)
+    keep = variance > 0
+    return pl.DataFrame(
+        {
+            "time": times.gather(starts[keep]),
+            "entity": entity,
+            "observed": observed[keep],
+            "expected": expected[keep],
+            "z": (observed[keep] - expected[keep]) / np.sqrt(variance[keep]),
+        }
     )
 
 
