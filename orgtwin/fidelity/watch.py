@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import threading
@@ -147,6 +148,7 @@ def watch(
     seed: int = 0,
     clip: float | None = None,
     pool: bool = False,
+    calibrated: dict[tuple, float] | None = None,
 ) -> Watch:
     """Watch telemetry against the twin of ``scenario``.
 
@@ -173,6 +175,12 @@ def watch(
             holds too few of the rare excursions that a budget of one false alarm in
             days per stream must allow for, and the behaviour's entities together hold
             more. False: each stream's own.
+        calibrated: thresholds calibrated before, keyed by everything their simulation
+            depends on (the rate, ``k``, ``clip``, ``seed``, the stream's name and the
+            reference residuals resampled), reused where the key matches and added to:
+            the same thresholds a new calibration would give, without its cost.
+            :func:`follow` keeps one across its looks at the folder. Thresholds on the
+            twin's count noise depend on the stream's every point, so are not kept.
 
     Returns:
         The alarms, the residual streams and each stream's threshold.
@@ -182,7 +190,8 @@ def watch(
         telemetry, mapping=mapping
     )  # fmt: skip
     points = residual_streams(twin, tel.tables, reference=reference)  # reads what it needs
-    normal: dict[float, float] = {}  # rate → threshold on standard normal null streams
+    calibrated = {} if calibrated is None else calibrated
+    kept = _Calibration(k=k, seed=seed, clip=clip, thresholds=calibrated)
     alarms: list[dict] = []
     thresholds: list[dict] = []
     entities = points.group_by("behaviour").agg(pl.col("entity").n_unique()).rows()
@@ -193,7 +202,7 @@ def watch(
         times = stream["time"]
         per_week = _points_per_week(times)
         rate = detect.false_alarm_rate(alarms_per_week, per_week, per_behaviour[behaviour])
-        h, how = _threshold(stream, reference, rate, k, seed, normal, clip, pooled.get(behaviour))
+        h, how = _threshold(stream, reference, rate, kept, pooled.get(behaviour))
         if how.startswith("block bootstrap"):  # as its null streams are: detect.null_streams
             z = detect.standardise(z, _reference_z(stream, reference))
         if clip is not None:
@@ -203,7 +212,8 @@ def watch(
                                null=how))  # fmt: skip
         for change in episodes(detect.cusum(z, k=k, h=h, rearm="restart"), z):
             alarms.append(_alarm(twin, stream, behaviour, entity, change))
-    alarm_frame = pl.DataFrame(alarms, schema=ALARMS).sort("raised", "behaviour", "entity")
+    order = ("raised", "behaviour", "entity")  # ties (both sides at once): as raised
+    alarm_frame = pl.DataFrame(alarms, schema=ALARMS).sort(order, maintain_order=True)
     return Watch(alarm_frame, points, pl.DataFrame(thresholds, schema=THRESHOLDS))
 
 
@@ -231,8 +241,11 @@ def follow(
     it is watched again and each alarm not seen before is handed to ``emit`` (a row of
     :data:`ALARMS` as a dict), in the order raised. Earlier alarms stand as more data
     comes: the residuals and the CUSUM look only backwards, and each stream's threshold
-    depends on its reference window and rate, not on its length. A folder caught half
-    written (a table that does not read) is tried again at the next poll.
+    depends on its reference window and rate, not on its length. The thresholds
+    calibrated on reference residuals and on the standard normal are kept from one look
+    to the next (``calibrated`` of :func:`watch`), so a look costs mostly the residuals.
+    A folder caught half written (a table that does not read) is tried again at the
+    next poll.
 
     Args:
         scenario: the twin.
@@ -246,13 +259,14 @@ def follow(
     twin = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     seen: set[tuple[str, str, datetime]] = set()
     stamp: tuple = ()
+    calibrated: dict[tuple, float] = {}  # what each look calibrated, for the next
     while not stop.is_set():
         now = _stamp(Path(folder))
         if now != stamp:
             try:
                 found = watch(twin, folder, mapping=mapping, reference=reference,
                               alarms_per_week=alarms_per_week, k=k, seed=seed, clip=clip,
-                              pool=pool)  # fmt: skip
+                              pool=pool, calibrated=calibrated)  # fmt: skip
             except TelemetryError:
                 found = None  # half written: the next poll reads it whole
             if found is not None:
@@ -333,8 +347,9 @@ def episodes(changes: list[detect.Change], z: np.ndarray | None = None) -> list[
 def _streams(points: pl.DataFrame) -> Iterator[tuple[tuple[str, str], pl.DataFrame]]:
     """Each behaviour's and entity's points in time order, in the order they first come
     (one pass over the table, not one filter per stream)."""
-    parts = points.sort("time").partition_by("behaviour", "entity", maintain_order=True,
-                                             as_dict=True)  # fmt: skip
+    parts = points.sort("time", maintain_order=True).partition_by(
+        "behaviour", "entity", maintain_order=True, as_dict=True
+    )
     for key, stream in parts.items():
         yield (str(key[0]), str(key[1])), stream
 
@@ -348,14 +363,32 @@ def _points_per_week(times: pl.Series) -> float:
     return timedelta(weeks=1).total_seconds() / max(seconds, 1.0)
 
 
+@dataclass(frozen=True)
+class _Calibration:
+    """What every stream's calibration shares: the detector's allowance, the seed, the
+    clip, and the thresholds calibrated already (:func:`watch`'s ``calibrated``)."""
+
+    k: float
+    seed: int
+    clip: float | None
+    thresholds: dict[tuple, float]
+
+    def threshold(self, key: tuple, rate: float, simulate: Callable[[], np.ndarray]) -> float:
+        """The threshold kept under ``key`` (with the shared settings), or calibrated on
+        ``simulate()``'s null streams (clipped as the stream will be) and kept."""
+        key = (*key, rate, self.k, self.clip, self.seed)
+        if key not in self.thresholds:
+            null = simulate()
+            null = null if self.clip is None else np.clip(null, -self.clip, self.clip)
+            self.thresholds[key] = detect.calibrate(null, k=self.k, rate=rate, rearm="restart")
+        return self.thresholds[key]
+
+
 def _threshold(
     stream: pl.DataFrame,
     reference: tuple[datetime, datetime] | None,
     rate: float,
-    k: float,
-    seed: int,
-    normal: dict[float, float],
-    clip: float | None = None,
+    kept: _Calibration,
     pooled: np.ndarray | None = None,
 ) -> tuple[float, str]:
     """One stream's calibrated threshold, and how its null streams were made.
@@ -363,36 +396,42 @@ def _threshold(
     Null streams are the stream's reference residuals resampled in blocks where it has
     enough that vary; else, for counts, the twin's count noise around the stream's
     expected counts; else the standard normal, whose threshold depends on the rate alone
-    and is calibrated once per rate (``normal``). Each stream's simulation has its
-    own generator, seeded from ``seed`` and the stream's name, so a threshold does not
-    depend on which other streams are watched. ``pooled``: the behaviour's standardised
-    reference residuals (:func:`_pooled`), resampled instead of the stream's own.
+    and is calibrated once per rate. Each stream's simulation has its own generator,
+    seeded from the seed and the stream's name, so a threshold does not depend on which
+    other streams are watched. ``pooled``: the behaviour's standardised reference
+    residuals (:func:`_pooled`), resampled instead of the stream's own. Thresholds on
+    reference residuals and on the standard normal are kept in ``kept`` under what
+    their simulation depends on.
     """
     name = f"{stream['behaviour'][0]}/{stream['entity'][0]}".encode()
+    seed = kept.seed
     if reference is not None:
         ref = _reference_z(stream, reference)
         if ref.size >= 4 * NULL_BLOCK and ref.std() > 1e-6:  # a twin exact there has none
-            rng = np.random.default_rng([seed, zlib.crc32(name)])
             how = f"block bootstrap of {ref.size} reference residuals"
             if pooled is not None:
                 ref = pooled
                 how = f"block bootstrap of {ref.size} reference residuals of the behaviour"
-            null = detect.null_streams(ref, *_null_shape(rate), rng, block=NULL_BLOCK)
-            null = null if clip is None else np.clip(null, -clip, clip)
-            return detect.calibrate(null, k=k, rate=rate, rearm="restart"), how
+            digest = hashlib.blake2b(np.ascontiguousarray(ref).tobytes(), digest_size=16)
+
+            def resampled(ref: np.ndarray = ref) -> np.ndarray:
+                rng = np.random.default_rng([seed, zlib.crc32(name)])
+                return detect.null_streams(ref, *_null_shape(rate), rng, block=NULL_BLOCK)
+
+            key = ("block bootstrap", name, digest.hexdigest())
+            return kept.threshold(key, rate, resampled), how
     if stream["behaviour"][0] in COUNTS:
         rng = np.random.default_rng([seed, zlib.crc32(name), 1])
         null = _count_null(stream, rng, _null_shape(rate, COUNT_SIMULATIONS))
         if null is not None:
             how = "the twin's count noise around its expected counts"
-            null = null if clip is None else np.clip(null, -clip, clip)
-            return detect.calibrate(null, k=k, rate=rate, rearm="restart"), how
-    if rate not in normal:
-        rng = np.random.default_rng([seed, 0])
-        null = rng.standard_normal(_null_shape(rate))
-        null = null if clip is None else np.clip(null, -clip, clip)
-        normal[rate] = detect.calibrate(null, k=k, rate=rate, rearm="restart")
-    return normal[rate], "standard normal"
+            null = null if kept.clip is None else np.clip(null, -kept.clip, kept.clip)
+            return detect.calibrate(null, k=kept.k, rate=rate, rearm="restart"), how
+
+    def normal() -> np.ndarray:
+        return np.random.default_rng([seed, 0]).standard_normal(_null_shape(rate))
+
+    return kept.threshold(("standard normal",), rate, normal), "standard normal"
 
 
 def _null_shape(rate: float, most: int = NULL_SIMULATIONS) -> tuple[int, int]:

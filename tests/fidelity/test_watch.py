@@ -196,6 +196,35 @@ def test_stable_telemetry_raises_no_more_alarms_than_the_budget(runs: dict):
     assert total <= stats.poisson.ppf(0.999, budget), (total, budget)
 
 
+def test_kept_thresholds_are_the_ones_a_new_calibration_gives(
+    runs: dict, monkeypatch: pytest.MonkeyPatch
+):
+    """A watch handed the thresholds an earlier one calibrated (as ``follow`` keeps them
+    between looks) gives the same thresholds and alarms, and calibrates again only the
+    streams on the twin's count noise, which depend on every point. The residuals are
+    the same to the last bit (a day's churn and deploy failures were summed by a hashed
+    group-by, whose threads added them in an order that moved the last bits)."""
+    import orgtwin.fidelity.watch as watching
+
+    twin, folder = runs["twin"], runs[("plain", SEEDS[0])]
+    reference = (twin.start, twin.start + timedelta(days=CHANGE_DAY))  # demand's: bootstrap
+    fresh = watch(twin, folder, reference=reference)
+    kept: dict[tuple, float] = {}
+    watch(twin, folder, reference=reference, calibrated=kept)
+    calls = []
+    calibrate = watching.detect.calibrate
+    monkeypatch.setattr(watching.detect, "calibrate",
+                        lambda *a, **k: calls.append(1) or calibrate(*a, **k))  # fmt: skip
+    again = watch(twin, folder, reference=reference, calibrated=kept)
+    assert again.residuals.equals(fresh.residuals)
+    assert again.thresholds.equals(fresh.thresholds)
+    assert again.alarms.equals(fresh.alarms)
+    hows = fresh.thresholds["null"].to_list()
+    counted = sum(how.startswith("the twin's count noise") for how in hows)
+    assert len(calls) == counted < len(hows), (len(calls), hows)
+    assert any(how.startswith("block bootstrap") for how in hows), hows
+
+
 def test_reach_follows_the_call_graph_downstream(runs: dict):
     twin = runs["twin"]
     assert reach(twin, "latency", "api") == ["service gateway", "feature browse", "segment main"]
@@ -333,7 +362,7 @@ def test_sparse_counts_are_calibrated_on_the_twins_count_noise():
     import numpy as np
 
     from orgtwin.fidelity import detect
-    from orgtwin.fidelity.watch import _threshold, episodes
+    from orgtwin.fidelity.watch import _Calibration, _threshold, episodes
 
     rng = np.random.default_rng(7)
     days, mean = 365, 0.2
@@ -345,8 +374,8 @@ def test_sparse_counts_are_calibrated_on_the_twins_count_noise():
                              "expected": mean, "residual": counts - mean, "z": z})  # fmt: skip
 
     rate = detect.false_alarm_rate(1.0, 7.0, 52)  # a week's budget over 52 streams
-    h_counts, how = _threshold(stream(rng.poisson(mean, days).astype(float)), None, rate, 0.5,
-                               0, {})  # fmt: skip
+    kept = _Calibration(k=0.5, seed=0, clip=None, thresholds={})
+    h_counts, how = _threshold(stream(rng.poisson(mean, days).astype(float)), None, rate, kept)
     normal = rng.standard_normal((100, 4096))
     h_normal = detect.calibrate(normal, k=0.5, rate=rate, rearm="restart")
     assert how == "the twin's count noise around its expected counts"
