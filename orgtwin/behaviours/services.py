@@ -98,6 +98,23 @@ def count_variance(calls: ArrayLike) -> NDArray[np.float64]:
     return part * (1.0 - part)
 
 
+def calls_moments(
+    calls: ArrayLike, mean: ArrayLike, variance: ArrayLike
+) -> tuple[NDArray, NDArray]:
+    """The mean and variance that calls add to a request: ``Σ F · mean`` and
+    ``Σ (F · variance + Var(N) · mean²)`` over the last axis, ``F`` the calls per request
+    to each callee (or vendor), ``N`` their number (:func:`count_variance`), ``mean`` and
+    ``variance`` each call's (a vendor's: its latency, variance 0).
+
+    Example:
+        >>> [m.tolist() for m in calls_moments([2.5, 1.0], [10.0, 40.0], [4.0, 0.0])]
+        [65.0, 35.0]
+    """
+    f = np.asarray(calls, dtype=float)
+    m = np.asarray(mean, dtype=float)
+    return np.sum(f * m, axis=-1), np.sum(f * variance + count_variance(f) * m * m, axis=-1)
+
+
 def lognormal_moments(p50: ArrayLike, p95: ArrayLike) -> tuple[NDArray, NDArray]:
     """Mean and variance of the lognormal latency with this median and 95th percentile
     (a 95th percentile below the median is taken as the median: no spread)."""
@@ -161,7 +178,6 @@ class LatencyComposition:
         self.path_operator = np.maximum(np.linalg.inv(np.eye(f.shape[0]) - f), 0.0)
         self.count_variance = count_variance(f)
         self.vendor_fanout = np.asarray(vendor_fanout, dtype=float)
-        self.vendor_count_variance = count_variance(self.vendor_fanout)
         self.calls_nothing = ~(f.any(axis=1) | self.vendor_fanout.any(axis=1))
         self._vendor_ms: NDArray | None = None  # the last vendor latency, and its moments
         self._vendor_moments: tuple[NDArray, NDArray] = (np.zeros(0), np.zeros(0))
@@ -170,8 +186,7 @@ class LatencyComposition:
 
     def vendors(self, vendor_latency_ms: ArrayLike) -> tuple[NDArray, NDArray]:
         """The mean and variance each service's vendor calls add to a request, ms."""
-        ms = np.asarray(vendor_latency_ms, dtype=float)
-        return self.vendor_fanout @ ms, self.vendor_count_variance @ ms**2
+        return calls_moments(self.vendor_fanout, vendor_latency_ms, 0.0)
 
     def total(
         self,
@@ -237,11 +252,7 @@ def own_quantiles(
         The own median and 95th percentile per row, ms.
     """
     mean, var = lognormal_moments(total_p50, total_p95)
-    f = np.asarray(calls, dtype=float)
-    if f.size:
-        callee_mean, callee_var = lognormal_moments(callee_p50, callee_p95)
-        mean = mean - callee_mean @ f
-        var = var - callee_var @ f - callee_mean**2 @ count_variance(f)
-    mean = mean - vendor_mean
-    var = var - vendor_var
+    calls_mean, calls_var = calls_moments(calls, *lognormal_moments(callee_p50, callee_p95))
+    mean = mean - calls_mean - vendor_mean
+    var = var - calls_var - vendor_var
     return lognormal_quantiles(np.maximum(mean, floor_ms), np.maximum(var, 0.0))

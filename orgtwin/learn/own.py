@@ -9,8 +9,7 @@ import numpy as np
 import polars as pl
 
 from orgtwin.behaviours.services import (
-    Z95,
-    count_variance,
+    calls_moments,
     lognormal_moments,
     lognormal_quantiles,
     own_quantiles,
@@ -77,9 +76,9 @@ def own_latency(
     vendors = {}  # what each service's vendor calls add: mean and variance, ms
     for name in names:
         calls = base.services[name].vendors
-        ms = np.array([base.vendors[v].latency_ms for v in calls])
-        k = np.array(list(calls.values()), dtype=float)
-        vendors[name] = (float(k @ ms), float(count_variance(k) @ ms**2))
+        ms = [base.vendors[v].latency_ms for v in calls]
+        mean, var = calls_moments(list(calls.values()), ms, 0.0)
+        vendors[name] = (float(mean), float(var))
     if tail:
         wide["latency_p50_ms"] = _tail_medians(wide["latency_p95_ms"], base, names, vendors)
     window = f"{round(callees_over_s)}s" if callees_over_s > step else None
@@ -174,19 +173,12 @@ def _own_for_p95(
     percentile grows with it; 1e-6 ms where the calls alone exceed it), and the
     composition's median. NaN where ``target`` or a callee's latency is missing."""
     target = np.asarray(target, dtype=float)
-    sigma = np.log(max(ratio, 1.0)) / Z95
-    calls_mean = np.full(target.shape, vendor_mean)
-    calls_var = np.full(target.shape, vendor_var)
-    if calls.size:
-        m, v = lognormal_moments(callee_p50, callee_p95)
-        calls_mean = calls_mean + m @ calls
-        calls_var = calls_var + v @ calls + m**2 @ count_variance(calls)
+    calls_mean, calls_var = calls_moments(calls, *lognormal_moments(callee_p50, callee_p95))
+    calls_mean, calls_var = calls_mean + vendor_mean, calls_var + vendor_var
 
     def composed(own_p50: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        own_mean = own_p50 * np.exp(0.5 * sigma**2)
-        return lognormal_quantiles(
-            own_mean + calls_mean, own_mean**2 * np.expm1(sigma**2) + calls_var
-        )
+        own_mean, own_var = lognormal_moments(own_p50, own_p50 * ratio)
+        return lognormal_quantiles(own_mean + calls_mean, own_var + calls_var)
 
     known = np.isfinite(target) & (target > 0) & np.isfinite(calls_mean) & np.isfinite(calls_var)
     low = np.full(target.shape, np.log(1e-6))
