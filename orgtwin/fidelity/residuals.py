@@ -606,9 +606,7 @@ def _daily_bernoulli(entity: str, trials: pl.DataFrame) -> pl.DataFrame:
     """
     ordered = trials.sort("time", maintain_order=True)  # each day's trials in their order
     if ordered.height == 0:
-        return pl.DataFrame(schema={"time": pl.Datetime("us"), "entity": pl.String,
-                                    "observed": pl.Float64, "expected": pl.Float64,
-                                    "z": pl.Float64})  # fmt: skip
+        return _stack([])
     times = ordered["time"]
     starts = np.flatnonzero(np.r_[True, (times[1:] != times[:-1]).to_numpy()])
     # Sums in a fixed order (a hashed group-by adds floats in whatever order its threads

@@ -378,10 +378,13 @@ class _Calibration:
         ``simulate()``'s null streams (clipped as the stream will be) and kept."""
         key = (*key, rate, self.k, self.clip, self.seed)
         if key not in self.thresholds:
-            null = simulate()
-            null = null if self.clip is None else np.clip(null, -self.clip, self.clip)
-            self.thresholds[key] = detect.calibrate(null, k=self.k, rate=rate, rearm="restart")
+            self.thresholds[key] = self.calibrate(simulate(), rate)
         return self.thresholds[key]
+
+    def calibrate(self, null: np.ndarray, rate: float) -> float:
+        """The threshold on ``null``, clipped as the stream will be."""
+        null = null if self.clip is None else np.clip(null, -self.clip, self.clip)
+        return detect.calibrate(null, k=self.k, rate=rate, rearm="restart")
 
 
 def _threshold(
@@ -424,9 +427,7 @@ def _threshold(
         rng = np.random.default_rng([seed, zlib.crc32(name), 1])
         null = _count_null(stream, rng, _null_shape(rate, COUNT_SIMULATIONS))
         if null is not None:
-            how = "the twin's count noise around its expected counts"
-            null = null if kept.clip is None else np.clip(null, -kept.clip, kept.clip)
-            return detect.calibrate(null, k=kept.k, rate=rate, rearm="restart"), how
+            return kept.calibrate(null, rate), "the twin's count noise around its expected counts"
 
     def normal() -> np.ndarray:
         return np.random.default_rng([seed, 0]).standard_normal(_null_shape(rate))
