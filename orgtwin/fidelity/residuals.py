@@ -100,6 +100,7 @@ from orgtwin.behaviours import (
 )
 from orgtwin.behaviours.teams import MAX_INCIDENT_HOURS
 from orgtwin.learn import own_latency, weekly_profile
+from orgtwin.learn.incidents import causing_batch
 from orgtwin.scenario import Scenario
 from orgtwin.telemetry.derived import client_latency_p95
 from orgtwin.units import HOURS_PER_DAY, HOURS_PER_MONTH, HOURS_PER_WEEK
@@ -798,7 +799,7 @@ def _restore(
         & pl.col("detected").is_not_null()
         & pl.col("resolved").is_not_null()
     )
-    incidents = _causing_batch(incidents, tables.get("deploys"))
+    incidents = causing_batch(incidents, tables.get("deploys"))
     frames = []
     for (team,), rows in incidents.sort("resolved").group_by("team", maintain_order=True):
         law = IncidentTiming.from_spec(scenario.teams[team].incidents)
@@ -818,23 +819,6 @@ def _restore(
             )
         )
     return _stack(frames)
-
-
-def _causing_batch(incidents: pl.DataFrame, deploys: pl.DataFrame | None) -> pl.DataFrame:
-    """``incidents`` with ``batch_size``: that of the latest failed deploy of the service
-    at or before each incident's start (1 without one, or without ``deploys``)."""
-    if deploys is None:
-        return incidents.with_columns(batch_size=pl.lit(1.0))
-    failed = (
-        deploys.filter(pl.col("failed").fill_null(False))
-        .select("service", pl.col("batch_size").cast(pl.Float64), started=pl.col("time"))
-        .sort("started")
-    )
-    return (
-        incidents.sort("started")
-        .join_asof(failed, on="started", by="service", strategy="backward", check_sortedness=False)
-        .with_columns(pl.col("batch_size").fill_null(1.0))
-    )
 
 
 def _hour_bin_z(hours: np.ndarray, log_median: np.ndarray, sigma: float) -> np.ndarray:

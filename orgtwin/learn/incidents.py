@@ -307,21 +307,8 @@ class IncidentTimingLearner(Learner):
         frame = incidents.lazy()
         if self.team is not None:
             frame = frame.filter(pl.col("team") == self.team)
-        failed = (
-            deploys.lazy()
-            .filter(pl.col("failed"))
-            .select("service", "batch_size", started=pl.col("time"))
-            .sort("started")
-        )
-        joined = (
-            frame.filter(pl.col("cause") == "deploy")
-            .sort("started")
-            .join_asof(
-                failed, on="started", by="service", strategy="backward", check_sortedness=False
-            )
-            .collect()
-        )
-        return np.log(np.maximum(joined["batch_size"].fill_null(1).to_numpy().astype(float), 1))
+        joined = causing_batch(frame.filter(pl.col("cause") == "deploy"), deploys)
+        return np.log(np.maximum(joined["batch_size"].to_numpy(), 1.0))
 
     def _compare_families(self, kind: str) -> dict[str, float]:
         """Mean held-out log-likelihood per duration of each family (later data held out)."""
@@ -473,3 +460,26 @@ def _split(data: Durations, test_share: float) -> tuple[Durations, Durations]:
 def _prior(name: str, prior: IncidentResponseSpec) -> Estimate:
     value = float(getattr(prior, name))
     return Estimate(name, value, value, value, "prior", _UNITS[name], "kept from the prior", 0)
+
+
+def causing_batch(
+    incidents: pl.DataFrame | pl.LazyFrame, deploys: pl.DataFrame | pl.LazyFrame | None
+) -> pl.DataFrame:
+    """``incidents`` in order of their start, with ``batch_size``: that of the latest failed
+    deploy of the service at or before each one's start (1 without one, or without
+    ``deploys``). The restore-time law's batch (the learner's, and the drift watch's)."""
+    frame = incidents.lazy()
+    if deploys is None:
+        return frame.sort("started").with_columns(batch_size=pl.lit(1.0)).collect()
+    failed = (
+        deploys.lazy()
+        .filter(pl.col("failed").fill_null(False))
+        .select("service", pl.col("batch_size").cast(pl.Float64), started=pl.col("time"))
+        .sort("started")
+    )
+    return (
+        frame.sort("started")
+        .join_asof(failed, on="started", by="service", strategy="backward", check_sortedness=False)
+        .with_columns(pl.col("batch_size").fill_null(1.0))
+        .collect()
+    )
